@@ -1,0 +1,25 @@
+"""The one Definitions object: `dagster dev` / `dagster asset materialize -m finops_pipeline.definitions`."""
+
+
+from dagster import Definitions
+
+from finops_pipeline.assets import build_unified_assets
+from finops_pipeline.providers.aws.assets import aws_cost_explorer_checks, aws_cost_explorer_costs
+from finops_pipeline.resources import FinopsResource
+from finops_pipeline.schedules import (
+    billing_checks_job,
+    check_billing_connections_schedule,
+    refresh_costs_job,
+    refresh_costs_schedule,
+)
+
+SOURCE_ASSETS = [aws_cost_explorer_costs]
+SOURCE_CHECKS = [*aws_cost_explorer_checks]
+
+defs = Definitions(
+    assets=[*SOURCE_ASSETS, *build_unified_assets(SOURCE_ASSETS)],
+    asset_checks=SOURCE_CHECKS,
+    jobs=[refresh_costs_job, billing_checks_job],
+    schedules=[refresh_costs_schedule, check_billing_connections_schedule],
+    resources={"finops": FinopsResource()},
+)

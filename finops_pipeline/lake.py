@@ -1,0 +1,220 @@
+"""Every write to the data directory: Parquet partitions of `cost_daily`, mart tables, pull records.
+
+One rule holds for all of them: write a temporary file beside the target, check it, then
+`os.replace` it over the target. The rename is atomic on POSIX, so a reader (DuckDB, a person with
+the catalog open) sees either the old file or the new one, never half of one, and a crash or an
+exception mid-write leaves the last good file in place.
+
+Layout (hive-style, readable as-is by DuckDB, Athena, BigQuery external tables, Spark):
+
+    <data>/lake/cost_daily/provider=aws/source=cost_explorer/account=<key>/billing_period=2026-11/data.parquet
+    <data>/lake/marts/<table>.parquet
+    <data>/state/pulls/<account key>.json
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from finops_pipeline.schema import COST_DAILY_SCHEMA, conform
+
+PARTITION_FILE = "data.parquet"
+META_SOURCE_TOTALS = "finops.source_totals"
+META_WRITTEN_AT = "finops.written_at"
+_TMP_MAX_AGE_SECONDS = 24 * 3600
+
+
+class LakeError(RuntimeError):
+    """A partition could not be written or read; the previous data is untouched."""
+
+
+@dataclass(frozen=True)
+class PartitionKey:
+    provider: str
+    source: str
+    account: str
+    billing_period: str  # YYYY-MM
+
+    def directory(self, data_dir: Path) -> Path:
+        return (
+            cost_daily_root(data_dir)
+            / f"provider={self.provider}"
+            / f"source={self.source}"
+            / f"account={self.account}"
+            / f"billing_period={self.billing_period}"
+        )
+
+    def path(self, data_dir: Path) -> Path:
+        return self.directory(data_dir) / PARTITION_FILE
+
+
+def lake_root(data_dir: Path) -> Path:
+    return Path(data_dir) / "lake"
+
+
+def cost_daily_root(data_dir: Path) -> Path:
+    return lake_root(data_dir) / "cost_daily"
+
+
+def cost_daily_glob(data_dir: Path) -> str:
+    return str(cost_daily_root(data_dir) / "*" / "*" / "*" / "*" / PARTITION_FILE)
+
+
+def mart_path(data_dir: Path, name: str) -> Path:
+    return lake_root(data_dir) / "marts" / f"{name}.parquet"
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_stale_temporaries(directory: Path) -> None:
+    """Temporaries older than a day belong to a crashed run; younger ones may be a live writer's."""
+    now = time.time()
+    for leftover in directory.glob(".*.tmp"):
+        try:
+            if now - leftover.stat().st_mtime > _TMP_MAX_AGE_SECONDS:
+                leftover.unlink()
+        except FileNotFoundError:
+            pass
+
+
+@contextmanager
+def atomic_file(target: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `target`; on success it replaces `target` in one rename.
+
+    Temporary names start with '.' and end in '.tmp', so no '*.parquet' glob ever sees them.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(target.parent)
+    temporary = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
+    try:
+        yield temporary
+        with open(temporary, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+        _fsync_dir(target.parent)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def partition_metadata(source_totals: Mapping[str, Decimal], extra: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """Key/value metadata every partition file carries: the raw source totals it must reconcile to."""
+    metadata = {
+        META_SOURCE_TOTALS: json.dumps({c: str(v) for c, v in sorted(source_totals.items())}),
+        META_WRITTEN_AT: str(int(time.time())),
+    }
+    for key, value in (extra or {}).items():
+        metadata[f"finops.{key}"] = value if isinstance(value, str) else json.dumps(value, default=str)
+    return metadata
+
+
+def _check_partition_file(path: Path) -> pq.FileMetaData:
+    try:
+        parquet_file = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise LakeError(f"the new partition file is not readable Parquet ({exc}); kept the previous data") from exc
+    schema = parquet_file.schema_arrow
+    expected = {f.name: f.type for f in COST_DAILY_SCHEMA}
+    actual = {f.name: f.type for f in schema}
+    if actual != expected:
+        diff = sorted(set(expected.items()) ^ set(actual.items()), key=str)
+        raise LakeError(f"the new partition file does not match the cost_daily schema ({diff[:4]}); kept the previous data")
+    metadata = parquet_file.schema_arrow.metadata or {}
+    if META_SOURCE_TOTALS.encode() not in metadata:
+        raise LakeError("the new partition file lacks its source totals metadata; kept the previous data")
+    return parquet_file.metadata
+
+
+def write_partition(
+    data_dir: Path,
+    key: PartitionKey,
+    batches: pa.Table | Iterable[pa.RecordBatch | pa.Table],
+    source_totals: Mapping[str, Decimal],
+    extra_metadata: Mapping[str, Any] | None = None,
+) -> int:
+    """Replace one (provider, source, account, month) partition with `batches`; returns the row count.
+
+    Batches are conformed to the cost_daily schema and streamed to disk one at a time, so a large
+    month never has to be in memory whole.
+    """
+    if isinstance(batches, pa.Table):
+        batches = [batches]
+    schema = COST_DAILY_SCHEMA.with_metadata(partition_metadata(source_totals, extra_metadata))
+    rows = 0
+    with atomic_file(key.path(data_dir)) as temporary:
+        with pq.ParquetWriter(temporary, schema, compression="zstd") as writer:
+            for batch in batches:
+                table = conform(pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch)
+                if table.num_rows:
+                    writer.write_table(table.replace_schema_metadata(schema.metadata))
+                    rows += table.num_rows
+        _check_partition_file(temporary)
+    return rows
+
+
+def write_partition_with(data_dir: Path, key: PartitionKey, produce: Callable[[Path], None]) -> int:
+    """Replace a partition with a file that `produce(path)` writes (e.g. a DuckDB COPY).
+
+    The producer must write the cost_daily schema and embed `partition_metadata(...)`; the file is
+    checked before it replaces anything.
+    """
+    with atomic_file(key.path(data_dir)) as temporary:
+        produce(temporary)
+        metadata = _check_partition_file(temporary)
+    return metadata.num_rows
+
+
+def read_partition_totals(path: Path) -> dict[str, Decimal]:
+    """The raw source totals recorded when the partition was written."""
+    metadata = pq.ParquetFile(path).schema_arrow.metadata or {}
+    raw = metadata.get(META_SOURCE_TOTALS.encode())
+    return {c: Decimal(v) for c, v in json.loads(raw).items()} if raw else {}
+
+
+def list_partitions(data_dir: Path, provider: str | None = None, source: str | None = None) -> list[tuple[PartitionKey, Path]]:
+    found = []
+    for path in sorted(cost_daily_root(data_dir).glob(f"*/*/*/*/{PARTITION_FILE}")):
+        parts = dict(p.split("=", 1) for p in path.relative_to(cost_daily_root(data_dir)).parts[:-1])
+        key = PartitionKey(parts["provider"], parts["source"], parts["account"], parts["billing_period"])
+        if (provider is None or key.provider == provider) and (source is None or key.source == source):
+            found.append((key, path))
+    return found
+
+
+def read_partition(data_dir: Path, key: PartitionKey) -> pa.Table | None:
+    path = key.path(data_dir)
+    return pq.read_table(path) if path.exists() else None
+
+
+def write_table(path: Path, table: pa.Table) -> None:
+    """Replace a whole small table (a mart) atomically."""
+    with atomic_file(path) as temporary:
+        pq.write_table(table, temporary, compression="zstd")
+
+
+def write_json(path: Path, document: Mapping[str, Any]) -> None:
+    with atomic_file(path) as temporary:
+        temporary.write_text(json.dumps(document, indent=2, sort_keys=True, default=str), encoding="utf-8")
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None

@@ -1,0 +1,47 @@
+"""boto3 sessions for a configured AWS account: base credentials, then AssumeRole when a role is set."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from finops_pipeline.config import Account
+
+# Standard retry mode backs off exponentially with jitter on throttling, LimitExceededException
+# (Cost Explorer's) included; a refresh gives up after this many attempts and says so.
+RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 6}, user_agent_extra="finops-pipeline")
+
+
+def aws_session(account: Account) -> boto3.Session:
+    """Credentials from the named environment variables, else the default chain; then the role, if any."""
+    settings = account.settings
+    region = settings.get("region", "us-east-1")
+    base = boto3.Session(
+        aws_access_key_id=account.env("access_key_id_env"),
+        aws_secret_access_key=account.env("secret_access_key_env"),
+        region_name=region,
+    )
+    role_arn = settings.get("role_arn")
+    if not role_arn:
+        return base
+    assume: dict[str, Any] = {"RoleArn": role_arn, "RoleSessionName": f"finops-pipeline-{account.key}"[:64]}
+    external_id = account.env("external_id_env")
+    if external_id:
+        assume["ExternalId"] = external_id
+    sts = base.client("sts", endpoint_url=settings.get("endpoint_url"), config=RETRY_CONFIG)
+    credentials = sts.assume_role(**assume)["Credentials"]
+    return boto3.Session(
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+        region_name=region,
+    )
+
+
+def aws_client(account: Account, service: str, session: boto3.Session | None = None, region: str | None = None) -> Any:
+    session = session or aws_session(account)
+    return session.client(
+        service, region_name=region or session.region_name, endpoint_url=account.settings.get("endpoint_url"), config=RETRY_CONFIG
+    )

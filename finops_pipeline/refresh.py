@@ -1,0 +1,122 @@
+"""Refresh one source for one billing period across all its accounts, without Dagster.
+
+A provider contributes only a `pull` function: (account, billing period) -> a `Pull` with the unified
+rows and the raw totals they must reconcile to. This module does the rest the same way for every
+provider: write the partition atomically, record the outcome, and keep going when an account fails,
+so one broken connection never stops the others.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+import pyarrow as pa
+
+from finops_pipeline import pulls
+from finops_pipeline.config import Account
+from finops_pipeline.diagnostics import Diagnosis, diagnose, redact
+from finops_pipeline.lake import PartitionKey, write_partition, write_partition_with
+from finops_pipeline.schema import COST_DAILY_SCHEMA
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Pull:
+    """What a provider returns for one account and month.
+
+    Either `batches` (cost_daily tables or record batches, streamed into the partition) or `produce`
+    (a function that writes the partition file itself, e.g. with DuckDB, embedding
+    lake.partition_metadata). `source_totals` are summed from the raw source amounts, independently
+    of the normalization, so the reconciliation check can compare the two.
+    """
+
+    source_totals: dict[str, Decimal]
+    batches: pa.Table | Iterable[pa.RecordBatch | pa.Table] | None = None
+    produce: Callable[[Path], None] | None = None
+    api_calls: int = 0
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+PullFunction = Callable[[Account, str], Pull]
+
+
+@dataclass
+class AccountOutcome:
+    account: Account
+    rows: int = 0
+    api_calls: int = 0
+    source_totals: dict[str, Decimal] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    diagnosis: Diagnosis | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.diagnosis is None
+
+
+def refresh_accounts(
+    data_dir: Path,
+    accounts: list[Account],
+    billing_period: str,
+    pull: PullFunction,
+    now: Callable[[], datetime],
+    secrets: list[str],
+    logger: logging.Logger | Any = log,
+) -> list[AccountOutcome]:
+    outcomes = []
+    for account in accounts:
+        outcome = AccountOutcome(account)
+        key = PartitionKey(account.provider, account.source, account.key, billing_period)
+        try:
+            result = pull(account, billing_period)
+            outcome.api_calls = result.api_calls
+            outcome.source_totals = result.source_totals
+            outcome.metadata = result.metadata
+            if result.produce is not None:
+                outcome.rows = write_partition_with(data_dir, key, result.produce)
+            else:
+                batches = result.batches if result.batches is not None else COST_DAILY_SCHEMA.empty_table()
+                outcome.rows = write_partition(data_dir, key, batches, result.source_totals, result.metadata.get("partition"))
+            pulls.record_success(data_dir, account.key, billing_period, now(), outcome.rows, outcome.api_calls)
+            logger.info(f"{account.key} {billing_period}: wrote {outcome.rows} rows ({outcome.api_calls} API calls)")
+        except Exception as exc:  # one account's failure must not stop the others
+            outcome.diagnosis = diagnose(account.provider, account.source, exc, secrets)
+            pulls.record_failure(data_dir, account.key, billing_period, now(), outcome.diagnosis)
+            logger.error(
+                redact(f"{account.key} {billing_period}: {outcome.diagnosis.cause} Fix: {outcome.diagnosis.fix} "
+                       f"[{outcome.diagnosis.code}] {outcome.diagnosis.detail}", secrets)
+            )
+        outcomes.append(outcome)
+    return outcomes
+
+
+def combined_totals(outcomes: list[AccountOutcome]) -> dict[str, Decimal]:
+    totals: dict[str, Decimal] = {}
+    for outcome in outcomes:
+        for currency, amount in outcome.source_totals.items():
+            totals[currency] = totals.get(currency, Decimal(0)) + amount
+    return totals
+
+
+def outcome_metadata(outcomes: list[AccountOutcome]) -> Mapping[str, Any]:
+    """Plain-Python metadata the Dagster asset turns into MetadataValues."""
+    failed = [o for o in outcomes if not o.ok]
+    return {
+        "accounts": len(outcomes),
+        "accounts_ok": len(outcomes) - len(failed),
+        "accounts_failed": len(failed),
+        "rows": sum(o.rows for o in outcomes if o.ok),
+        "api_calls": sum(o.api_calls for o in outcomes),
+        "totals": {c: str(v) for c, v in sorted(combined_totals([o for o in outcomes if o.ok]).items())},
+        "failures": {
+            o.account.key: {"code": o.diagnosis.code, "cause": o.diagnosis.cause, "fix": o.diagnosis.fix}
+            for o in failed
+            if o.diagnosis
+        },
+    }
