@@ -16,6 +16,7 @@ from dagster import (
 )
 
 from finops_pipeline.catalog import build_catalog, register_views
+from finops_pipeline.dashboard import preview_markdown, read_dashboard_data, write_dashboard
 from finops_pipeline.marts import build_mart, write_mart
 from finops_pipeline.resources import FinopsResource
 from finops_pipeline.source_asset import COST_DAILY_COLUMN_SCHEMA
@@ -69,7 +70,7 @@ def build_unified_assets(source_assets: Sequence[AssetsDefinition]) -> list[Asse
             }
         )
 
-    return [cost_daily, *[_mart_asset(name) for name in MART_DESCRIPTIONS]]
+    return [cost_daily, *[_mart_asset(name) for name in MART_DESCRIPTIONS], finops_dashboard]
 
 
 def _table_schema(table: Any) -> TableSchema:
@@ -102,3 +103,29 @@ def _mart_asset(name: str) -> AssetsDefinition:
         )
 
     return mart
+
+
+@asset(
+    name="finops_dashboard",
+    group_name="dashboard",
+    kinds={"html"},
+    deps=[AssetKey(name) for name in MART_DESCRIPTIONS],
+    description=(
+        "The FinOps dashboard as one self-contained HTML file (<data>/dashboard.html, no network needed to view it): "
+        "a cost card per provider (or 'No data' with the cause and fix), the daily trend for the last 7 and 30 days, "
+        "the By Account breakdown and the connection status. Every figure is read from the dashboard tables."
+    ),
+)
+def finops_dashboard(context: AssetExecutionContext, finops: FinopsResource) -> MaterializeResult:
+    data_dir = finops.data_path()
+    path = write_dashboard(data_dir, finops.current_time())
+    data = read_dashboard_data(data_dir)
+    return MaterializeResult(
+        metadata={
+            "path": MetadataValue.path(str(path)),
+            "open": MetadataValue.url(path.as_uri()),
+            "providers": len(data.providers()),
+            "accounts_needing_attention": sum(1 for c in data.connections if c["status"] in ("ERROR", "NO_DATA")),
+            "preview": MetadataValue.md(preview_markdown(data)),
+        }
+    )

@@ -86,6 +86,7 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"Running the pipeline on local stand-ins (Dagster home {home}, data {directory})")
     config = run_demo(directory)
     print_report(directory)
+    print(f"\nDashboard (open in a browser): {_write_dashboard(directory).absolute()}")
     print(
         f"""
 Next:
@@ -119,6 +120,25 @@ def _sandbox(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             process.send_signal(signal.SIGINT)
             return process.wait()
+
+
+def _write_dashboard(directory: Path) -> Path:
+    from finops_pipeline.dashboard import write_dashboard
+
+    return write_dashboard(directory)
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    from finops_pipeline.dashboard import DashboardNotReady
+
+    directory = Path(args.data_dir).absolute() if args.data_dir else data_dir()
+    try:
+        path = _write_dashboard(directory)
+    except DashboardNotReady as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(path.absolute())
+    return 0
 
 
 def _query(args: argparse.Namespace) -> int:
@@ -173,6 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--ui", action="store_true", help="also run `dagster dev` on the sandbox registry")
     sandbox.add_argument("--port", type=int, default=3000, help="Dagster UI port (with --ui)")
     sandbox.set_defaults(run=_sandbox)
+
+    dashboard = commands.add_parser("dashboard", help="write the dashboard (one self-contained HTML file) from the catalog and print its path")
+    dashboard.add_argument("--data-dir", help="default: $FINOPS_DATA_DIR or ./data")
+    dashboard.set_defaults(run=_dashboard)
 
     query = commands.add_parser("query", help="run SQL on the catalog (read-only) and print the result")
     query.add_argument("sql")

@@ -38,6 +38,7 @@ class DashboardData:
     trend: list[Series]  # daily_cost_trend, per currency
     by_account: list[dict[str, Any]]  # cost_by_account
     connections: list[dict[str, Any]]  # billing_connection_status, ERROR and NO_DATA first
+    missing: list[str]  # dashboard tables not built yet
 
     def providers(self) -> list[str]:
         return sorted({row["provider"] for row in self.summary})
@@ -53,21 +54,26 @@ def _rows(data_dir: Path, sql: str) -> list[dict[str, Any]]:
 
 
 def read_dashboard_data(data_dir: Path) -> DashboardData:
-    """The four dashboard tables, as the catalog serves them."""
+    """The four dashboard tables, as the catalog serves them. A table not built yet reads as empty
+    (the hourly check job can run before the first refresh) and is named on the page."""
     missing = [name for name in MART_TABLES if not mart_path(data_dir, name).exists()]
-    if not catalog_path(data_dir).exists() or missing:
+    if not catalog_path(data_dir).exists() or len(missing) == len(MART_TABLES):
         raise DashboardNotReady(
-            f"The dashboard tables are not in {Path(data_dir) / CATALOG_FILE} yet"
-            + (f" (missing: {', '.join(missing)})" if missing else "")
-            + ": run the pipeline first (make demo, or materialize the 'dashboard' asset group in the Dagster UI), "
-            "or point FINOPS_DATA_DIR / --data-dir at the data directory that holds them."
+            f"The dashboard tables are not in {Path(data_dir) / CATALOG_FILE} yet: run the pipeline first (make demo, "
+            "or materialize the 'dashboard' asset group in the Dagster UI), or point FINOPS_DATA_DIR / --data-dir at "
+            "the data directory that holds them."
         )
-    summary = _rows(data_dir, "SELECT * FROM provider_cost_summary ORDER BY provider, currency NULLS LAST")
-    _, trend = query(data_dir, "SELECT provider, currency, day, billed_cost FROM daily_cost_trend ORDER BY currency, provider, day")
-    by_account = _rows(data_dir, "SELECT * FROM cost_by_account ORDER BY provider, currency, last_30_days DESC, cloud_account_id")
-    connections = _rows(data_dir, f"SELECT * FROM billing_connection_status ORDER BY {_STATUS_ORDER}, provider, account_key")
+
+    def rows(name: str, sql: str) -> list[dict[str, Any]]:
+        return [] if name in missing else _rows(data_dir, sql)
+
+    summary = rows("provider_cost_summary", "SELECT * FROM provider_cost_summary ORDER BY provider, currency NULLS LAST")
+    trend = rows("daily_cost_trend", "SELECT provider, currency, day, billed_cost FROM daily_cost_trend ORDER BY currency, provider, day")
+    by_account = rows("cost_by_account", "SELECT * FROM cost_by_account ORDER BY provider, currency, last_30_days DESC, cloud_account_id")
+    connections = rows("billing_connection_status", f"SELECT * FROM billing_connection_status ORDER BY {_STATUS_ORDER}, provider, account_key")
     as_of = next((row["as_of"] for row in summary if row.get("as_of")), None)
-    return DashboardData(as_of, summary, series_by_currency(trend), by_account, connections)
+    series = series_by_currency([(r["provider"], r["currency"], r["day"], r["billed_cost"]) for r in trend])
+    return DashboardData(as_of, summary, series, by_account, connections, missing)
 
 
 def write_dashboard(data_dir: Path, now: datetime | None = None) -> Path:
@@ -253,6 +259,15 @@ details{margin-top:8px}
 """
 
 
+def _missing_banner(missing: list[str]) -> str:
+    if not missing:
+        return ""
+    return (
+        f'<p class="warn" id="missing">Not built yet: {escape(", ".join(missing))}. Run the refresh_costs job '
+        "(or materialize the 'dashboard' group) to fill them.</p>"
+    )
+
+
 def render_dashboard(data: DashboardData, generated_at: datetime, catalog: Path | None = None) -> str:
     by_provider: dict[str, list[dict[str, Any]]] = {}
     for row in data.summary:
@@ -271,7 +286,7 @@ def render_dashboard(data: DashboardData, generated_at: datetime, catalog: Path 
 <p>As of {_e(data.as_of) or "n/a"}: BilledCost in each billing currency (currencies are never added together).
 Windows are whole UTC days before that date; month to date includes today's partial figures.
 {attention} account(s) need attention. Generated {_e(generated_at)}{source}.</p></header>
-<main>
+<main>{_missing_banner(data.missing)}
 <h2>Cost by provider</h2><div class="cards" id="cards">{cards}</div>
 <h2>Daily cost trend</h2><div id="trend">{_trend_section(data)}</div>
 <h2>By account</h2>{_by_account(data.by_account)}

@@ -27,8 +27,8 @@ refresh_costs_job = define_asset_job(
 
 billing_checks_job = define_asset_job(
     "check_billing_connections",
-    selection=AssetSelection.all_asset_checks() | AssetSelection.assets("billing_connection_status"),
-    description="The 48-hour 'No data' checks and the reconciliation checks, plus the connection status table.",
+    selection=AssetSelection.all_asset_checks() | AssetSelection.assets("billing_connection_status", "finops_dashboard"),
+    description="The 48-hour 'No data' checks and the reconciliation checks, plus the connection status table and the dashboard page.",
 )
 
 
