@@ -21,6 +21,8 @@ from finops_pipeline.lake import PartitionKey, write_partition
 from finops_pipeline.marts import build_mart, write_mart
 from finops_pipeline.pulls import record_failure
 from finops_pipeline.schema import day_bounds, month_bounds, rows_to_table
+from finops_pipeline_tests.aws.test_cost_explorer_pipeline import external_id, proxy, seeded  # noqa: F401 (fixtures)
+from finops_pipeline_tests.conftest import run_refresh
 from finops_pipeline_tests.test_schema import row
 
 NOW = datetime(2026, 11, 26, 9, 30, tzinfo=timezone.utc)
@@ -271,3 +273,19 @@ def test_a_table_not_built_yet_is_named_on_the_page(tmp_path: Path) -> None:
     (tmp_path / "lake" / "marts" / "cost_by_account.parquet").unlink()
     html = write_dashboard(tmp_path, NOW).read_text(encoding="utf-8")
     assert "Not built yet: cost_by_account" in html
+
+
+def test_the_dashboard_asset_materializes_with_the_pipeline(seeded) -> None:
+    """Through Dagster on moto: the refresh job writes the page; its metadata has the path and a preview image."""
+    config_path, data_dir, charges = seeded
+    result = run_refresh(config_path, data_dir, "2026-11", now="2026-11-26T08:00:00Z")
+    [materialization] = result.asset_materializations_for_node("finops_dashboard")
+    metadata = materialization.metadata
+    path = Path(metadata["path"].value)
+    assert path == dashboard_path(data_dir) and path.exists()
+    assert "](data:image/png;base64," in metadata["preview"].value
+    assert metadata["accounts_needing_attention"].value == 1  # aws-empty: NO_DATA, connected 5.8 days before
+    html = Page(path.read_text(encoding="utf-8"))
+    november = sum(c.amount for items in charges.values() for c in items if c.day.month == 11)
+    assert html.fields[("aws", "USD", "month_to_date")] == amount(november, "USD")
+    assert [(key, status) for key, status, _ in html.rows["connections"]][0] == ("aws-empty", "NO_DATA")
