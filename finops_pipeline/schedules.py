@@ -1,6 +1,10 @@
-"""When things run: cost refreshes every 6 hours, the 48-hour checks every hour."""
+"""When things run: cost refreshes every 6 hours, the 48-hour checks every hour.
 
+FINOPS_REFRESH_CRON and FINOPS_CHECKS_CRON override the two cron strings (read when the code loads),
+for a deployment that wants another cadence, and for the end-to-end test that watches the daemon tick.
+"""
 
+import os
 from datetime import datetime, timedelta
 
 from dagster import (
@@ -40,7 +44,7 @@ def periods_to_refresh(now: datetime, restatement_days: int = RESTATEMENT_DAYS) 
     return periods
 
 
-@schedule(job=refresh_costs_job, cron_schedule="0 */6 * * *", execution_timezone="UTC",
+@schedule(job=refresh_costs_job, cron_schedule=os.environ.get("FINOPS_REFRESH_CRON") or "0 */6 * * *", execution_timezone="UTC",
           description="Every 6 hours: the open month, and the previous one while providers may still restate it.")
 def refresh_costs_schedule(context: ScheduleEvaluationContext):
     scheduled = context.scheduled_execution_time
@@ -50,7 +54,7 @@ def refresh_costs_schedule(context: ScheduleEvaluationContext):
 
 check_billing_connections_schedule = ScheduleDefinition(
     job=billing_checks_job,
-    cron_schedule="15 * * * *",
+    cron_schedule=os.environ.get("FINOPS_CHECKS_CRON") or "15 * * * *",
     execution_timezone="UTC",
     description="Hourly: absent data never triggers a materialization, so the 48-hour checks run on their own.",
 )

@@ -1,0 +1,246 @@
+"""The real `dagster dev` (webserver, daemon, code server) on 127.0.0.1 over the demo's stand-ins.
+
+One instance serves the whole package: starting it costs ~20 s. The stand-ins run inside the test
+process (finops_pipeline.demo.running_sandbox); `dagster dev` gets a temporary DAGSTER_HOME with the
+repo's dagster.yaml, and FINOPS_CONFIG / FINOPS_DATA_DIR pointing at the sandbox registry. The
+48-hour check schedule gets an every-minute cron (FINOPS_CHECKS_CRON) so the daemon ticks it within
+a minute; everything else is the real definitions. The whole process group is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from finops_pipeline.config import FinopsConfig
+from finops_pipeline.demo import running_sandbox
+
+REPO = Path(__file__).resolve().parents[2]
+LOCATION = "finops_pipeline"
+REPOSITORY = "__repository__"
+STARTUP_TIMEOUT = 150
+TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class DagsterDev:
+    url: str
+    data_dir: Path
+    home: Path
+    config: FinopsConfig
+    now: datetime
+    log: Path
+    process: subprocess.Popen
+    started_at: float = field(default_factory=time.time)
+
+    def graphql(self, query: str, variables: dict[str, Any] | None = None, timeout: float = 60) -> dict[str, Any]:
+        body = json.dumps({"query": query, "variables": variables or {}}).encode()
+        request = urllib.request.Request(f"{self.url}/graphql", data=body, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            document = json.loads(response.read())
+        assert not document.get("errors"), document["errors"]
+        return document["data"]
+
+    def wait_for(self, what: str, probe: Callable[[], Any], timeout: float, interval: float = 1.0) -> Any:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"dagster dev exited ({self.process.returncode}) while waiting for {what}:\n{self.log_tail()}")
+            value = probe()
+            if value:
+                return value
+            time.sleep(interval)
+        pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n{self.log_tail()}")
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+
+    # --- what a user does in the UI, through its GraphQL API -------------------------------------
+
+    def launch(self, job: str, partition: str | None = None) -> str:
+        """Launch from the webserver, as the Launchpad does. In-process execution (one process per run,
+        a choice the Launchpad offers) keeps the test affordable on a small shared machine; the runs the
+        schedule and the sensor launch use the default multiprocess executor."""
+        tags = [{"key": "dagster/partition", "value": partition}] if partition else []
+        data = self.graphql(
+            """mutation Launch($params: ExecutionParams!) {
+                 launchRun(executionParams: $params) {
+                   __typename
+                   ... on LaunchRunSuccess { run { runId } }
+                   ... on PythonError { message }
+                   ... on RunConfigValidationInvalid { errors { message } }
+                 } }""",
+            {"params": {"selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "jobName": job},
+                        "runConfigData": {"execution": {"config": {"in_process": {}}}}, "executionMetadata": {"tags": tags}}},
+        )["launchRun"]
+        assert data["__typename"] == "LaunchRunSuccess", data
+        return data["run"]["runId"]
+
+    def run_status(self, run_id: str) -> str:
+        return self.graphql("query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }", {"id": run_id})["runOrError"]["status"]
+
+    def wait_for_run(self, run_id: str, timeout: float = 120) -> str:
+        status = self.wait_for(f"run {run_id}", lambda: (s := self.run_status(run_id)) in TERMINAL and s, timeout)
+        if status != "SUCCESS":
+            logs = self.graphql(
+                """query($id: ID!) { logsForRun(runId: $id) { ... on EventConnection { events {
+                     __typename ... on MessageEvent { message } } } } }""",
+                {"id": run_id},
+            )
+            messages = [e.get("message") for e in logs["logsForRun"]["events"] if e.get("message")]
+            pytest.fail(f"run {run_id} ended {status}:\n" + "\n".join(messages[-15:]))
+        return status
+
+    def selector(self, kind: str, name: str) -> dict[str, str]:
+        return {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, f"{kind}Name": name}
+
+
+@pytest.fixture(scope="package")
+def dagster_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterDev]:
+    root = tmp_path_factory.mktemp("dagster_dev")
+    data_dir, home, log = root / "data", root / "dagster_home", root / "dagster-dev.log"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+    now = datetime.now(timezone.utc)
+    with running_sandbox(data_dir, now, base_port=0) as config:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "GOOGLE_", "AZURE_", "DIGITALOCEAN_", "FINOPS_"))}
+        env.update({name: os.environ[name] for account in config.accounts for name in account.env_names()})
+        env.update(
+            FINOPS_CONFIG=str(config.path), FINOPS_DATA_DIR=str(data_dir), DAGSTER_HOME=str(home),
+            FINOPS_CHECKS_CRON="* * * * *", AWS_EC2_METADATA_DISABLED="true",
+            PYTHONPATH=os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
+        )
+        port = free_port()
+        dagster = Path(sys.executable).parent / "dagster"
+        with open(log, "wb") as output:
+            process = subprocess.Popen(
+                [str(dagster), "dev", "-h", "127.0.0.1", "-p", str(port), "-w", str(REPO / "workspace.yaml")],
+                cwd=root, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        server = DagsterDev(f"http://127.0.0.1:{port}", data_dir, home, config, now, log, process)
+        try:
+            server.wait_for("the webserver and the code location", lambda: _location_loaded(server), STARTUP_TIMEOUT)
+            yield server
+        finally:
+            _stop(process)
+
+
+def _location_loaded(server: DagsterDev) -> bool:
+    try:
+        data = server.graphql(
+            """{ workspaceOrError { ... on Workspace { locationEntries {
+                   name loadStatus locationOrLoadError { __typename ... on PythonError { message } } } } } }""",
+            timeout=5,
+        )
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+    entries = data["workspaceOrError"]["locationEntries"]
+    for entry in entries:
+        if entry["loadStatus"] == "LOADED" and entry["locationOrLoadError"]["__typename"] == "PythonError":
+            pytest.fail(f"the code location failed to load: {entry['locationOrLoadError']['message']}")
+    return any(e["name"] == LOCATION and e["loadStatus"] == "LOADED" for e in entries)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """SIGTERM the whole group (dagster dev, webserver, daemon, code server, run workers), then SIGKILL."""
+    for sig, grace in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            continue
+        time.sleep(1)
+        try:
+            os.killpg(process.pid, 0)  # children still alive in the group?
+        except ProcessLookupError:
+            return
+
+
+@pytest.fixture(scope="package")
+def instigators_on(dagster_dev: DagsterDev) -> Iterator[dict[str, str]]:
+    """Turn on the check schedule and the CUR sensor (if the definitions have one), as a user does in
+    Automation. Done before the runs below so the daemon's first ticks overlap them."""
+    started: dict[str, str] = {"schedule": "check_billing_connections_schedule"}
+    data = dagster_dev.graphql(
+        """query($selector: RepositorySelector!) { repositoryOrError(repositorySelector: $selector) {
+             ... on Repository { sensors { name } schedules { name } } } }""",
+        {"selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY}},
+    )["repositoryOrError"]
+    sensors = [s["name"] for s in data["sensors"] if "cur" in s["name"]]
+    if sensors:
+        started["sensor"] = sensors[0]
+    result = dagster_dev.graphql(
+        """mutation($selector: ScheduleSelector!) { startSchedule(scheduleSelector: $selector) {
+             __typename ... on ScheduleStateResult { scheduleState { status } } ... on PythonError { message } } }""",
+        {"selector": dagster_dev.selector("schedule", started["schedule"])},
+    )["startSchedule"]
+    assert result["__typename"] == "ScheduleStateResult" and result["scheduleState"]["status"] == "RUNNING", result
+    if "sensor" in started:
+        result = dagster_dev.graphql(
+            """mutation($selector: SensorSelector!) { startSensor(sensorSelector: $selector) {
+                 __typename ... on Sensor { sensorState { status } } ... on PythonError { message } } }""",
+            {"selector": dagster_dev.selector("sensor", started["sensor"])},
+        )["startSensor"]
+        assert result["__typename"] == "Sensor" and result["sensorState"]["status"] == "RUNNING", result
+    yield started
+    # Off again, then let in-flight runs finish so nothing is killed mid-write.
+    dagster_dev.graphql(
+        """mutation($selector: ScheduleSelector!) { resetSchedule(scheduleSelector: $selector) { __typename } }""",
+        {"selector": dagster_dev.selector("schedule", started["schedule"])},
+    )
+    if "sensor" in started:
+        dagster_dev.graphql(
+            """mutation($selector: SensorSelector!) { resetSensor(sensorSelector: $selector) { __typename } }""",
+            {"selector": dagster_dev.selector("sensor", started["sensor"])},
+        )
+    dagster_dev.wait_for("in-flight runs to finish", lambda: not _active_runs(dagster_dev), timeout=90, interval=2)
+
+
+def _active_runs(dev: DagsterDev) -> list[str]:
+    data = dev.graphql(
+        """{ runsOrError(filter: {statuses: [QUEUED, NOT_STARTED, STARTING, STARTED, CANCELING]}) {
+             ... on Runs { results { runId } } } }"""
+    )
+    return [r["runId"] for r in data["runsOrError"]["results"]]
+
+
+@pytest.fixture(scope="package")
+def materialized(dagster_dev: DagsterDev, instigators_on: dict[str, str]) -> dict[str, str]:
+    """refresh_costs for the billing periods the last 30 days touch, launched from the webserver."""
+    from datetime import timedelta
+
+    periods = sorted({(dagster_dev.now - timedelta(days=n)).strftime("%Y-%m") for n in range(0, 31)})
+    runs = {period: dagster_dev.launch("refresh_costs", period) for period in periods}
+    for run_id in runs.values():
+        dagster_dev.wait_for_run(run_id, timeout=180)
+    return runs
+
+
+@pytest.fixture(scope="package")
+def checked(dagster_dev: DagsterDev, materialized: dict[str, str]) -> str:
+    """The 48-hour and reconciliation checks (and the dashboard page after them), launched from the webserver."""
+    run_id = dagster_dev.launch("check_billing_connections")
+    dagster_dev.wait_for_run(run_id)
+    return run_id
