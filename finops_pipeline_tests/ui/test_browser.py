@@ -1,0 +1,132 @@
+"""The Dagster UI and the dashboard page in headless Chromium (Debian's package; nothing downloaded),
+as a user looks at them. Screenshots go to each test's tmp_path."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from finops_pipeline.catalog import query
+from finops_pipeline.dashboard import dashboard_path
+from finops_pipeline.definitions import SOURCE_ASSETS, SOURCE_CHECKS
+from finops_pipeline_tests.ui.conftest import DagsterDev
+from finops_pipeline_tests.ui.test_dagster_dev import source_totals
+
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="Debian's chromium is not installed (/usr/bin/chromium): `make browser` installs it (as root; `make test` runs it)",
+    ),
+]
+playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed: pip install -e '.[test]'")
+expect = playwright.expect
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator["playwright.Browser"]:
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser) -> Iterator["playwright.Page"]:
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def visit(page, url: str) -> None:
+    page.goto(url)
+    page.wait_for_load_state("networkidle")
+    skip = page.get_by_role("button", name="Skip")  # the first-visit "join the community" dialog
+    if skip.count():
+        skip.click()
+
+
+def test_the_asset_graph_shows_every_provider_asset_and_its_checks(page, dagster_dev: DagsterDev, checked: str, tmp_path: Path) -> None:
+    checks_by_asset: dict[str, set[str]] = {}
+    for checks in SOURCE_CHECKS:
+        for key in checks.check_keys:
+            checks_by_asset.setdefault(key.asset_key.to_user_string(), set()).add(key.name)
+    for asset in SOURCE_ASSETS:
+        name, group = asset.key.to_user_string(), asset.group_names_by_key[asset.key]
+        visit(page, f"{dagster_dev.url}/locations/finops_pipeline/asset-groups/{group}")
+        node = page.get_by_text(name, exact=True).first
+        expect(node).to_be_visible()
+        expect(page.get_by_text("Asset checks").first).to_be_visible()
+        page.screenshot(path=tmp_path / f"graph-{group}.png")
+        visit(page, f"{dagster_dev.url}/assets/{name}?view=checks")
+        expect(page.get_by_text(f"Checks ({len(checks_by_asset[name])})")).to_be_visible()
+        for check in checks_by_asset[name]:
+            expect(page.get_by_text(check, exact=True).first).to_be_visible()
+        page.screenshot(path=tmp_path / f"checks-{name}.png")
+    assert {"billing_data_within_48h", "reconciles_with_source"} <= set.union(*checks_by_asset.values())
+
+
+def test_a_failed_48_hour_check_shows_the_account_and_the_fix(page, dagster_dev: DagsterDev, checked: str, tmp_path: Path) -> None:
+    visit(page, f"{dagster_dev.url}/assets/aws_cost_explorer_costs?view=checks")
+    page.get_by_text("billing_data_within_48h", exact=True).first.click()
+    expect(page.get_by_text("Failed").first).to_be_visible()
+    no_data = [a.key for a in dagster_dev.config.for_source("aws", "cost_explorer") if a.key == "aws-new-sandbox"]
+    assert no_data, "the demo registry has an account that never gets data"
+    expect(page.get_by_text("account(s) without flowing billing data: aws-new-sandbox")).to_be_visible()
+    page.screenshot(path=tmp_path / "failed-check.png", full_page=True)
+    # The failing accounts with their cause and fix are Markdown metadata, one click away.
+    page.locator("tr", has_text="failing_accounts").get_by_text("[Show Markdown]").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("aws-new-sandbox")
+    expect(dialog).to_contain_text("NO_DATA")
+    expect(dialog).to_contain_text("AWS Console -> Cost Management -> Cost Explorer")
+    expect(dialog).to_contain_text("AWSCostExplorerReadOnlyAccess")
+    page.screenshot(path=tmp_path / "failed-check-fix.png")
+
+
+def test_the_dashboard_asset_shows_its_trend_preview_in_the_ui(page, dagster_dev: DagsterDev, checked: str, tmp_path: Path) -> None:
+    visit(page, f"{dagster_dev.url}/assets/finops_dashboard")
+    expect(page.get_by_text(str(dashboard_path(dagster_dev.data_dir))).first).to_be_visible()
+    page.locator("tr", has_text="preview").get_by_text("[Show Markdown]").first.click()
+    image = page.get_by_role("dialog").locator("img").first
+    expect(image).to_be_visible()
+    assert image.get_attribute("src").startswith("data:image/png;base64,")
+    assert image.evaluate("img => img.complete && img.naturalWidth") == 600  # decoded, not a broken image
+    page.screenshot(path=tmp_path / "dashboard-asset-preview.png")
+
+
+def test_the_dashboard_page_shows_the_right_totals_and_fetches_nothing(page, dagster_dev: DagsterDev, checked: str, tmp_path: Path) -> None:
+    path = dashboard_path(dagster_dev.data_dir)
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.goto(path.as_uri())
+    card = page.locator('[data-provider="aws"] [data-currency="USD"]')
+    # Month to date = what Cost Explorer sent for this month (the raw totals each partition file records).
+    month = source_totals(dagster_dev, "aws", "cost_explorer", dagster_dev.now.strftime("%Y-%m"))["USD"]
+    expect(card.locator('[data-field="month_to_date"]')).to_have_text(f"USD {month:,.2f}")
+    # The 30-day window straight from the unified rows, not from the dashboard tables.
+    today = dagster_dev.now.date()
+    _, [(last_30,)] = query(
+        dagster_dev.data_dir,
+        "SELECT sum(BilledCost) FROM cost_daily WHERE x_Provider = 'aws' AND BillingCurrency = 'USD' "
+        "AND ChargePeriodStart::DATE BETWEEN ? AND ?",
+        [today - timedelta(days=30), today - timedelta(days=1)],
+    )
+    expect(card.locator('[data-field="last_30_days"]')).to_have_text(f"USD {Decimal(last_30):,.2f}")
+    expect(page.locator('#connections tr[data-account="aws-new-sandbox"]')).to_contain_text("NO_DATA")
+    statuses = page.locator("#connections tr[data-status]").evaluate_all("rows => rows.map(r => r.dataset.status)")
+    order = ["ERROR", "NO_DATA", "PENDING", "OK"]
+    assert statuses == sorted(statuses, key=order.index) and "NO_DATA" in statuses  # attention first
+    expect(page.locator(".trend svg.chart")).to_have_count(2)  # 30 and 7 days, one currency
+    page.screenshot(path=tmp_path / "dashboard.png", full_page=True)
+    assert requests == [path.as_uri()]  # the page alone: no CDN, no fonts, no scripts
