@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from html import escape
 from pathlib import Path
@@ -130,7 +130,29 @@ def _attention_list(connections: list[dict[str, Any]]) -> str:
     return f'<ul class="attention">{"".join(items)}</ul>' if items else ""
 
 
-def _card(provider: str, rows: list[dict[str, Any]], connections: list[dict[str, Any]]) -> str:
+def _first_days(by_account: list[dict[str, Any]]) -> dict[tuple[str, str], date]:
+    """The first day with data per provider and currency, from the By Account table."""
+    first: dict[tuple[str, str], date] = {}
+    for r in by_account:
+        key = (r["provider"], r["currency"])
+        if r["first_day"] and (key not in first or r["first_day"] < first[key]):
+            first[key] = r["first_day"]
+    return first
+
+
+def _partial_note(first_day: date | None, as_of: date | None) -> str:
+    """A change against a window the lake holds only part of is not a trend: say so."""
+    if not first_day or not as_of or first_day <= as_of - timedelta(days=60):
+        return ""
+    return (
+        f'<div class="muted partial">The 30 days before are only partly loaded (data from {_e(first_day)}): '
+        "materialize the earlier billing periods (a backfill) for a like-for-like change.</div>"
+    )
+
+
+def _card(provider: str, rows: list[dict[str, Any]], connections: list[dict[str, Any]],
+          first_days: dict[tuple[str, str], date] | None = None, as_of: date | None = None) -> str:
+    first_days = first_days or {}
     mine = [c for c in connections if c["provider"] == provider]
     with_data = [r for r in rows if r["has_data"]]
     body = []
@@ -146,7 +168,8 @@ def _card(provider: str, rows: list[dict[str, Any]], connections: list[dict[str,
             f'<div class="row"><span>Last 30 days</span><b data-field="last_30_days">{escape(money(r["last_30_days"], currency))}</b></div>'
             f'<div class="row"><span>Last 7 days</span><b data-field="last_7_days">{escape(money(r["last_7_days"], currency))}</b></div>'
             f'<div class="change">{_change(r["change_pct_vs_previous_30_days"], r["previous_30_days"], currency)}</div>'
-            f'<div class="muted">{r["accounts_with_data"]} account(s) with data; last day {_e(r["last_day_with_data"])}</div>'
+            + _partial_note(first_days.get((provider, currency)), as_of)
+            + f'<div class="muted">{r["accounts_with_data"]} account(s) with data; last day {_e(r["last_day_with_data"])}</div>'
             "</div>"
         )
     if with_data:
@@ -272,7 +295,8 @@ def render_dashboard(data: DashboardData, generated_at: datetime, catalog: Path 
     by_provider: dict[str, list[dict[str, Any]]] = {}
     for row in data.summary:
         by_provider.setdefault(row["provider"], []).append(row)
-    cards = "".join(_card(p, by_provider[p], data.connections) for p in data.providers())
+    first_days = _first_days(data.by_account)
+    cards = "".join(_card(p, by_provider[p], data.connections, first_days, data.as_of) for p in data.providers())
     if not cards:
         cards = '<p class="muted">No providers are configured in finops.yaml.</p>'
     attention = sum(1 for c in data.connections if c["status"] in ATTENTION)

@@ -289,3 +289,13 @@ def test_the_dashboard_asset_materializes_with_the_pipeline(seeded) -> None:
     november = sum(c.amount for items in charges.values() for c in items if c.day.month == 11)
     assert html.fields[("aws", "USD", "month_to_date")] == amount(november, "USD")
     assert [(key, status) for key, status, _ in html.rows["connections"]][0] == ("aws-empty", "NO_DATA")
+
+
+def test_a_change_against_a_partly_loaded_window_says_so(page, tmp_path: Path) -> None:
+    rows = [r for r in lake_rows() if r["ChargePeriodStart"].date() >= TODAY - timedelta(days=40)]
+    build(tmp_path, rows)
+    html = Page(write_dashboard(tmp_path, NOW).read_text(encoding="utf-8"))
+    first = (TODAY - timedelta(days=40)).isoformat()
+    assert f"The 30 days before are only partly loaded (data from {first})" in html.cards["aws"]
+    full = page[1]  # 70 days loaded: both windows complete
+    assert "partly loaded" not in full.cards["aws"] and "partly loaded" not in full.cards["gcp"]
