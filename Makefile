@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)/.dagster
 
-.PHONY: setup demo test ui dagster-home clean
+.PHONY: setup browser demo test ui dashboard dagster-home clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,24 @@ dagster-home:
 demo: setup dagster-home
 	$(BIN)/finops-pipeline demo
 
-test: setup
+# Headless Chromium for the browser tests: Debian's package (Playwright's own browser downloads are
+# not used). Installed when missing and we are root with apt-get; otherwise the browser tests skip
+# with a message saying so.
+browser:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing Debian's chromium for the browser tests ..."; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null) \
+			|| echo "make browser: could not install chromium; the browser tests will be skipped"; \
+	else \
+		echo "make browser: /usr/bin/chromium is missing and this is not root with apt-get; the browser tests will be skipped (apt-get install chromium to run them)"; \
+	fi
+
+test: setup browser
 	$(BIN)/python -m pytest
+
+dashboard: setup
+	$(BIN)/finops-pipeline dashboard
 
 ui: setup dagster-home
 	$(BIN)/finops-pipeline sandbox --ui

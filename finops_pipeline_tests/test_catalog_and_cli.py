@@ -91,6 +91,8 @@ def test_the_demo_runs_end_to_end(tmp_path: Path) -> None:
     for heading in ("Cost by provider", "By account", "Daily trend, last 30 days", "Billing connections"):
         assert heading in out
     assert "NO_DATA aws-new-sandbox" in out and "Fix:" in out
+    assert f"Dashboard (open in a browser): {tmp_path / 'data' / 'dashboard.html'}" in out
+    assert "aws-new-sandbox" in (tmp_path / "data" / "dashboard.html").read_text()
     _, statuses = query(tmp_path / "data", "SELECT status, count(*) FROM billing_connection_status GROUP BY 1 ORDER BY 1")
     assert dict(statuses)["NO_DATA"] >= 1 and dict(statuses)["OK"] >= 2
     _, [(days,)] = query(tmp_path / "data", "SELECT count(DISTINCT ChargePeriodStart) FROM cost_daily")
