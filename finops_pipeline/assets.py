@@ -118,12 +118,11 @@ def _mart_asset(name: str) -> AssetsDefinition:
 )
 def finops_dashboard(context: AssetExecutionContext, finops: FinopsResource) -> MaterializeResult:
     data_dir = finops.data_path()
-    path = write_dashboard(data_dir, finops.current_time())
     data = read_dashboard_data(data_dir)
+    path = write_dashboard(data_dir, finops.current_time(), data)
     return MaterializeResult(
         metadata={
             "path": MetadataValue.path(str(path)),
-            "open": MetadataValue.url(path.as_uri()),
             "providers": len(data.providers()),
             "accounts_needing_attention": sum(1 for c in data.connections if c["status"] in ("ERROR", "NO_DATA")),
             "preview": MetadataValue.md(preview_markdown(data)),

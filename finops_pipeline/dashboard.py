@@ -76,9 +76,10 @@ def read_dashboard_data(data_dir: Path) -> DashboardData:
     return DashboardData(as_of, summary, series, by_account, connections, missing)
 
 
-def write_dashboard(data_dir: Path, now: datetime | None = None) -> Path:
-    """Render the dashboard from the catalog and replace the HTML file atomically."""
-    html = render_dashboard(read_dashboard_data(data_dir), now or datetime.now(timezone.utc), catalog_path(data_dir))
+def write_dashboard(data_dir: Path, now: datetime | None = None, data: DashboardData | None = None) -> Path:
+    """Render the dashboard from the catalog (or from `data` already read) and replace the HTML file atomically."""
+    data = data or read_dashboard_data(data_dir)
+    html = render_dashboard(data, now or datetime.now(timezone.utc), catalog_path(data_dir))
     target = dashboard_path(data_dir)
     with atomic_file(target) as temporary:
         temporary.write_text(html, encoding="utf-8")

@@ -121,6 +121,7 @@ def dagster_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterDev
     home.mkdir()
     (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
     now = datetime.now(timezone.utc)
+    _reset_moto()
     with running_sandbox(data_dir, now, base_port=0) as config:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "GOOGLE_", "AZURE_", "DIGITALOCEAN_", "FINOPS_"))}
         env.update({name: os.environ[name] for account in config.accounts for name in account.env_names()})
@@ -142,6 +143,14 @@ def dagster_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterDev
             yield server
         finally:
             _stop(process)
+
+
+def _reset_moto() -> None:
+    """moto's backends are global to the process: the stand-ins started here share them with the
+    session's moto server, so queued Cost Explorer answers left by earlier tests must go first."""
+    from moto.moto_api._internal.models import moto_api_backend
+
+    moto_api_backend.reset()
 
 
 def _location_loaded(server: DagsterDev) -> bool:
