@@ -150,6 +150,7 @@ SOURCES: dict[tuple[str, str], dict[str, FieldSpec]] = {
         "cloud": FieldSpec(_choice("public", "china", "usgovernment"), default="public"),
         "endpoint": FieldSpec(_url, doc="Management endpoint override (sovereign clouds, the local sandbox)."),
         "authority_host": FieldSpec(_url, doc="Entra ID authority override (sovereign clouds, the local sandbox)."),
+        "max_throttle_wait_seconds": FieldSpec(_positive_int, default=60, doc="Longest wait a Cost Management 429 may ask for before the refresh gives up."),
     },
     ("digitalocean", "billing"): {
         "token_env": FieldSpec(_env_name, required=True, doc="Variable holding the API token (scope billing:read)."),

@@ -199,29 +199,69 @@ def _azure_error_code(exc: BaseException) -> str:
     return code or ""
 
 
+def _azure_wait(exc: BaseException) -> str:
+    """The wait a 429 asked for, from Cost Management's retry headers, as words for the user."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None) or {}
+    waits = []
+    for name, value in headers.items():
+        lowered = name.lower()
+        if lowered == "retry-after" or (lowered.startswith("x-ms-ratelimit-microsoft.") and lowered.endswith("retry-after")):
+            try:
+                waits.append(float(value))
+            except (TypeError, ValueError):
+                pass
+    return f" Cost Management asked to wait {max(waits):g} s, longer than max_throttle_wait_seconds allows." if waits else ""
+
+
 def _azure(source: str, exc: BaseException, detail: str) -> Diagnosis | None:
     try:
-        from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
+        from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError, ServiceRequestError
     except ImportError:  # pragma: no cover
         return None
     kb = NO_DATA_ADVICE[("azure", "cost_management")]
     code = _azure_error_code(exc)
     text = str(exc)
-    if "RBACAccessDenied" in (code, text) or "RBACAccessDenied" in text or code == "AuthorizationFailed":
-        return Diagnosis("azure.rbac_access_denied", ERROR, kb.cause, kb.fix, detail)
+    status = getattr(exc, "status_code", None)
+    # Match on the error code, not the status: RBACAccessDenied arrives as 401 as well as 403.
+    if code in {"RBACAccessDenied", "AuthorizationFailed"} or "RBACAccessDenied" in text:
+        return Diagnosis("azure.rbac_access_denied", ERROR,
+                         kb.cause + " The app registration signed in, but may not read costs of this subscription "
+                         "(a role on a resource group only, or no role at all).",
+                         kb.fix + " A new assignment can take up to 30 minutes to apply.", detail)
+    if code == "InvalidAuthenticationTokenTenant":
+        return Diagnosis("azure.subscription_in_other_tenant", ERROR,
+                         "The subscription belongs to a different Entra ID tenant than the configured tenant_id.",
+                         "Set tenant_id to the tenant that owns the subscription (Subscriptions -> the subscription -> Overview shows "
+                         "its directory) with an app registration of that tenant, or correct subscription_id.", detail)
     if "AADSTS7000215" in text or "AADSTS7000222" in text or "invalid_client" in text:
-        return Diagnosis("azure.bad_client_secret", ERROR, "Entra ID refused the app registration's client secret (wrong or expired).",
-                         "Create a new client secret for the app registration and put it in the variable client_secret_env names.", detail)
-    if "AADSTS700016" in text or "AADSTS90002" in text:
-        return Diagnosis("azure.bad_tenant_or_client", ERROR, "Entra ID does not know this tenant or application id.",
-                         "Check tenant_id and client_id in the account settings against the app registration.", detail)
+        return Diagnosis("azure.bad_client_secret", ERROR, "Entra ID refused the app registration's client secret (wrong, expired, or the secret ID instead of its value).",
+                         "In Entra ID -> App registrations -> the app -> Certificates & secrets, create a new client secret and put "
+                         "its Value (not the Secret ID) in the environment variable client_secret_env names.", detail)
+    if "AADSTS700016" in text:
+        return Diagnosis("azure.unknown_client_id", ERROR, "Entra ID has no application with this client_id in the tenant.",
+                         "Check client_id against the app registration's Application (client) ID, and tenant_id against its "
+                         "Directory (tenant) ID (App registrations -> the app -> Overview).", detail)
+    if "AADSTS90002" in text or "Unable to get authority configuration" in text:
+        return Diagnosis("azure.unknown_tenant", ERROR, "Entra ID does not know the configured tenant_id (or the cloud is wrong).",
+                         "Check tenant_id against the app registration's Directory (tenant) ID, and 'cloud' / 'authority_host' "
+                         "in the account settings for sovereign clouds.", detail)
     if code in {"SubscriptionNotFound", "InvalidSubscriptionId"} or isinstance(exc, ResourceNotFoundError):
-        return Diagnosis("azure.subscription_not_found", ERROR, "The subscription was not found for this tenant.",
-                         "Check subscription_id in the account settings; it must belong to the app registration's tenant.", detail)
-    if isinstance(exc, HttpResponseError) and getattr(exc, "status_code", None) == 429:
-        return Diagnosis("azure.throttled", ERROR, "Cost Management throttled the queries (QPU quota) and retries ran out.",
-                         "Nothing to change: the next scheduled refresh retries. Fewer accounts per tenant per run helps.", detail, retryable=True)
-    if isinstance(exc, ClientAuthenticationError) or (isinstance(exc, HttpResponseError) and getattr(exc, "status_code", None) in (401, 403)):
+        return Diagnosis("azure.subscription_not_found", ERROR, "The subscription was not found.",
+                         "Check subscription_id in the account settings (Subscriptions -> Subscription ID); it must belong to the "
+                         "app registration's tenant and the configured cloud.", detail)
+    if isinstance(exc, HttpResponseError) and status == 429:
+        return Diagnosis("azure.throttled", ERROR, "Cost Management throttled the queries (QPU quota per tenant) and retries ran out." + _azure_wait(exc),
+                         "Nothing to change: the next scheduled refresh retries. Other tools querying Cost Management in the same "
+                         "tenant share the quota; raise max_throttle_wait_seconds to wait longer.", detail, retryable=True)
+    if isinstance(exc, ServiceRequestError):
+        if "CERTIFICATE_VERIFY_FAILED" in text:
+            return Diagnosis("azure.tls_untrusted", ERROR, "The Azure endpoint's TLS certificate is not trusted by this machine.",
+                             "Check 'endpoint' / 'authority_host' in the account settings; behind a TLS-inspecting proxy, add its "
+                             "CA to the bundle REQUESTS_CA_BUNDLE names.", detail)
+        return Diagnosis("azure.unreachable", ERROR, "The Azure endpoint could not be reached.",
+                         "Check the network and 'endpoint' / 'cloud' in the account settings.", detail, retryable=True)
+    if isinstance(exc, ClientAuthenticationError) or (isinstance(exc, HttpResponseError) and status in (401, 403)):
         return Diagnosis("azure.access_denied", ERROR, kb.cause, kb.fix, detail)
     return None
 
