@@ -229,6 +229,10 @@ def _azure(source: str, exc: BaseException, detail: str) -> Diagnosis | None:
                          kb.cause + " The app registration signed in, but may not read costs of this subscription "
                          "(a role on a resource group only, or no role at all).",
                          kb.fix + " A new assignment can take up to 30 minutes to apply.", detail)
+    if "CERTIFICATE_VERIFY_FAILED" in text:  # at sign-in (ClientAuthenticationError) or at the query (ServiceRequestError)
+        return Diagnosis("azure.tls_untrusted", ERROR, "The Azure endpoint's TLS certificate is not trusted by this machine.",
+                         "Check 'endpoint' / 'authority_host' in the account settings; behind a TLS-inspecting proxy, add its "
+                         "CA to the bundle REQUESTS_CA_BUNDLE names.", detail)
     if code == "InvalidAuthenticationTokenTenant":
         return Diagnosis("azure.subscription_in_other_tenant", ERROR,
                          "The subscription belongs to a different Entra ID tenant than the configured tenant_id.",
@@ -255,10 +259,6 @@ def _azure(source: str, exc: BaseException, detail: str) -> Diagnosis | None:
                          "Nothing to change: the next scheduled refresh retries. Other tools querying Cost Management in the same "
                          "tenant share the quota; raise max_throttle_wait_seconds to wait longer.", detail, retryable=True)
     if isinstance(exc, ServiceRequestError):
-        if "CERTIFICATE_VERIFY_FAILED" in text:
-            return Diagnosis("azure.tls_untrusted", ERROR, "The Azure endpoint's TLS certificate is not trusted by this machine.",
-                             "Check 'endpoint' / 'authority_host' in the account settings; behind a TLS-inspecting proxy, add its "
-                             "CA to the bundle REQUESTS_CA_BUNDLE names.", detail)
         return Diagnosis("azure.unreachable", ERROR, "The Azure endpoint could not be reached.",
                          "Check the network and 'endpoint' / 'cloud' in the account settings.", detail, retryable=True)
     if isinstance(exc, ClientAuthenticationError) or (isinstance(exc, HttpResponseError) and status in (401, 403)):

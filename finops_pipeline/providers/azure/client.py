@@ -116,7 +116,7 @@ class CostManagementRetryPolicy(RetryPolicy):
 
     def _sleep_for_retry(self, response: Any, transport: Any) -> bool:
         wait = self.get_retry_after(response)
-        if wait:
+        if wait is not None:  # "0" means retry now, not "back off exponentially"
             self.meter.waited_seconds += wait
             transport.sleep(wait)
             return True
