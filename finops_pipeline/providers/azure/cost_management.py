@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 from azure.core.exceptions import (
