@@ -153,7 +153,8 @@ SOURCES: dict[tuple[str, str], dict[str, FieldSpec]] = {
     },
     ("digitalocean", "billing"): {
         "token_env": FieldSpec(_env_name, required=True, doc="Variable holding the API token (scope billing:read)."),
-        "endpoint": FieldSpec(_url, doc="API endpoint override (the local sandbox)."),
+        "endpoint": FieldSpec(_url, doc="API endpoint override (the local sandbox). Must be https: the token is a bearer token."),
+        "ca_bundle": FieldSpec(_string, doc="PEM file of the certificate authorities to trust instead of the system's (a TLS-inspecting proxy, the local sandbox)."),
     },
 }
 PROVIDERS = tuple(sorted({provider for provider, _ in SOURCES}))
