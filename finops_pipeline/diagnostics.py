@@ -263,6 +263,7 @@ def _digitalocean(source: str, exc: BaseException, detail: str) -> Diagnosis | N
         return None
     status = getattr(exc, "status_code", None)
     path = _digitalocean_path(exc)
+    detail = f"HTTP {status} from {path or 'the API'}: {detail}"
     if status == 401:
         return Diagnosis("digitalocean.token_rejected", ERROR,
                          "DigitalOcean rejected the API token: it was revoked, has expired, or is mistyped.", kb.fix, detail)

@@ -87,7 +87,7 @@ class DigitalOceanSandbox:
         self._owns_ca = ca is None
         self.teams: dict[str, Team] = {}
         self.tokens: dict[str, Token] = {}
-        self.requests: list[str] = []  # request paths, in order
+        self.requests: list[str] = []  # request paths with their query strings, in order
         self._throttle: list[int] = []  # Retry-After seconds of the next 429s
         self._lock = threading.Lock()
         sandbox = self
@@ -157,9 +157,13 @@ class DigitalOceanSandbox:
         with self._lock:
             self._throttle.extend([retry_after] * times)
 
-    def clear_requests(self) -> None:
+    def reset(self) -> None:
+        """Forget every team, token, scripted 429 and recorded request."""
         with self._lock:
+            self.teams.clear()
+            self.tokens.clear()
             self.requests.clear()
+            self._throttle.clear()
 
     # --- the API --------------------------------------------------------------------------------
 
@@ -172,7 +176,7 @@ class DigitalOceanSandbox:
         path = unquote(parts.path)
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         with self._lock:
-            self.requests.append(path)
+            self.requests.append(raw_path)
             remaining = HOURLY_LIMIT - len(self.requests)
             retry_after = self._throttle.pop(0) if self._throttle else None
             token = self.tokens.get(authorization[len("Bearer "):]) if authorization.startswith("Bearer ") else None

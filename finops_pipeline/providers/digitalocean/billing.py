@@ -129,7 +129,7 @@ def team_of(client: Any) -> tuple[str, str | None]:
 
 def fetch_insights(client: Any, account_urn: str, first: date, last: date) -> Iterator[dict[str, Any]]:
     """Every page of billing insights for first..last (inclusive), range by range."""
-    for start, end in date_ranges(first, last):
+    for start, end in date_ranges(first, last, MAX_RANGE_DAYS):
         page = 1
         while True:
             body = client.billing_insights.list(account_urn, start, end, per_page=PER_PAGE, page=page)
