@@ -216,7 +216,7 @@ class DigitalOceanSandbox:
                 body["invoice_preview"] = team.preview
             return 200, body, headers
         if len(segments) == 5 and segments[:4] == ["v2", "customers", "my", "invoices"]:
-            items = team.invoice_items.get(segments[4])
+            items = team.invoice_items.get(segments[4], [] if segments[4] == "preview" else None)
             if items is None:
                 return 404, {"id": "not_found", "message": "The resource you were accessing could not be found."}, headers
             chunk, links = _links_page(items, page, per_page, self.url + path)

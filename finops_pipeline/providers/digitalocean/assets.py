@@ -1,6 +1,7 @@
 """Dagster asset and checks for DigitalOcean billing (billing insights through pydo)."""
 
 
+from decimal import Decimal
 from typing import Any
 
 from dagster import (
@@ -74,9 +75,13 @@ def digitalocean_invoice_matches_daily(finops: FinopsResource) -> AssetCheckResu
         metadata=metadata,
         description=(
             f"{len(invoiced)} invoiced month(s) match their daily rows to the cent." if not differing
-            else "Daily rows differ from the invoice for " + ", ".join(f"{r['account']} {r['billing_period']} ({r['difference']} USD)" for r in differing)
+            else "Daily rows differ from the invoice for " + ", ".join(f"{r['account']} {r['billing_period']} ({_cents(r['difference'])} USD)" for r in differing)
         ),
     )
+
+
+def _cents(amount: str) -> str:
+    return str(Decimal(amount).quantize(Decimal("0.01")))
 
 
 digitalocean_billing_checks: list[AssetChecksDefinition] = [

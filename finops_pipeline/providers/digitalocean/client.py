@@ -77,6 +77,15 @@ class BoundedRetryPolicy(RetryPolicy):
                 return False
         return super().is_retry(settings, response)
 
+    def increment(self, settings: dict[str, Any], response: Any = None, error: Exception | None = None) -> bool:
+        # A plain-http endpoint or an untrusted certificate is a setting to fix, not a blip to retry.
+        if error is not None and any(marker in str(error) for marker in _NOT_RETRYABLE):
+            return False
+        return super().increment(settings, response=response, error=error)
+
+
+_NOT_RETRYABLE = ("non-TLS", "CERTIFICATE_VERIFY_FAILED")
+
 
 @dataclass
 class CallStats:
