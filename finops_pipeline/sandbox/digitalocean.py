@@ -89,6 +89,7 @@ class DigitalOceanSandbox:
         self.tokens: dict[str, Token] = {}
         self.requests: list[str] = []  # request paths with their query strings, in order
         self._throttle: list[int] = []  # Retry-After seconds of the next 429s
+        self._scripted: list[list[Any]] = []  # [path fragment, status, body, times left]
         self._lock = threading.Lock()
         sandbox = self
 
@@ -157,6 +158,11 @@ class DigitalOceanSandbox:
         with self._lock:
             self._throttle.extend([retry_after] * times)
 
+    def respond(self, path_fragment: str, status: int, body: dict[str, Any], times: int = 1) -> None:
+        """The next `times` requests whose path contains `path_fragment` get this answer instead."""
+        with self._lock:
+            self._scripted.append([path_fragment, status, body, times])
+
     def reset(self) -> None:
         """Forget every team, token, scripted 429 and recorded request."""
         with self._lock:
@@ -164,6 +170,7 @@ class DigitalOceanSandbox:
             self.tokens.clear()
             self.requests.clear()
             self._throttle.clear()
+            self._scripted.clear()
 
     # --- the API --------------------------------------------------------------------------------
 
@@ -180,7 +187,14 @@ class DigitalOceanSandbox:
             remaining = HOURLY_LIMIT - len(self.requests)
             retry_after = self._throttle.pop(0) if self._throttle else None
             token = self.tokens.get(authorization[len("Bearer "):]) if authorization.startswith("Bearer ") else None
+            scripted = next((entry for entry in self._scripted if entry[0] in path), None)
+            if scripted is not None:
+                scripted[3] -= 1
+                if scripted[3] <= 0:
+                    self._scripted.remove(scripted)
         headers = self._rate_headers(remaining)
+        if scripted is not None:
+            return scripted[1], scripted[2], headers
         if retry_after is not None:
             return 429, {"id": "too_many_requests", "message": "API Rate limit exceeded."}, {**headers, "Retry-After": str(retry_after)}
         if token is None or token.revoked:

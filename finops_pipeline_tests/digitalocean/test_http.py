@@ -194,3 +194,55 @@ def test_a_month_that_has_not_started_asks_nothing(do, monkeypatch):
     future = (TODAY.replace(day=1) + timedelta(days=40)).strftime("%Y-%m")
     pull = pull_billing(do_account(do, "do-acme", "DO_TEST_TOKEN"), future)
     assert pull.source_totals == {} and pull.api_calls == 0 and do.requests == []
+
+
+def test_a_server_error_is_retried(do, monkeypatch):
+    monkeypatch.setenv("DO_TEST_TOKEN", TOKEN)
+    _, charges = seeded_team(do)
+    do.respond("/insights/", 500, {"id": "server_error", "message": "Unexpected server-side error"})
+    pull = pull_billing(do_account(do, "do-acme", "DO_TEST_TOKEN"), CLOSED)
+    assert pull.source_totals == {"USD": month_sum(charges, CLOSED)}
+    assert sum(1 for r in do.requests if "/insights/" in r) == 2
+
+
+def test_a_refused_request_is_diagnosed_without_retrying(do, monkeypatch):
+    monkeypatch.setenv("DO_TEST_TOKEN", TOKEN)
+    seeded_team(do)
+    do.respond("/insights/", 400, {"id": "bad_request", "message": "end_date must be within 31 days of start_date"})
+    diagnosis = diagnosis_of(do_account(do, "do-acme", "DO_TEST_TOKEN"))
+    assert diagnosis.code == "digitalocean.bad_request" and "/insights/" in diagnosis.cause
+    assert "HTTP 400" in diagnosis.detail and "within 31 days" in diagnosis.detail
+    assert sum(1 for r in do.requests if "/insights/" in r) == 1
+
+
+def test_unknown_billing_account_and_missing_team(do, monkeypatch):
+    monkeypatch.setenv("DO_TEST_TOKEN", TOKEN)
+    seeded_team(do)
+    do.respond("/insights/", 404, {"id": "not_found", "message": "The resource you were accessing could not be found."})
+    diagnosis = diagnosis_of(do_account(do, "do-acme", "DO_TEST_TOKEN"))
+    assert diagnosis.code == "digitalocean.billing_account_not_found" and "do:team:" in diagnosis.cause
+
+    do.respond("/v2/account", 200, {"account": {"uuid": "u", "email": "a@example.com", "status": "active"}})
+    diagnosis = diagnosis_of(do_account(do, "do-acme", "DO_TEST_TOKEN"))
+    assert diagnosis.code == "digitalocean.no_team" and "team" in diagnosis.fix
+
+
+def test_a_closed_invoice_that_disappears_is_diagnosed(do, monkeypatch):
+    monkeypatch.setenv("DO_TEST_TOKEN", TOKEN)
+    team, _ = seeded_team(do)
+    invoice_uuid = next(i["invoice_uuid"] for i in team.invoices if i["invoice_period"] == CLOSED)
+    do.respond(f"/invoices/{invoice_uuid}", 404, {"id": "not_found", "message": "The resource you were accessing could not be found."})
+    diagnosis = diagnosis_of(do_account(do, "do-acme", "DO_TEST_TOKEN"))
+    assert diagnosis.code == "digitalocean.invoice_not_found" and invoice_uuid in diagnosis.cause
+
+
+def test_an_unreachable_endpoint(do, monkeypatch):
+    import socket
+
+    monkeypatch.setenv("DO_TEST_TOKEN", TOKEN)
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setattr("finops_pipeline.providers.digitalocean.client.MAX_RETRIES", 0)  # no backoff wait in the test
+    diagnosis = diagnosis_of(do_account(do, "do-acme", "DO_TEST_TOKEN", endpoint=f"https://127.0.0.1:{port}"))
+    assert diagnosis.code == "digitalocean.unreachable" and diagnosis.retryable
