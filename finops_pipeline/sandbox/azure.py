@@ -6,8 +6,8 @@ with client credentials, then `POST /subscriptions/<id>/providers/Microsoft.Cost
 answering ActualCost / AmortizedCost queries with columns + rows, paged by `nextLink`, with the
 Cost Management rate-limit headers, 429s and the permission errors real subscriptions produce.
 
-TLS uses a throwaway CA made at start (sandbox/tls.py); clients trust it via REQUESTS_CA_BUNDLE.
-Never used for a real account.
+TLS uses a throwaway CA made at start (sandbox/tls.py); accounts trust it through their `ca_bundle`
+setting, so the product verifies TLS exactly as in production. Never used for a real account.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ class AzureSandbox:
     """Entra ID + Cost Management on https://127.0.0.1:<port> (0 picks a free port)."""
 
     def __init__(self, port: int = 0, page_size: int = 1000):
-        self.ca = LocalCA()
+        self.ca = LocalCA("finops-pipeline Azure sandbox")
         self.page_size = page_size
         self.tenants: dict[str, dict[str, str]] = {}  # tenant id -> {client id: secret}
         self.subscriptions: dict[str, Subscription] = {}
@@ -181,15 +181,17 @@ class AzureSandbox:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
-        self.ca.cleanup()
+        self.ca.remove()
 
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
         return f"https://{host}:{port}"
 
-    def ca_bundle(self) -> str:
-        return str(self.ca.bundle())
+    @property
+    def ca_file(self) -> str:
+        """The CA to name in the accounts' `ca_bundle`."""
+        return str(self.ca.ca_file)
 
     # --- what exists in this fake cloud ----------------------------------------------------------
 
@@ -480,7 +482,8 @@ class AzureDemo:
     def accounts(self, now: datetime) -> list[dict[str, Any]]:
         url = self._running().url
         common = {"provider": "azure", "source": "cost_management", "tenant_id": DEMO_TENANT, "client_id": DEMO_CLIENT,
-                  "client_secret_env": DEMO_SECRET_ENV, "endpoint": url, "authority_host": url}
+                  "client_secret_env": DEMO_SECRET_ENV, "endpoint": url, "authority_host": url,
+                  "ca_bundle": self._running().ca_file}
         accounts = [{"key": "azure-prod", "name": "Contoso production (Azure)", "subscription_id": DEMO_SUBSCRIPTION,
                      "connected_at": (now - timedelta(days=90)).strftime("%Y-%m-%dT%H:%M:%SZ"), **common}]
         if self.include_misconfigured:
@@ -490,7 +493,7 @@ class AzureDemo:
         return accounts
 
     def environment(self) -> dict[str, str]:
-        return {DEMO_SECRET_ENV: self._secret, "REQUESTS_CA_BUNDLE": self._running().ca_bundle()}
+        return {DEMO_SECRET_ENV: self._secret}
 
     def seed(self, config: Any, periods: list[str], today: date) -> None:
         sandbox = self._running()

@@ -1,13 +1,14 @@
-"""A throwaway certificate authority for the HTTPS stand-ins, made fresh at start, never trusted globally.
+"""A throwaway certificate authority for the local stand-ins that must speak https.
 
-Real clients (azure-identity, MSAL, requests) keep verifying TLS as they do in production; the tests
-and the demo only add this CA to what they trust, through the standard REQUESTS_CA_BUNDLE variable,
-with a bundle that also holds the public roots (certifi) so nothing else in the process breaks.
+Some clients refuse to send a bearer token over plain http (pydo, through azure-core), and they are
+right to. Rather than switching that check off in the product, a stand-in gets a certificate from
+a private CA made on the spot, and the account settings name the CA file (`ca_bundle`).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import shutil
 import ssl
 import tempfile
 from datetime import datetime, timedelta, timezone
@@ -19,76 +20,51 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "finops_pipeline sandbox"), x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
 class LocalCA:
-    """A CA key and certificate, and one server certificate for 127.0.0.1 / localhost signed by it."""
+    """A CA and one server certificate for 127.0.0.1 / localhost, as PEM files in a temporary folder."""
 
-    def __init__(self, directory: Path | None = None):
-        self._tmp = None if directory else tempfile.TemporaryDirectory(prefix="finops-sandbox-ca-")
-        self.directory = Path(directory or self._tmp.name)
-        self.directory.mkdir(parents=True, exist_ok=True)
+    def __init__(self, name: str = "finops-pipeline sandbox"):
+        self.directory = Path(tempfile.mkdtemp(prefix="finops-sandbox-ca-"))
         now = datetime.now(timezone.utc)
         ca_key = ec.generate_private_key(ec.SECP256R1())
-        ca_name = _name("finops_pipeline sandbox CA (throwaway)")
+        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{name} CA (throwaway)")])
         ca_cert = (
             x509.CertificateBuilder()
-            .subject_name(ca_name)
-            .issuer_name(ca_name)
-            .public_key(ca_key.public_key())
+            .subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(minutes=5))
-            .not_valid_after(now + timedelta(days=7))
+            .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=30))
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
+                                         key_encipherment=False, data_encipherment=False, key_agreement=False,
+                                         encipher_only=False, decipher_only=False), critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
             .sign(ca_key, hashes.SHA256())
         )
-        server_key = ec.generate_private_key(ec.SECP256R1())
-        server_cert = (
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (
             x509.CertificateBuilder()
-            .subject_name(_name("127.0.0.1"))
-            .issuer_name(ca_name)
-            .public_key(server_key.public_key())
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+            .issuer_name(ca_name).public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(minutes=5))
-            .not_valid_after(now + timedelta(days=7))
+            .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
-                critical=False,
-            )
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
             .sign(ca_key, hashes.SHA256())
         )
-        pem = serialization.Encoding.PEM
-        self.ca_file = self.directory / "sandbox-ca.pem"
-        self.ca_file.write_bytes(ca_cert.public_bytes(pem))
+        self.ca_file = self.directory / "ca.pem"
         self.cert_file = self.directory / "server.pem"
-        self.cert_file.write_bytes(server_cert.public_bytes(pem) + ca_cert.public_bytes(pem))
         self.key_file = self.directory / "server-key.pem"
-        self.key_file.write_bytes(
-            server_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-        )
-        self.key_file.chmod(0o600)
-
-    def bundle(self) -> Path:
-        """The public roots plus this CA: what REQUESTS_CA_BUNDLE should name while a stand-in runs."""
-        import certifi
-
-        path = self.directory / "ca-bundle.pem"
-        path.write_text(Path(certifi.where()).read_text(encoding="utf-8") + "\n" + self.ca_file.read_text(encoding="utf-8"), encoding="utf-8")
-        return path
+        self.ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+        self.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        self.key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                    serialization.NoEncryption()))
 
     def server_context(self) -> ssl.SSLContext:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.load_cert_chain(self.cert_file, self.key_file)
         return context
 
-    def cleanup(self) -> None:
-        if self._tmp is not None:
-            self._tmp.cleanup()
+    def remove(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)

@@ -24,10 +24,9 @@ def azure_server() -> Iterator[AzureSandbox]:
 
 @pytest.fixture
 def azure(azure_server: AzureSandbox, monkeypatch: pytest.MonkeyPatch) -> AzureSandbox:
-    """The session's stand-in, emptied, trusted by this test's process through REQUESTS_CA_BUNDLE only."""
+    """The session's stand-in, emptied; accounts trust its CA through their ca_bundle setting."""
     azure_server.reset()
     azure_server.page_size = 1000
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", azure_server.ca_bundle())
     monkeypatch.setenv(SECRET_ENV, SECRET)
     return azure_server
 
@@ -65,6 +64,7 @@ class Tenant:
             "client_secret_env": SECRET_ENV,
             "endpoint": self.sandbox.url,
             "authority_host": self.sandbox.url,
+            "ca_bundle": self.sandbox.ca_file,
             "max_throttle_wait_seconds": 3,
         }
         entry.update(overrides)

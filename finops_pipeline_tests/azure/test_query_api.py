@@ -185,12 +185,17 @@ def test_missing_secret_variable(azure, tenant, monkeypatch):
         pull_cost_management(tenant.account("prod", subscription), PERIOD)
 
 
-def test_tls_is_verified(azure, tenant, monkeypatch):
-    """Without the sandbox CA in the bundle, the client refuses the stand-in: verification is on."""
-    import certifi
-
+def test_tls_is_verified(azure, tenant):
+    """Without the sandbox CA, the real clients refuse the stand-in: verification is on in the product."""
     subscription = tenant.subscription()
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", certifi.where())
-    diagnosis = diagnosis_of(tenant.account("prod", subscription))
-    assert diagnosis.code in {"azure.tls_untrusted", "azure.unreachable"}, diagnosis
-    assert azure.query_log == []
+    entry_without_ca = tenant.account("prod", subscription, ca_bundle=None)
+    assert "ca_bundle" not in entry_without_ca.settings
+    diagnosis = diagnosis_of(entry_without_ca)
+    assert diagnosis.code == "azure.tls_untrusted", diagnosis
+    assert azure.query_log == [] and azure.token_requests == 0
+
+
+def test_missing_ca_bundle_file(azure, tenant, tmp_path):
+    subscription = tenant.subscription()
+    diagnosis = diagnosis_of(tenant.account("prod", subscription, ca_bundle=str(tmp_path / "nope.pem")))
+    assert diagnosis.code == "azure.ca_bundle_missing" and "ca_bundle" in diagnosis.fix

@@ -11,6 +11,7 @@ would only spend quota on another 429.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,6 +20,7 @@ from azure.identity import AzureAuthorityHosts, ClientSecretCredential
 from azure.mgmt.costmanagement import CostManagementClient
 
 from finops_pipeline.config import Account
+from finops_pipeline.diagnostics import ERROR, Diagnosis, ProviderError
 
 # cloud setting -> (management endpoint, Entra ID authority host)
 CLOUDS = {
@@ -123,6 +125,21 @@ class CostManagementRetryPolicy(RetryPolicy):
         return False
 
 
+def connection_verify(account: Account) -> str | bool:
+    """TLS is always verified: against the system's CAs, or the PEM file `ca_bundle` names."""
+    path = account.settings.get("ca_bundle")
+    if not path:
+        return True
+    if not Path(path).is_file():
+        raise ProviderError(Diagnosis(
+            "azure.ca_bundle_missing", ERROR,
+            f"The certificate authority file {path} named by ca_bundle does not exist.",
+            f"Fix 'ca_bundle' for account '{account.key}' in finops.yaml (a PEM file), or remove it to trust the system's CAs.",
+            f"ca_bundle={path}",
+        ))
+    return str(path)
+
+
 def credential(account: Account) -> ClientSecretCredential:
     """The app registration's service principal; the secret is read from its variable only here."""
     _, authority = endpoints(account)
@@ -135,6 +152,7 @@ def credential(account: Account) -> ClientSecretCredential:
         # Instance discovery asks login.microsoftonline.com about the authority: only meaningful for
         # Microsoft's own hosts, impossible for a private or local one.
         disable_instance_discovery=host not in _KNOWN_AUTHORITIES,
+        connection_verify=connection_verify(account),
     )
 
 
@@ -146,5 +164,6 @@ def cost_management_client(account: Account, meter: QuotaMeter, token_credential
         base_url=endpoint,
         credential_scopes=[f"{endpoint}/.default"],
         retry_policy=CostManagementRetryPolicy(meter, max_wait),
+        connection_verify=connection_verify(account),
         user_agent="finops-pipeline",
     )
