@@ -101,6 +101,7 @@ class BigQuerySandbox:
         self._lock = threading.Lock()
         self.datasets: dict[tuple[str, str], _Dataset] = {}
         self.queries: list[dict[str, Any]] = []  # every query run: sql, parameters, bytes
+        self.projects_without_job_user: set[str] = set()  # projects where the caller may not run jobs
         sandbox = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -240,6 +241,8 @@ class BigQuerySandbox:
         return result
 
     def _query(self, project: str, body: dict[str, Any]) -> dict[str, Any]:
+        if project in self.projects_without_job_user:
+            raise BigQueryError(403, "accessDenied", f"Access Denied: Project {project}: User does not have bigquery.jobs.create permission in project {project}.")
         sql = body.get("query", "")
         if body.get("useLegacySql"):
             raise BigQueryError(400, "invalidQuery", "The BigQuery stand-in only runs GoogleSQL (useLegacySql=false)")
