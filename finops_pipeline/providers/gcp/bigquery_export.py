@@ -123,18 +123,17 @@ def pull_bigquery_export(account: Account, billing_period: str, *, data_dir: Pat
     today = now.astimezone(timezone.utc).date()
     recent_from = today - timedelta(days=settings.get("recent_days", 10) - 1)
     window = partition_days(billing_period, today)
-    cached = day_cache.read_days(data_dir, account.key, billing_period, table_id)
-    candidates = [d for d in window if d not in cached or d >= recent_from]
+    cache = day_cache.load(data_dir, account.key, billing_period, table_id)
+    candidates = [d for d in window if d not in cache.days or d >= recent_from]
 
     changed: list[date] = []
-    emptied: list[date] = []
     if candidates:
         states = read_day_states(client, table, candidates, billing_period, log)
         for day in candidates:
-            state, before = states.get(day), cached.get(day)
+            state, before = states.get(day), cache.days.get(day)
             if state is None:
                 if before is None or before.last_export_time is not None:
-                    emptied.append(day)
+                    cache.replace_day(day, day_cache.DayInfo(None, {}), [])
             elif before is None or (before.last_export_time, before.totals) != (state.last_export_time, state.totals):
                 changed.append(day)
         if changed:
@@ -142,16 +141,13 @@ def pull_bigquery_export(account: Account, billing_period: str, *, data_dir: Pat
             lines = log.run(client, charges_sql(table), [*day_parameters(changed, billing_period), as_of_parameter(as_of)])
             rows = unified_rows(lines, account, billing_period, datetime.now(timezone.utc), recent_from)
             for day in changed:
-                day_cache.write_day(data_dir, account.key, billing_period, day, table_id,
-                                    states[day].last_export_time, states[day].totals, rows.get(day, []))
-        for day in emptied:
-            day_cache.write_day(data_dir, account.key, billing_period, day, table_id, None, {}, [])
+                cache.replace_day(day, day_cache.DayInfo(states[day].last_export_time, states[day].totals), rows.get(day, []))
+        day_cache.save(data_dir, account.key, billing_period, cache)
 
-    days = day_cache.read_days(data_dir, account.key, billing_period, table_id)
-    with_data = sorted(d for d, c in days.items() if c.last_export_time is not None)
+    with_data = cache.days_with_data()
     return Pull(
-        source_totals=day_cache.month_totals(days),
-        batches=day_cache.month_table(days, recent_from),
+        source_totals=cache.totals(),
+        batches=cache.month_table(recent_from),
         api_calls=log.api_calls,
         metadata={
             "export_table": table_id,
