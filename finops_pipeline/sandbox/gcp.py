@@ -503,11 +503,15 @@ DEMO_SERVICES: tuple[tuple[str, str | None, Decimal], ...] = (
 
 
 class GcpDemo:
-    """The demo's GCP: one billing account whose export has two months and more of synthetic data."""
+    """The demo's GCP side: a billing account whose detailed export holds 60+ days of synthetic
+    cost (with credits and monthly tax), and one connected hours ago whose export has not created
+    its tables yet (PENDING)."""
 
     BILLING_ACCOUNT = "01A2B3-C4D5E6-F7A8B9"
+    NEW_BILLING_ACCOUNT = "0B1C2D-3E4F5A-6B7C8D"
     PROJECT = "finops-demo-billing"
     DATASET = "billing_export"
+    NEW_DATASET = "billing_export_new"
 
     def __init__(self) -> None:
         self.sandbox: BigQuerySandbox | None = None
@@ -522,42 +526,43 @@ class GcpDemo:
 
     def accounts(self, now: datetime) -> list[dict[str, Any]]:
         assert self.sandbox is not None, "start() first"
-        return [
-            {
-                "key": "gcp-main",
-                "provider": "gcp",
-                "source": "bigquery_export",
-                "name": "Acme GCP (demo)",
-                "connected_at": (now - timedelta(days=75)).isoformat(),
-                "billing_account_id": self.BILLING_ACCOUNT,
-                "project_id": self.PROJECT,
-                "dataset": self.DATASET,
+
+        def account(key: str, name: str, billing: str, dataset: str, connected: timedelta) -> dict[str, Any]:
+            return {
+                "key": key, "provider": "gcp", "source": "bigquery_export", "name": name,
+                "connected_at": (now - connected).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "billing_account_id": billing, "project_id": self.PROJECT, "dataset": dataset,
                 "api_endpoint": self.sandbox.url,
             }
+
+        return [
+            account("gcp-acme", "Acme Google Cloud", self.BILLING_ACCOUNT, self.DATASET, timedelta(days=120)),
+            account("gcp-new-billing", "New GCP billing account", self.NEW_BILLING_ACCOUNT, self.NEW_DATASET, timedelta(hours=6)),
         ]
 
     def environment(self) -> dict[str, str]:
         return {}  # the stand-in takes anonymous requests; real accounts name credentials_env
 
     def seed(self, config: Any, periods: list[str], today: date) -> None:
+        """Synthetic export rows from the first day of the oldest period (at least 62 days back) to yesterday."""
         assert self.sandbox is not None, "start() first"
         first = min([today - timedelta(days=62)] + [date.fromisoformat(f"{p}-01") for p in periods])
+        self.sandbox.create_dataset(self.PROJECT, self.NEW_DATASET)  # export enabled, no tables yet
         for account in config.for_source("gcp", "bigquery_export"):
-            if account.settings.get("api_endpoint") != self.sandbox.url:
+            if account.settings.get("api_endpoint") != self.sandbox.url or account.settings["dataset"] != self.DATASET:
                 continue
             billing = account.settings["billing_account_id"]
             project = account.settings.get("dataset_project_id") or account.settings["project_id"]
             table = export_table_name(billing)
-            self.sandbox.create_dataset(project, account.settings["dataset"])
-            self.sandbox.create_export_table(project, account.settings["dataset"], table)
+            self.sandbox.create_dataset(project, self.DATASET)
+            self.sandbox.create_export_table(project, self.DATASET, table)
             charges = daily_charges(
                 f"gcp-demo-{account.key}", first, (today - first).days,
                 [("acme-web-prod", "Acme Web (prod)"), ("acme-data-lake", "Acme Data Lake")], DEMO_SERVICES,
             )
             rows = rows_from_charges(charges, billing)
-            tax_days = sorted({c.day.replace(day=1) for c in charges})
             rng = random.Random(account.key)
-            for month_start in tax_days:
+            for month_start in sorted({c.day.replace(day=1) for c in charges}):
                 rows.append(export_row(billing_account_id=billing, day=month_start, project_id="acme-web-prod", service="Invoice",
                                        sku="Tax", cost=Decimal(rng.randint(500, 900)) / 100, cost_type="tax", region=None))
-            self.sandbox.insert_rows(project, account.settings["dataset"], table, rows)
+            self.sandbox.insert_rows(project, self.DATASET, table, rows)
