@@ -317,7 +317,7 @@ class BigQuerySandbox:
                 if columns and all(c.name.lower() == "_partitiontime" for c in columns):
                     partition_filters.append(conjunct.sql(dialect="duckdb"))
         total = 0
-        for _, internal in {name: (t, name) for t, name in scanned}.values():
+        for internal in sorted({name for _, name in scanned}):
             names = [c[0] for c in cursor.execute(f"DESCRIBE {internal}").fetchall()]
             width = sum(_COLUMN_BYTES.get(name, 16) for name in names if name.lower() in referenced)
             where = " AND ".join(partition_filters) or "TRUE"

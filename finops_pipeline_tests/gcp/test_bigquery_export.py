@@ -172,3 +172,18 @@ def test_credentials_from_environment_never_leak(monkeypatch, bigquery, tmp_path
     d = _diagnosed(entry, tmp_path)
     assert d.code == "gcp.credentials" and "GCP_KEY_JSON" in d.fix
     assert "SECRET" not in d.detail + d.cause + d.fix
+
+
+def test_enabling_the_detailed_export_later_switches_tables_without_double_counting(scenario, bigquery, tmp_path):
+    entry = account("eur", EUR_BILLING, "billing_eur", bigquery.url)
+    standard = _pull(entry, "2026-11", tmp_path)
+    detailed_table = export_table_name(EUR_BILLING, detailed=True)
+    bigquery.create_export_table(PROJECT, "billing_eur", detailed_table)
+    rows = [{**row, "resource": {"name": "warehouse", "global_name": "//bigquery.googleapis.com/projects/analytics-eu"}}
+            for row in scenario.rows[EUR_BILLING]]
+    bigquery.insert_rows(PROJECT, "billing_eur", detailed_table, rows)
+    switched = _pull(entry, "2026-11", tmp_path, now=NOW + timedelta(hours=1))
+    assert switched.metadata["export_table_kind"] == "detailed"
+    assert switched.metadata["partition_days_checked"] > 10  # the old table's cache was not reused
+    assert switched.source_totals == standard.source_totals == totals_by_currency(switched.batches)
+    assert {r["ResourceName"] for r in switched.batches.to_pylist()} == {"warehouse"}

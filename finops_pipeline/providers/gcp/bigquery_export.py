@@ -127,6 +127,7 @@ def pull_bigquery_export(account: Account, billing_period: str, *, data_dir: Pat
     candidates = [d for d in window if d not in cache.days or d >= recent_from]
 
     changed: list[date] = []
+    emptied: list[date] = []
     if candidates:
         states = read_day_states(client, table, candidates, billing_period, log)
         for day in candidates:
@@ -134,6 +135,7 @@ def pull_bigquery_export(account: Account, billing_period: str, *, data_dir: Pat
             if state is None:
                 if before is None or before.last_export_time is not None:
                     cache.replace_day(day, day_cache.DayInfo(None, {}), [])
+                    emptied.append(day)
             elif before is None or (before.last_export_time, before.totals) != (state.last_export_time, state.totals):
                 changed.append(day)
         if changed:
@@ -142,7 +144,8 @@ def pull_bigquery_export(account: Account, billing_period: str, *, data_dir: Pat
             rows = unified_rows(lines, account, billing_period, datetime.now(timezone.utc), recent_from)
             for day in changed:
                 cache.replace_day(day, day_cache.DayInfo(states[day].last_export_time, states[day].totals), rows.get(day, []))
-        day_cache.save(data_dir, account.key, billing_period, cache)
+        if changed or emptied:
+            day_cache.save(data_dir, account.key, billing_period, cache)
 
     with_data = cache.days_with_data()
     return Pull(
