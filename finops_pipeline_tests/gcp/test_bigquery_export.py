@@ -187,3 +187,21 @@ def test_enabling_the_detailed_export_later_switches_tables_without_double_count
     assert switched.metadata["partition_days_checked"] > 10  # the old table's cache was not reused
     assert switched.source_totals == standard.source_totals == totals_by_currency(switched.batches)
     assert {r["ResourceName"] for r in switched.batches.to_pylist()} == {"warehouse"}
+
+
+def test_table_that_is_not_an_export_is_diagnosed_as_query_rejected(bigquery, tmp_path):
+    bigquery.create_dataset(PROJECT, "billing_odd")
+    # Named like a detailed export but without its `resource` column: BigQuery answers 400 invalidQuery.
+    bigquery.create_export_table(PROJECT, "billing_odd", export_table_name(USD_BILLING, detailed=True), detailed=False)
+    bigquery.insert_rows(PROJECT, "billing_odd", export_table_name(USD_BILLING, detailed=True), [export_row(
+        billing_account_id=USD_BILLING, day=date(2026, 11, 18), project_id="shop-prod", service="Compute Engine", sku="N2", cost=Decimal("1"))])
+    d = _diagnosed(account("odd", USD_BILLING, "billing_odd", bigquery.url), tmp_path)
+    assert d.code == "gcp.query_rejected" and "resource" in d.detail
+
+
+def test_unreadable_key_file_is_diagnosed_without_the_path_contents(monkeypatch, bigquery, tmp_path):
+    monkeypatch.setenv("GCP_KEY_FILE", str(tmp_path / "missing-key.json"))
+    entry = account("creds", USD_BILLING, "billing_usd", bigquery.url, credentials_env="GCP_KEY_FILE")
+    entry.pop("api_endpoint")
+    d = _diagnosed(entry, tmp_path)
+    assert d.code == "gcp.credentials" and "does not exist" in d.cause

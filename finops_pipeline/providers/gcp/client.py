@@ -51,6 +51,8 @@ def account_credentials(account: Account) -> Credentials | None:
         return service_account.Credentials.from_service_account_file(text, scopes=SCOPES)
     except ProviderError:
         raise
+    except OSError:
+        raise _credentials_problem(account, "names a key file that cannot be read") from None
     except (ValueError, KeyError, TypeError):  # the messages could quote the key: say what, not how
         raise _credentials_problem(account, "is not a valid service account JSON key") from None
 
