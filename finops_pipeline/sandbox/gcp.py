@@ -429,7 +429,7 @@ def export_row(
     labels: dict[str, str] | None = None,
     resource: str | None = None,
     conversion_rate: Decimal = Decimal(1),
-    usage_amount: Decimal | None = None,
+    usage_amount: Decimal | None = None,  # seconds
     project_name: str | None = None,
 ) -> dict[str, Any]:
     """One billing export row. `credits` are (type, name, amount) with negative amounts."""
@@ -448,12 +448,7 @@ def export_row(
         "cost": cost,
         "currency": currency,
         "currency_conversion_rate": conversion_rate,
-        "usage": {
-            "amount": usage_amount if usage_amount is not None else (None if cost_type != "regular" else Decimal(3600)),
-            "unit": "seconds" if cost_type == "regular" else None,
-            "amount_in_pricing_units": (usage_amount if usage_amount is not None else Decimal(3600)) / 3600 if cost_type == "regular" else None,
-            "pricing_unit": "hour" if cost_type == "regular" else None,
-        },
+        "usage": _usage(cost_type, usage_amount),
         "credits": [{"name": n, "amount": a, "full_name": n, "id": f"{t.lower()}-{n.lower().replace(' ', '-')}", "type": t} for t, n, a in credits],
         "invoice": {"month": invoice_month or day.strftime("%Y%m")},
         "cost_type": cost_type,
@@ -462,6 +457,14 @@ def export_row(
     if resource is not None:
         row["resource"] = {"name": resource.rsplit("/", 1)[-1], "global_name": resource}
     return row
+
+
+def _usage(cost_type: str, seconds: Decimal | None) -> dict[str, Any]:
+    """Usage in seconds, priced per hour; tax, adjustment and rounding rows have no usage."""
+    if cost_type != "regular":
+        return {"amount": None, "unit": None, "amount_in_pricing_units": None, "pricing_unit": None}
+    seconds = Decimal(3600) if seconds is None else seconds
+    return {"amount": seconds, "unit": "seconds", "amount_in_pricing_units": seconds / 3600, "pricing_unit": "hour"}
 
 
 def rows_from_charges(charges: Sequence[Charge], billing_account_id: str, detailed: bool = True) -> list[dict[str, Any]]:
