@@ -167,6 +167,20 @@ def tags_json(tags: Mapping[str, Any] | None) -> str | None:
 # the specific fragments come before the broad ones.
 _SERVICE_CATEGORY_RULES: tuple[tuple[str, str], ...] = (
     ("tax", "Other"),
+    # Google Cloud services whose names the broad fragments below miss or misplace.
+    ("dataproc", "Analytics"),
+    ("looker", "Analytics"),
+    ("bigtable", "Databases"),
+    ("alloydb", "Databases"),
+    ("memorystore", "Databases"),
+    ("datastore", "Databases"),
+    ("app engine", "Compute"),
+    ("gemini", "AI and Machine Learning"),
+    ("artifact registry", "Developer Tools"),
+    ("cloud armor", "Security"),
+    ("cloud nat", "Networking"),
+    ("filestore", "Storage"),
+    ("cloud composer", "Integration"),
     ("sagemaker", "AI and Machine Learning"),
     ("bedrock", "AI and Machine Learning"),
     ("vertex", "AI and Machine Learning"),
