@@ -20,12 +20,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def ensure_dagster_home() -> Path:
-    """A persistent local Dagster home: $DAGSTER_HOME, else ./.dagster with the repo's dagster.yaml linked in."""
-    if os.environ.get("DAGSTER_HOME"):
-        home = Path(os.environ["DAGSTER_HOME"])
-        home.mkdir(parents=True, exist_ok=True)
-        return home
-    home = Path.cwd() / ".dagster"
+    """A persistent local Dagster home: $DAGSTER_HOME, else ./.dagster; the repo's dagster.yaml is linked in."""
+    home = Path(os.environ.get("DAGSTER_HOME") or Path.cwd() / ".dagster")
     home.mkdir(parents=True, exist_ok=True)
     settings = REPO_ROOT / "dagster.yaml"
     if settings.exists() and not (home / "dagster.yaml").exists():
@@ -114,7 +110,7 @@ def _sandbox(args: argparse.Namespace) -> int:
                 return 0
         dagster = shutil.which("dagster", path=str(Path(sys.executable).parent)) or "dagster"
         command = [dagster, "dev", "-h", "127.0.0.1", "-p", str(args.port), "-w", str(REPO_ROOT / "workspace.yaml")]
-        process = subprocess.Popen(command, env=env, cwd=REPO_ROOT)
+        process = subprocess.Popen(command, env=env, cwd=home)
         try:
             return process.wait()
         except KeyboardInterrupt:

@@ -19,6 +19,9 @@ import yaml
 
 from finops_pipeline.config import FinopsConfig, load_config
 from finops_pipeline.sandbox.aws import AwsDemo
+from finops_pipeline.sandbox.azure import AzureDemo
+from finops_pipeline.sandbox.digitalocean import DigitalOceanDemo
+from finops_pipeline.sandbox.gcp import GcpDemo
 
 DEFAULT_BASE_PORT = 47100  # the stand-ins take consecutive ports from here (FINOPS_SANDBOX_PORT)
 HISTORY_DAYS = 75
@@ -34,7 +37,7 @@ class DemoProvider(Protocol):
 
 
 def demo_providers() -> list[DemoProvider]:
-    return [AwsDemo()]
+    return [AwsDemo(), GcpDemo(), AzureDemo(), DigitalOceanDemo()]
 
 
 def demo_periods(today: date, days: int = HISTORY_DAYS) -> list[str]:

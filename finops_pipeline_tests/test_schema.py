@@ -103,3 +103,13 @@ def test_service_category(service: str | None, category: str) -> None:
 def test_tags_are_a_json_object_or_null() -> None:
     assert tags_json({"team": "data", "env": None}) == '{"env":"","team":"data"}'
     assert tags_json({}) is None
+
+
+def test_the_readme_data_dictionary_lists_every_column() -> None:
+    from pathlib import Path
+
+    from finops_pipeline.schema import COLUMN_NAMES
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    missing = [name for name in COLUMN_NAMES if f"| {name} |" not in readme]
+    assert not missing, f"README.md data dictionary lacks {missing}"
