@@ -15,8 +15,9 @@ from decimal import Decimal
 from html import escape
 from typing import Sequence
 
-# Provider colors, close to each vendor's own; other providers take the fallback colors in order.
-PROVIDER_COLORS = {"aws": "#ff9900", "gcp": "#4285f4", "azure": "#0078d4", "digitalocean": "#0069ff"}
+# Provider colors, from each vendor's palette but far enough apart to tell stacked bars apart (three
+# of the four brands are blue); other providers take the fallback colors in order.
+PROVIDER_COLORS = {"aws": "#ff9900", "azure": "#0078d4", "gcp": "#34a853", "digitalocean": "#9b59b6"}
 FALLBACK_COLORS = ("#2ca58d", "#8e44ad", "#c0392b", "#7f8c8d", "#16a085", "#d35400")
 
 

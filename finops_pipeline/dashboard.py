@@ -206,7 +206,7 @@ def _trend_section(data: DashboardData) -> str:
             f'<h4>Last 30 days ({_e(first)} to {_e(last)})</h4>'
             + svg_bar_chart(series, f"Daily billed cost in {series.currency}, last 30 days")
             + "<h4>Last 7 days</h4>"
-            + svg_bar_chart(series.last(7), f"Daily billed cost in {series.currency}, last 7 days", width=420, label_bars=True)
+            + svg_bar_chart(series.last(7), f"Daily billed cost in {series.currency}, last 7 days", width=560, label_bars=True)
             + f"<details><summary>Daily figures ({escape(series.currency)})</summary>"
             f'<table class="grid"><tr><th>day</th>{header}</tr>{table_rows}</table></details></div>'
         )

@@ -253,3 +253,44 @@ def checked(dagster_dev: DagsterDev, materialized: dict[str, str]) -> str:
     run_id = dagster_dev.launch("check_billing_connections")
     dagster_dev.wait_for_run(run_id)
     return run_id
+
+
+def _ticks(dev: DagsterDev, kind: str, name: str) -> list[str]:
+    """Run ids launched by the instigator's successful ticks; a failed tick fails the test."""
+    root, state = ("scheduleOrError", "scheduleState") if kind == "schedule" else ("sensorOrError", "sensorState")
+    selector_type = "ScheduleSelector" if kind == "schedule" else "SensorSelector"
+    data = dev.graphql(
+        f"""query($selector: {selector_type}!) {{ {root}({kind}Selector: $selector) {{ ... on {kind.title()} {{
+              {state} {{ status ticks(limit: 10) {{ status runIds error {{ message }} }} }} }} }} }}""",
+        {"selector": dev.selector(kind, name)},
+    )
+    ticks = data[root][state]["ticks"]
+    failed = [t for t in ticks if t["status"] == "FAILURE"]
+    assert not failed, failed
+    return [run for t in ticks if t["status"] == "SUCCESS" for run in t["runIds"]]
+
+
+@pytest.fixture(scope="package")
+def check_schedule_ticked(dagster_dev: DagsterDev, instigators_on: dict[str, str]) -> list[str]:
+    """The runs of the check schedule's first daemon tick; then the schedule goes off again (a run a
+    minute would only load the machine and change what the other tests look at)."""
+    name = instigators_on["schedule"]
+    runs = dagster_dev.wait_for("a tick of the check schedule", lambda: _ticks(dagster_dev, "schedule", name), timeout=100, interval=3)
+    dagster_dev.graphql("mutation($s: ScheduleSelector!) { resetSchedule(scheduleSelector: $s) { __typename } }",
+                        {"s": dagster_dev.selector("schedule", name)})
+    return runs
+
+
+@pytest.fixture(scope="package")
+def sensor_ticked(dagster_dev: DagsterDev, instigators_on: dict[str, str]) -> list[str] | None:
+    """The runs of the CUR sensor's first tick with runs; None when the definitions have no CUR sensor."""
+    name = instigators_on.get("sensor")
+    if not name:
+        return None
+    return dagster_dev.wait_for(f"a tick of {name} with runs", lambda: _ticks(dagster_dev, "sensor", name), timeout=120, interval=3)
+
+
+@pytest.fixture(scope="package")
+def settled(dagster_dev: DagsterDev, checked: str, check_schedule_ticked: list[str], sensor_ticked: list[str] | None) -> None:
+    """Everything launched so far has finished: what the browser sees no longer changes under it."""
+    dagster_dev.wait_for("in-flight runs to finish", lambda: not _active_runs(dagster_dev), timeout=180, interval=2)

@@ -56,7 +56,7 @@ def visit(page, url: str) -> None:
         skip.click()
 
 
-def test_the_asset_graph_shows_every_provider_asset_and_its_checks(page, dagster_dev: DagsterDev, checked: str, tmp_path: Path) -> None:
+def test_the_asset_graph_shows_every_provider_asset_and_its_checks(page, dagster_dev: DagsterDev, settled: None, tmp_path: Path) -> None:
     checks_by_asset: dict[str, set[str]] = {}
     for checks in SOURCE_CHECKS:
         for key in checks.check_keys:
@@ -76,7 +76,7 @@ def test_the_asset_graph_shows_every_provider_asset_and_its_checks(page, dagster
     assert {"billing_data_within_48h", "reconciles_with_source"} <= set.union(*checks_by_asset.values())
 
 
-def test_a_failed_48_hour_check_shows_the_account_and_the_fix(page, dagster_dev: DagsterDev, checked: str, tmp_path: Path) -> None:
+def test_a_failed_48_hour_check_shows_the_account_and_the_fix(page, dagster_dev: DagsterDev, settled: None, tmp_path: Path) -> None:
     visit(page, f"{dagster_dev.url}/assets/aws_cost_explorer_costs?view=checks")
     page.get_by_text("billing_data_within_48h", exact=True).first.click()
     expect(page.get_by_text("Failed").first).to_be_visible()
@@ -94,7 +94,7 @@ def test_a_failed_48_hour_check_shows_the_account_and_the_fix(page, dagster_dev:
     page.screenshot(path=tmp_path / "failed-check-fix.png")
 
 
-def test_the_dashboard_asset_shows_its_trend_preview_in_the_ui(page, dagster_dev: DagsterDev, checked: str, tmp_path: Path) -> None:
+def test_the_dashboard_asset_shows_its_trend_preview_in_the_ui(page, dagster_dev: DagsterDev, settled: None, tmp_path: Path) -> None:
     visit(page, f"{dagster_dev.url}/assets/finops_dashboard")
     expect(page.get_by_text(str(dashboard_path(dagster_dev.data_dir))).first).to_be_visible()
     page.locator("tr", has_text="preview").get_by_text("[Show Markdown]").first.click()
@@ -105,14 +105,14 @@ def test_the_dashboard_asset_shows_its_trend_preview_in_the_ui(page, dagster_dev
     page.screenshot(path=tmp_path / "dashboard-asset-preview.png")
 
 
-def test_the_dashboard_page_shows_the_right_totals_and_fetches_nothing(page, dagster_dev: DagsterDev, checked: str, tmp_path: Path) -> None:
+def test_the_dashboard_page_shows_the_right_totals_and_fetches_nothing(page, dagster_dev: DagsterDev, settled: None, tmp_path: Path) -> None:
     path = dashboard_path(dagster_dev.data_dir)
     requests: list[str] = []
     page.on("request", lambda request: requests.append(request.url))
     page.goto(path.as_uri())
     card = page.locator('[data-provider="aws"] [data-currency="USD"]')
-    # Month to date = what Cost Explorer sent for this month (the raw totals each partition file records).
-    month = source_totals(dagster_dev, "aws", "cost_explorer", dagster_dev.now.strftime("%Y-%m"))["USD"]
+    # Month to date = what AWS's sources sent for this month (the raw totals each partition file records).
+    month = source_totals(dagster_dev, "aws", dagster_dev.now.strftime("%Y-%m"))["USD"]
     expect(card.locator('[data-field="month_to_date"]')).to_have_text(f"USD {month:,.2f}")
     # The 30-day window straight from the unified rows, not from the dashboard tables.
     today = dagster_dev.now.date()
