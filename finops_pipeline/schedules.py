@@ -13,6 +13,7 @@ from dagster import (
     ScheduleDefinition,
     ScheduleEvaluationContext,
     define_asset_job,
+    in_process_executor,
     schedule,
 )
 
@@ -29,8 +30,12 @@ refresh_costs_job = define_asset_job(
     description="Pull one billing period from every configured provider, then rebuild cost_daily and the dashboard tables.",
 )
 
+# The checks and the status table are light (lake metadata, small DuckDB queries): run them in one
+# process. The default executor starts a process per step, ~12 steps with every source, each costing
+# more CPU to start than its work, every hour.
 billing_checks_job = define_asset_job(
     "check_billing_connections",
+    executor_def=in_process_executor,
     selection=AssetSelection.all_asset_checks() | AssetSelection.assets("billing_connection_status", "finops_dashboard"),
     description="The 48-hour 'No data' checks and the reconciliation checks, plus the connection status table and the dashboard page.",
 )

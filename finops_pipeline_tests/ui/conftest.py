@@ -79,7 +79,7 @@ class DagsterDev:
     def launch(self, job: str, partition: str | None = None) -> str:
         """Launch from the webserver, as the Launchpad does. In-process execution (one process per run,
         a choice the Launchpad offers) keeps the test affordable on a small shared machine; the runs the
-        schedule and the sensor launch use the default multiprocess executor."""
+        CUR sensor launches use the default multiprocess executor."""
         tags = [{"key": "dagster/partition", "value": partition}] if partition else []
         data = self.graphql(
             """mutation Launch($params: ExecutionParams!) {
@@ -188,36 +188,46 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="package")
-def instigators_on(dagster_dev: DagsterDev) -> Iterator[dict[str, str]]:
-    """Turn on the check schedule, as a user does in Automation, before the runs below so the daemon's
-    first tick overlaps them; and name the CUR sensor if the definitions have one (started later, by
-    `sensor_ticked`: its runs are many and would crowd out the others on a small machine)."""
-    started: dict[str, str] = {"schedule": "check_billing_connections_schedule"}
+def instigators_on(dagster_dev: DagsterDev) -> Iterator[dict[str, Any]]:
+    """Turn on the check schedule and the CUR sensor (if the definitions have one), as a user does in
+    Automation, before the runs below so the daemon's ticks overlap them.
+
+    The sensor's first tick asks for one `refresh_cur` run per account and month; it goes off again at
+    once, the first of its runs is kept and the rest are cancelled (they repeat the same job for other
+    accounts and months, and together would take minutes on a small machine)."""
+    started: dict[str, Any] = {"schedule": "check_billing_connections_schedule"}
     data = dagster_dev.graphql(
         """query($selector: RepositorySelector!) { repositoryOrError(repositorySelector: $selector) {
              ... on Repository { sensors { name } } } }""",
         {"selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY}},
     )["repositoryOrError"]
-    sensors = [s["name"] for s in data["sensors"] if "cur" in s["name"]]
-    if sensors:
-        started["sensor"] = sensors[0]
     result = dagster_dev.graphql(
         """mutation($selector: ScheduleSelector!) { startSchedule(scheduleSelector: $selector) {
              __typename ... on ScheduleStateResult { scheduleState { status } } ... on PythonError { message } } }""",
         {"selector": dagster_dev.selector("schedule", started["schedule"])},
     )["startSchedule"]
     assert result["__typename"] == "ScheduleStateResult" and result["scheduleState"]["status"] == "RUNNING", result
+    sensors = [s["name"] for s in data["sensors"] if "cur" in s["name"]]
+    if sensors:
+        name = started["sensor"] = sensors[0]
+        selector = dagster_dev.selector("sensor", name)
+        result = dagster_dev.graphql(
+            """mutation($selector: SensorSelector!) { startSensor(sensorSelector: $selector) {
+                 __typename ... on Sensor { sensorState { status } } ... on PythonError { message } } }""",
+            {"selector": selector},
+        )["startSensor"]
+        assert result["__typename"] == "Sensor" and result["sensorState"]["status"] == "RUNNING", result
+        runs = dagster_dev.wait_for(f"a tick of {name} with runs", lambda: _ticks(dagster_dev, "sensor", name), timeout=90, interval=1)
+        dagster_dev.graphql("mutation($s: SensorSelector!) { resetSensor(sensorSelector: $s) { __typename } }", {"s": selector})
+        if runs[1:]:
+            dagster_dev.graphql("mutation($ids: [String!]!) { terminateRuns(runIds: $ids) { __typename } }", {"ids": runs[1:]})
+        started["sensor_runs"] = runs
     yield started
     # Off again, then let in-flight runs finish so nothing is killed mid-write.
     dagster_dev.graphql(
         """mutation($selector: ScheduleSelector!) { resetSchedule(scheduleSelector: $selector) { __typename } }""",
         {"selector": dagster_dev.selector("schedule", started["schedule"])},
     )
-    if "sensor" in started:
-        dagster_dev.graphql(
-            """mutation($selector: SensorSelector!) { resetSensor(sensorSelector: $selector) { __typename } }""",
-            {"selector": dagster_dev.selector("sensor", started["sensor"])},
-        )
     dagster_dev.wait_for("in-flight runs to finish", lambda: not _active_runs(dagster_dev), timeout=120, interval=2)
 
 
@@ -230,7 +240,7 @@ def _active_runs(dev: DagsterDev) -> list[str]:
 
 
 @pytest.fixture(scope="package")
-def materialized(dagster_dev: DagsterDev, instigators_on: dict[str, str]) -> dict[str, str]:
+def materialized(dagster_dev: DagsterDev, instigators_on: dict[str, Any]) -> dict[str, str]:
     """refresh_costs for the billing periods the last 30 days touch, launched from the webserver."""
     from datetime import timedelta
 
@@ -265,7 +275,7 @@ def _ticks(dev: DagsterDev, kind: str, name: str) -> list[str]:
 
 
 @pytest.fixture(scope="package")
-def check_schedule_ticked(dagster_dev: DagsterDev, instigators_on: dict[str, str]) -> list[str]:
+def check_schedule_ticked(dagster_dev: DagsterDev, instigators_on: dict[str, Any]) -> list[str]:
     """The runs of the check schedule's first daemon tick; then the schedule goes off again (a run a
     minute would only load the machine and change what the other tests look at)."""
     name = instigators_on["schedule"]
@@ -276,26 +286,12 @@ def check_schedule_ticked(dagster_dev: DagsterDev, instigators_on: dict[str, str
 
 
 @pytest.fixture(scope="package")
-def sensor_ticked(dagster_dev: DagsterDev, instigators_on: dict[str, str], checked: str) -> dict[str, Any] | None:
-    """Turn on the CUR sensor once the other runs are done, wait for the daemon's tick with runs, turn
-    it off; then let the first of its runs finish and cancel the rest (each repeats the same job for
-    another account or month, and together they would take minutes here). None without a CUR sensor."""
-    name = instigators_on.get("sensor")
-    if not name:
+def sensor_ticked(dagster_dev: DagsterDev, instigators_on: dict[str, Any]) -> dict[str, Any] | None:
+    """The CUR sensor's tick: its runs, how the first one ended, their jobs and tags. None without a CUR sensor."""
+    runs = instigators_on.get("sensor_runs")
+    if not runs:
         return None
-    selector = dagster_dev.selector("sensor", name)
-    result = dagster_dev.graphql(
-        """mutation($selector: SensorSelector!) { startSensor(sensorSelector: $selector) {
-             __typename ... on Sensor { sensorState { status } } ... on PythonError { message } } }""",
-        {"selector": selector},
-    )["startSensor"]
-    assert result["__typename"] == "Sensor" and result["sensorState"]["status"] == "RUNNING", result
-    runs = dagster_dev.wait_for(f"a tick of {name} with runs", lambda: _ticks(dagster_dev, "sensor", name), timeout=120, interval=2)
-    dagster_dev.graphql("mutation($s: SensorSelector!) { resetSensor(sensorSelector: $s) { __typename } }", {"s": selector})
     first = dagster_dev.wait_for_run(runs[0], timeout=180)
-    rest = runs[1:]
-    if rest:
-        dagster_dev.graphql("mutation($ids: [String!]!) { terminateRuns(runIds: $ids) { __typename } }", {"ids": rest})
     details = dagster_dev.graphql(
         """query($ids: [String!]) { runsOrError(filter: {runIds: $ids}) { ... on Runs { results { runId jobName tags { key value } } } } }""",
         {"ids": runs},

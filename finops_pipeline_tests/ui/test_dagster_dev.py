@@ -4,7 +4,7 @@ checks, turn on the check schedule and the CUR sensor and watch the daemon's tic
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from decimal import Decimal
 
 import pytest
@@ -19,14 +19,15 @@ pytestmark = pytest.mark.e2e
 CHECK_SCHEDULE = "check_billing_connections_schedule"
 
 
-def source_totals(dev: DagsterDev, provider: str, period: str) -> dict[str, Decimal]:
-    """What the provider's sources sent for one month, summed from the raw amounts each partition file records."""
-    totals: dict[str, Decimal] = {}
-    for key, path in list_partitions(dev.data_dir, provider):
-        if key.billing_period == period:
-            for currency, amount in read_partition_totals(path).items():
-                totals[currency] = totals.get(currency, Decimal(0)) + amount
-    return totals
+def charged(dev: DagsterDev, provider: str, currency: str, first: date, last: date) -> Decimal:
+    """The provider's unified rows charged from `first` to `last`, straight from cost_daily."""
+    _, [(total,)] = query(
+        dev.data_dir,
+        "SELECT coalesce(sum(BilledCost), 0) FROM cost_daily WHERE x_Provider = ? AND BillingCurrency = ? "
+        "AND ChargePeriodStart::DATE BETWEEN ? AND ?",
+        [provider, currency, first, last],
+    )
+    return Decimal(total)
 
 
 def test_a_provider_partition_materializes_from_the_webserver(dagster_dev: DagsterDev, materialized: dict[str, str]) -> None:
@@ -47,11 +48,11 @@ def test_a_provider_partition_materializes_from_the_webserver(dagster_dev: Dagst
                 cost_explorer[currency] = cost_explorer.get(currency, Decimal(0)) + amount
     assert cost_explorer and {c: Decimal(v) for c, v in json.loads(entries["totals_by_currency"]["jsonString"]).items()} == cost_explorer
     assert entries["accounts_failed"]["intValue"] == 0
-    # The dashboard tables agree: AWS's month to date is what its sources sent for this month, and every
-    # provider's is the sum of its unified rows since the 1st.
+    # The dashboard tables agree with the unified rows: each provider's month to date is the sum of its
+    # rows charged since the 1st. (Not the billing period's total: a correction billed this month for a
+    # day of last month, as CUR delivers them, belongs to the invoice but not to this month's days.)
     _, rows = query(dagster_dev.data_dir, "SELECT provider, currency, month_to_date FROM provider_cost_summary WHERE has_data")
     summary = {(provider, currency): total for provider, currency, total in rows}
-    assert summary[("aws", "USD")] == source_totals(dagster_dev, "aws", period)["USD"]
     _, unified = query(
         dagster_dev.data_dir,
         "SELECT x_Provider, BillingCurrency, sum(BilledCost) FROM cost_daily WHERE ChargePeriodStart::DATE BETWEEN ? AND ? GROUP BY ALL",
