@@ -76,10 +76,10 @@ class DagsterDev:
 
     # --- what a user does in the UI, through its GraphQL API -------------------------------------
 
-    def launch(self, job: str, partition: str | None = None) -> str:
-        """Launch from the webserver, as the Launchpad does. In-process execution (one process per run,
-        a choice the Launchpad offers) keeps the test affordable on a small shared machine; the runs the
-        CUR sensor launches use the default multiprocess executor."""
+    def launch(self, job: str, partition: str | None = None, in_process: bool = True) -> str:
+        """Launch from the webserver, as the Launchpad does. Choosing in-process execution for a job on
+        the default executor (one process per run instead of one per step, a Launchpad choice) keeps
+        the test affordable on a small shared machine; the CUR sensor's runs use the default."""
         tags = [{"key": "dagster/partition", "value": partition}] if partition else []
         data = self.graphql(
             """mutation Launch($params: ExecutionParams!) {
@@ -90,7 +90,7 @@ class DagsterDev:
                    ... on RunConfigValidationInvalid { errors { message } }
                  } }""",
             {"params": {"selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "jobName": job},
-                        "runConfigData": {"execution": {"config": {"in_process": {}}}}, "executionMetadata": {"tags": tags}}},
+                        "runConfigData": {"execution": {"config": {"in_process": {}}}} if in_process else {}, "executionMetadata": {"tags": tags}}},
         )["launchRun"]
         assert data["__typename"] == "LaunchRunSuccess", data
         return data["run"]["runId"]
@@ -254,7 +254,7 @@ def materialized(dagster_dev: DagsterDev, instigators_on: dict[str, Any]) -> dic
 @pytest.fixture(scope="package")
 def checked(dagster_dev: DagsterDev, materialized: dict[str, str]) -> str:
     """The 48-hour and reconciliation checks (and the dashboard page after them), launched from the webserver."""
-    run_id = dagster_dev.launch("check_billing_connections")
+    run_id = dagster_dev.launch("check_billing_connections", in_process=False)  # in one process by definition
     dagster_dev.wait_for_run(run_id)
     return run_id
 
