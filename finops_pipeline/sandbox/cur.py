@@ -116,7 +116,7 @@ def line_items(
     for index, charge in enumerate(c for c in charges if start.date() <= c.day < end.date()):
         code = PRODUCT_CODES.get(charge.service, charge.service.replace(" ", ""))
         resource = f"arn:aws:{code.lower()}:{charge.region or 'global'}:{charge.account_id}:resource/{code.lower()}-{index % 7}"
-        tags = {"user:Name": f"{code.lower()}-{index % 7}", "user:team": ("platform", "data", "")[index % 3]}
+        tags = {"user:Name": f"{code.lower()}-{index % 7}", "user:team": ("platform", "data", "")[(index // 3) % 3]}
         pieces = _split(charge.amount, len(hours))
         effective = _split(charge.amortized, len(hours))
         mode = ("Usage", "SavingsPlanCoveredUsage", "DiscountedUsage")[index % 3] if extras else "Usage"
