@@ -379,8 +379,9 @@ def deliver(
 def write_bulk_cur2(directory: Path, billing_period: str, rows: int, files: int = 8, seed: int = 7) -> list[Path]:
     """A CUR 2.0 month of `rows` line items as Parquet files, generated inside DuckDB (no Python loop).
 
-    About 120 usage accounts x 40 services x 2,000 resources over the month's hours; amounts are
-    DOUBLE with 10 decimals, as AWS writes them.
+    Like a real month, each resource belongs to one usage account, service, region and usage type and
+    bills every few hours, so hourly line items roll up about 15:1 to days (rows / 500 resources, 120
+    accounts, 40 services). Amounts are DOUBLE with 10 decimals, as AWS writes them.
     """
     import duckdb
 
@@ -392,11 +393,19 @@ def write_bulk_cur2(directory: Path, billing_period: str, rows: int, files: int 
     try:
         connection.execute("SET TimeZone = 'UTC'")
         per_file = -(-rows // files)
+        resources = max(100, rows // 500)
         for number in range(files):
             first, last = number * per_file, min(rows, (number + 1) * per_file)
             if first >= last:
                 break
             path = directory / f"bench-{number:05d}.snappy.parquet"
+            def h(salt: int, modulo: int) -> str:  # a deterministic pseudo-random 0..modulo-1 per line item
+                return f"CAST(hash(i, {seed + salt}) % {modulo} AS BIGINT)"
+
+            def r(salt: int, modulo: int) -> str:  # the same, per resource
+                return f"CAST(hash(resource, {seed + salt}) % {modulo} AS BIGINT)"
+
+            fraction = f"CAST({h(6, 10**10)} AS DOUBLE) / 1e10"
             connection.execute(f"""
                 COPY (
                   SELECT
@@ -405,24 +414,24 @@ def write_bulk_cur2(directory: Path, billing_period: str, rows: int, files: int 
                     '111122223333' AS bill_payer_account_id,
                     'INV-1' AS bill_invoice_id,
                     'Amazon Web Services, Inc.' AS bill_invoicing_entity,
-                    lpad(CAST(100000000000 + hash(i, {seed}) % 120 AS VARCHAR), 12, '0') AS line_item_usage_account_id,
-                    ['Usage','Usage','Usage','Usage','SavingsPlanCoveredUsage','DiscountedUsage','Tax','Credit'][1 + hash(i, {seed}+1) % 8] AS line_item_line_item_type,
-                    TIMESTAMP '{start:%Y-%m-%d %H:%M:%S}' + to_hours(CAST(hash(i, {seed}+2) % {hours} AS BIGINT)) AS line_item_usage_start_date,
-                    'AmazonService' || CAST(hash(i, {seed}+3) % 40 AS VARCHAR) AS line_item_product_code,
-                    'Usage-' || CAST(hash(i, {seed}+3) % 40 AS VARCHAR) AS line_item_usage_type,
-                    'arn:aws:svc:us-east-1:1:r/' || CAST(hash(i, {seed}+4) % 2000 AS VARCHAR) AS line_item_resource_id,
-                    CAST(hash(i, {seed}+5) % 1000 AS DOUBLE) / 100 AS line_item_usage_amount,
+                    CAST(100000000000 + {r(0, 120)} AS VARCHAR) AS line_item_usage_account_id,
+                    ['Usage','Usage','Usage','Usage','SavingsPlanCoveredUsage','DiscountedUsage','Tax','Credit'][1 + {h(1, 8)}] AS line_item_line_item_type,
+                    TIMESTAMP '{start:%Y-%m-%d %H:%M:%S}' + to_hours({h(2, hours)}) AS line_item_usage_start_date,
+                    'AmazonService' || CAST({r(3, 40)} AS VARCHAR) AS line_item_product_code,
+                    'Usage-' || CAST({r(3, 40)} AS VARCHAR) AS line_item_usage_type,
+                    'arn:aws:svc:us-east-1:1:r/' || CAST(resource AS VARCHAR) AS line_item_resource_id,
+                    CAST({h(5, 1000)} AS DOUBLE) / 100 AS line_item_usage_amount,
                     'USD' AS line_item_currency_code,
-                    CAST(hash(i, {seed}+6) % 10000000000 AS DOUBLE) / 10000000000 * 3 AS line_item_unblended_cost,
-                    CAST(hash(i, {seed}+6) % 10000000000 AS DOUBLE) / 10000000000 * 3 AS pricing_public_on_demand_cost,
-                    CAST(hash(i, {seed}+6) % 10000000000 AS DOUBLE) / 10000000000 * 2 AS savings_plan_savings_plan_effective_cost,
-                    CAST(hash(i, {seed}+6) % 10000000000 AS DOUBLE) / 10000000000 * 2 AS reservation_effective_cost,
+                    round({fraction} * 3, 10) AS line_item_unblended_cost,
+                    round({fraction} * 3, 10) AS pricing_public_on_demand_cost,
+                    round({fraction} * 2, 10) AS savings_plan_savings_plan_effective_cost,
+                    round({fraction} * 2, 10) AS reservation_effective_cost,
                     'Service usage' AS line_item_line_item_description,
-                    ['us-east-1','eu-west-1','ap-south-1','us-west-2'][1 + hash(i, {seed}+7) % 4] AS product_region_code,
+                    ['us-east-1','eu-west-1','ap-south-1','us-west-2'][1 + {r(7, 4)}] AS product_region_code,
                     'Hrs' AS pricing_unit,
-                    MAP {{'product_name': 'Amazon Service ' || CAST(hash(i, {seed}+3) % 40 AS VARCHAR)}} AS product,
-                    MAP {{'user_team': ['platform','data','web'][1 + hash(i, {seed}+4) % 2000 % 3]}} AS resource_tags
-                  FROM range({first}, {last}) t(i)
+                    MAP {{'product_name': 'Amazon Service ' || CAST({r(3, 40)} AS VARCHAR)}} AS product,
+                    MAP {{'user_team': ['platform','data','web'][1 + {r(4, 3)}]}} AS resource_tags
+                  FROM (SELECT i, {h(4, resources)} AS resource FROM range({first}, {last}) t(i))
                 ) TO '{path}' (FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE 122880)""")
             paths.append(path)
     finally:

@@ -300,7 +300,7 @@ def pull_cur(account: Account, billing_period: str) -> Pull:
     def produce(target: Path) -> None:
         try:
             select = normalize.rollup_sql(
-                normalize.lines_sql(groups) if groups else _empty_lines(),
+                normalize.daily_sql(groups) if groups else _empty_daily(),
                 account_id=account.settings["account_id"], account_name=account.name, account_key=account.key,
                 billing_period=billing_period, source_updated_at=manifest.last_modified, ingested_at=ingested_at)
             metadata = partition_metadata(totals.billed, {"cur_manifest": manifest.key, "cur_assembly_id": manifest.assembly_id})
@@ -332,11 +332,10 @@ def _close(connection) -> None:
         connection.close()
 
 
-def _empty_lines() -> str:
+def _empty_daily() -> str:
     """A delivery that lists no files (a month without usage) still writes an empty, well-typed partition."""
-    columns = {"usage_start": "TIMESTAMPTZ", "line_item_type": "VARCHAR", "currency": "VARCHAR", "usage_account_id": "VARCHAR",
-               "product_code": "VARCHAR", "product_name": "VARCHAR", "region": "VARCHAR", "tags": "MAP(VARCHAR, VARCHAR)",
-               "unblended": normalize.MONEY_SQL, "usage_amount": normalize.MONEY_SQL}
-    columns.update({n: "VARCHAR" for n in normalize.OPTIONAL_TEXT if n not in ("product_product_name", "product_region", "product_region_code")})
-    columns.update({n: normalize.MONEY_SQL for n in normalize.OPTIONAL_MONEY})
+    money = normalize.MONEY_SQL
+    columns = {"day": "DATE", **{n: "VARCHAR" for n in normalize.GRAIN}, "tags": "MAP(VARCHAR, VARCHAR)", "billed": money,
+               "effective": money, "list": money, "contracted": money, "usage_amount": money, "description": "VARCHAR",
+               "estimated": "BOOLEAN"}
     return "SELECT " + ", ".join(f"CAST(NULL AS {t}) AS {n}" for n, t in columns.items()) + " WHERE false"

@@ -227,17 +227,32 @@ def _timestamp(layout: FileLayout, name: str) -> str:
     return f"CAST({_q(raw)} AS TIMESTAMPTZ)"
 
 
-def _tags(layout: FileLayout) -> str:
-    """A MAP(VARCHAR, VARCHAR) of the line's tags with empty values dropped, keys sorted."""
+def _raw_tags(layout: FileLayout) -> str:
+    """The line's tags as stored (map, JSON text or a list of per-tag columns): cheap to group by."""
     if layout.tags_map:
         raw = _q(layout.tags_map)
-        source = f"CAST(json(NULLIF({raw}, '')) AS MAP(VARCHAR, VARCHAR))" if layout.kind == "csv" else f"CAST({raw} AS MAP(VARCHAR, VARCHAR))"
-        entries = f"map_entries({source})"
+        return f"NULLIF({raw}, '')" if layout.kind == "csv" else f"CAST({raw} AS MAP(VARCHAR, VARCHAR))"
+    if layout.tag_columns:
+        return "[" + ", ".join(f"CAST({_q(raw)} AS VARCHAR)" for _, raw in sorted(layout.tag_columns)) + "]"
+    return "CAST(NULL AS VARCHAR)"
+
+
+def _tags(layout: FileLayout, raw: str = "tags_raw") -> str:
+    """FOCUS tags from the raw value: a MAP(VARCHAR, VARCHAR) without empty values, keys sorted.
+
+    Applied after the per-file-group aggregation, so it runs once per distinct tag set, not per line.
+    """
+    if layout.tags_map:
+        source = f"CAST(json({raw}) AS MAP(VARCHAR, VARCHAR))" if layout.kind == "csv" else raw
+        entries = f"list_sort(map_entries({source}))"
     elif layout.tag_columns:
-        entries = "[" + ", ".join(f"{{'key': {_lit(k)}, 'value': CAST({_q(r)} AS VARCHAR)}}" for k, r in layout.tag_columns) + "]"
+        keys = [key for key, _ in sorted(layout.tag_columns)]
+        entries = "[" + ", ".join(f"{{'key': {_lit(k)}, 'value': {raw}[{i}]}}" for i, k in enumerate(keys, start=1)) + "]"
+        if keys != sorted(keys):
+            entries = f"list_sort({entries})"
     else:
         return "CAST(NULL AS MAP(VARCHAR, VARCHAR))"
-    return f"map_from_entries(list_sort(list_filter({entries}, lambda e: e.value IS NOT NULL AND e.value <> '')))"
+    return f"map_from_entries(list_filter({entries}, lambda e: e.value IS NOT NULL AND e.value <> ''))"
 
 
 def _product_name(layout: FileLayout) -> str:
@@ -262,7 +277,7 @@ def canonical_select(layout: FileLayout, paths: list[str]) -> str:
         "product_code": _text(layout, "line_item_product_code"),
         "product_name": _product_name(layout),
         "region": region,
-        "tags": _tags(layout),
+        "tags_raw": _raw_tags(layout),
         "unblended": _money(layout, "line_item_unblended_cost"),
         "usage_amount": _money(layout, "line_item_usage_amount"),
     }
@@ -284,8 +299,30 @@ def group_files(files: Iterable[CurFile]) -> list[tuple[FileLayout, list[CurFile
     return list(groups.values())
 
 
-def lines_sql(groups: list[tuple[FileLayout, list[CurFile]]]) -> str:
-    return "\nUNION ALL BY NAME\n".join(canonical_select(layout, [str(f.path) for f in files]) for layout, files in groups)
+GRAIN = ("currency", "bill_payer_account_id", "bill_payer_account_name", "usage_account_id", "line_item_usage_account_name",
+         "product_code", "product_name", "region", "line_item_resource_id", "line_item_type", "line_item_usage_type",
+         "product_sku", "pricing_unit", "bill_invoicing_entity", "line_item_legal_entity")
+
+
+def _group_daily(layout: FileLayout, paths: list[str]) -> str:
+    """One file group's line items -> per day and raw grain (tags as stored), then its tags normalized."""
+    keys = ", ".join(GRAIN)
+    return f"""
+        SELECT day, {keys}, {_tags(layout)} AS tags, billed, effective, list, contracted, usage_amount, description, estimated
+        FROM (
+            SELECT CAST(usage_start AS DATE) AS day, {keys}, tags_raw,
+                   sum({BILLED}) AS billed, sum({EFFECTIVE}) AS effective,
+                   sum(coalesce(pricing_public_on_demand_cost, unblended)) AS list, sum(unblended) AS contracted,
+                   sum(usage_amount) AS usage_amount, min(line_item_line_item_description) AS description,
+                   bool_or(bill_invoice_id IS NULL) AS estimated
+            FROM ({canonical_select(layout, paths)})
+            GROUP BY day, {keys}, tags_raw
+        )"""
+
+
+def daily_sql(groups: list[tuple[FileLayout, list[CurFile]]]) -> str:
+    """Every file group's daily pre-aggregate, in one relation (the rollup's input)."""
+    return "\nUNION ALL BY NAME\n".join(_group_daily(layout, [str(f.path) for f in files]) for layout, files in groups)
 
 
 # --- FOCUS rules ------------------------------------------------------------------------------------
@@ -312,21 +349,14 @@ CHARGE_CATEGORY = f"""CASE
     ELSE 'Usage' END"""
 
 
-def rollup_sql(lines: str, *, account_id: str, account_name: str, account_key: str, billing_period: str,
+def rollup_sql(daily: str, *, account_id: str, account_name: str, account_key: str, billing_period: str,
                source_updated_at: datetime, ingested_at: datetime) -> str:
-    """Hourly line items -> one row per day and grain, in exactly the cost_daily columns and types."""
+    """The groups' daily pre-aggregates -> one row per day and grain, in exactly the cost_daily columns and types.
+
+    Re-aggregated here because two file groups (or two raw tag sets that normalize alike) can meet in one grain.
+    """
     period_start, period_end = month_bounds(billing_period)
     ts = lambda value: f"CAST({_lit(value.isoformat())} AS TIMESTAMPTZ)"  # noqa: E731
-    inner = f"""
-        SELECT CAST(usage_start AS DATE) AS day, currency, bill_payer_account_id, bill_payer_account_name,
-               usage_account_id, line_item_usage_account_name, product_code, product_name, region,
-               line_item_resource_id, line_item_type, line_item_usage_type, product_sku, pricing_unit,
-               bill_invoicing_entity, line_item_legal_entity, tags,
-               sum({BILLED}) AS billed, sum({EFFECTIVE}) AS effective,
-               sum(coalesce(pricing_public_on_demand_cost, unblended)) AS list, sum(unblended) AS contracted,
-               sum(usage_amount) AS usage_amount, min(line_item_line_item_description) AS description,
-               bool_or(bill_invoice_id IS NULL) AS estimated
-        FROM ({lines}) GROUP BY ALL"""
     day_start = "CAST(day AS TIMESTAMPTZ)"
     outputs = {
         "BilledCost": "sum(billed)",
@@ -375,7 +405,7 @@ def rollup_sql(lines: str, *, account_id: str, account_name: str, account_key: s
     grouping = ("day, currency, bill_payer_account_id, bill_payer_account_name, usage_account_id, line_item_usage_account_name, "
                 "product_code, product_name, region, line_item_resource_id, line_item_type, line_item_usage_type, product_sku, "
                 "pricing_unit, bill_invoicing_entity, line_item_legal_entity, tags")
-    return f"SELECT {select}\n    FROM ({inner})\n    GROUP BY {grouping}"
+    return f"SELECT {select}\n    FROM ({daily})\n    GROUP BY {grouping}"
 
 
 def _sql_type(column) -> str:
