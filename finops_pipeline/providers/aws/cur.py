@@ -13,6 +13,7 @@ fails. A `local_dir` (a synced copy of the bucket) is read in place.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import weakref
@@ -35,8 +36,10 @@ from finops_pipeline.refresh import Pull
 from finops_pipeline.schema import month_bounds
 
 SOURCE = "cur"
-# Bounded memory per refresh: DuckDB spills past this to the temporary directory.
-DUCKDB_MEMORY_LIMIT = "1GB"
+# Bounded memory per refresh: DuckDB spills past this to the temporary directory, so a month of any size
+# stays under it (plus ~200 MB of Python and buffers). A 10-million-line month fits without spilling
+# (see docs/aws_cur.md). FINOPS_CUR_MEMORY_LIMIT (a DuckDB size like "3GB") overrides it.
+DUCKDB_MEMORY_LIMIT = "1400MB"
 # s3transfer streams ranged GETs to disk in chunks; a few in flight keeps memory flat.
 TRANSFER = TransferConfig(multipart_chunksize=16 * 1024 * 1024, max_concurrency=4, max_io_queue=32)
 
@@ -271,7 +274,7 @@ def pull_cur(account: Account, billing_period: str) -> Pull:
     try:
         files, fetched = fetch_files(store, manifest, workdir)
         groups = normalize.group_files(files)
-        connection = normalize.connect(workdir / "spill", DUCKDB_MEMORY_LIMIT)
+        connection = normalize.connect(workdir / "spill", os.environ.get("FINOPS_CUR_MEMORY_LIMIT") or DUCKDB_MEMORY_LIMIT)
         totals = _checked(lambda: normalize.raw_totals(connection, groups), connection, groups, manifest, store)
     except normalize.CurFileError as exc:
         _close(connection)
@@ -335,7 +338,7 @@ def _close(connection) -> None:
 def _empty_daily() -> str:
     """A delivery that lists no files (a month without usage) still writes an empty, well-typed partition."""
     money = normalize.MONEY_SQL
-    columns = {"day": "DATE", **{n: "VARCHAR" for n in normalize.GRAIN}, "tags": "MAP(VARCHAR, VARCHAR)", "billed": money,
+    columns = {"day": "DATE", **{n: "VARCHAR" for n in normalize.GRAIN}, "tags": "VARCHAR", "billed": money,
                "effective": money, "list": money, "contracted": money, "usage_amount": money, "description": "VARCHAR",
                "estimated": "BOOLEAN"}
     return "SELECT " + ", ".join(f"CAST(NULL AS {t}) AS {n}" for n, t in columns.items()) + " WHERE false"

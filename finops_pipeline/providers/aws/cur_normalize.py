@@ -266,8 +266,8 @@ def _product_name(layout: FileLayout) -> str:
     return "CAST(NULL AS VARCHAR)"
 
 
-def canonical_select(layout: FileLayout, paths: list[str]) -> str:
-    """One SELECT that projects a group of same-layout files onto the canonical line-item columns."""
+def canonical_parts(layout: FileLayout) -> dict[str, str]:
+    """Canonical line-item column -> SQL expression over this layout's raw columns (NULL when absent)."""
     region = _text(layout, "product_region_code") if "product_region_code" in layout.columns else _text(layout, "product_region")
     parts = {
         "usage_start": _timestamp(layout, "line_item_usage_start_date"),
@@ -286,7 +286,16 @@ def canonical_select(layout: FileLayout, paths: list[str]) -> str:
             parts[name] = _text(layout, name)
     for name in OPTIONAL_MONEY:
         parts[name] = _money(layout, name)
-    select = ", ".join(f"{expression} AS {alias}" for alias, expression in parts.items())
+    return parts
+
+
+def _is_null(expression: str) -> bool:
+    return expression.startswith("CAST(NULL AS")
+
+
+def canonical_select(layout: FileLayout, paths: list[str]) -> str:
+    """One SELECT that projects a group of same-layout files onto the canonical line-item columns."""
+    select = ", ".join(f"{expression} AS {alias}" for alias, expression in canonical_parts(layout).items())
     return f"SELECT {select} FROM {_source(layout, paths)}"
 
 
@@ -305,14 +314,28 @@ GRAIN = ("currency", "bill_payer_account_id", "bill_payer_account_name", "usage_
 
 
 def _group_daily(layout: FileLayout, paths: list[str]) -> str:
-    """One file group's line items -> per day and raw grain (tags as stored), then its tags normalized."""
-    keys = ", ".join(GRAIN)
+    """One file group's line items -> per day and raw grain (tags as stored), then its tags normalized.
+
+    Grain columns the files do not have are left out of the GROUP BY (hashing a constant NULL per
+    line costs time) and added back as NULL afterwards.
+    """
+    parts = canonical_parts(layout)
+    present = [k for k in GRAIN if not _is_null(parts[k])]
+    keys = ", ".join(present)
+    outputs = ", ".join(k if k in present else f"CAST(NULL AS VARCHAR) AS {k}" for k in GRAIN)
+    # Without a net unblended (or public on-demand) column, BilledCost (ListCost) is the unblended sum:
+    # computed once, which keeps the aggregate state, and so the memory, smaller.
+    net = not _is_null(parts["line_item_net_unblended_cost"])
+    public = not _is_null(parts["pricing_public_on_demand_cost"])
+    billed_sum = f"sum({BILLED}) AS billed," if net else ""
+    list_sum = "sum(coalesce(pricing_public_on_demand_cost, unblended)) AS list," if public else ""
     return f"""
-        SELECT day, {keys}, {_tags(layout)} AS tags, billed, effective, list, contracted, usage_amount, description, estimated
+        SELECT day, {outputs}, NULLIF(CAST(to_json({_tags(layout)}) AS VARCHAR), '{{}}') AS tags,
+               {"billed" if net else "contracted"} AS billed, effective, {"list" if public else "contracted"} AS list,
+               contracted, usage_amount, description, estimated
         FROM (
-            SELECT CAST(usage_start AS DATE) AS day, {keys}, tags_raw,
-                   sum({BILLED}) AS billed, sum({EFFECTIVE}) AS effective,
-                   sum(coalesce(pricing_public_on_demand_cost, unblended)) AS list, sum(unblended) AS contracted,
+            SELECT CAST(usage_start AS DATE) AS day, {keys}, tags_raw, {billed_sum} {list_sum}
+                   sum({EFFECTIVE}) AS effective, sum(unblended) AS contracted,
                    sum(usage_amount) AS usage_amount, min(line_item_line_item_description) AS description,
                    bool_or(bill_invoice_id IS NULL) AS estimated
             FROM ({canonical_select(layout, paths)})
@@ -378,8 +401,8 @@ def rollup_sql(daily: str, *, account_id: str, account_name: str, account_key: s
         "InvoiceIssuerName": "coalesce(bill_invoicing_entity, 'Amazon Web Services')",
         "ProviderName": _lit(PROVIDER_NAMES["aws"]),
         "PublisherName": f"coalesce(line_item_legal_entity, {_lit(PROVIDER_NAMES['aws'])})",
-        "ServiceName": "coalesce(product_name, product_code)",
-        "ServiceCategory": service_category_sql("coalesce(product_name, product_code)"),
+        "ServiceName": "coalesce(product_name, product_code, 'Unknown')",
+        "ServiceCategory": "CAST(NULL AS VARCHAR)",  # filled below, once per distinct service name
         "RegionId": "region",
         "RegionName": "CAST(NULL AS VARCHAR)",
         "ResourceId": "line_item_resource_id",
@@ -389,7 +412,7 @@ def rollup_sql(daily: str, *, account_id: str, account_name: str, account_key: s
         "PricingUnit": "pricing_unit",
         "ConsumedQuantity": f"CASE WHEN line_item_type IN {_in(USAGE_TYPES)} THEN sum(usage_amount) END",
         "ConsumedUnit": f"CASE WHEN line_item_type IN {_in(USAGE_TYPES)} THEN pricing_unit END",
-        "Tags": "CASE WHEN cardinality(tags) > 0 THEN CAST(to_json(tags) AS VARCHAR) END",
+        "Tags": "tags",
         "x_Provider": "'aws'",
         "x_Source": "'cur'",
         "x_AccountKey": _lit(account_key),
@@ -405,7 +428,11 @@ def rollup_sql(daily: str, *, account_id: str, account_name: str, account_key: s
     grouping = ("day, currency, bill_payer_account_id, bill_payer_account_name, usage_account_id, line_item_usage_account_name, "
                 "product_code, product_name, region, line_item_resource_id, line_item_type, line_item_usage_type, product_sku, "
                 "pricing_unit, bill_invoicing_entity, line_item_legal_entity, tags")
-    return f"SELECT {select}\n    FROM ({daily})\n    GROUP BY {grouping}"
+    return f"""
+    WITH rolled AS MATERIALIZED (SELECT {select}\n    FROM ({daily})\n    GROUP BY {grouping}),
+    categories AS (SELECT name, {service_category_sql("name")} AS category FROM (SELECT DISTINCT "ServiceName" AS name FROM rolled))
+    SELECT rolled.* REPLACE (CAST(coalesce(categories.category, 'Other') AS VARCHAR) AS "ServiceCategory")
+    FROM rolled LEFT JOIN categories ON rolled."ServiceName" = categories.name"""
 
 
 def _sql_type(column) -> str:
@@ -443,18 +470,25 @@ def _raw_totals_select(layout: FileLayout, paths: list[str]) -> str:
     billed = f"coalesce({amount(net)}, {unblended})" if net else unblended
     currency = _q(layout.columns["line_item_currency_code"])
     kind = _q(layout.columns["line_item_line_item_type"])
+    start = _q(layout.columns["line_item_usage_start_date"])
+    missing_start = f"{start} IS NULL OR trim({start}) = ''" if layout.kind == "csv" else f"{start} IS NULL"
+    undated = f"count(*) FILTER (WHERE {missing_start})"
     return (f"SELECT CAST({currency} AS VARCHAR) AS currency, CAST({kind} AS VARCHAR) AS kind, count(*) AS n, "
-            f"sum({billed}) AS billed, sum({unblended}) AS unblended FROM {_source(layout, paths)} GROUP BY ALL")
+            f"sum({billed}) AS billed, sum({unblended}) AS unblended, {undated} AS undated "
+            f"FROM {_source(layout, paths)} GROUP BY ALL")
 
 
 def raw_totals(connection: duckdb.DuckDBPyConnection, groups: list[tuple[FileLayout, list[CurFile]]]) -> RawTotals:
     totals = RawTotals()
     for layout, files in groups:
         rows = connection.execute(_raw_totals_select(layout, [str(f.path) for f in files])).fetchall()
-        for currency, kind, count, billed, unblended in rows:
+        where = files[0].key if len(files) == 1 else f"{len(files)} files like {files[0].key}"
+        for currency, kind, count, billed, unblended, undated in rows:
             if currency is None or currency == "":
-                raise CurFileError(files[0].key if len(files) == 1 else f"{len(files)} files like {files[0].key}",
-                                   "has line items without line_item_currency_code", column="line_item_currency_code")
+                raise CurFileError(where, "has line items without line_item_currency_code", column="line_item_currency_code")
+            if undated:
+                raise CurFileError(where, f"has {undated} line items without line_item_usage_start_date",
+                                   column="line_item_usage_start_date")
             kind = kind or "(empty)"
             totals.line_items += count
             totals.by_type[kind] = totals.by_type.get(kind, 0) + count
