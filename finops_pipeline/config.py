@@ -150,10 +150,13 @@ SOURCES: dict[tuple[str, str], dict[str, FieldSpec]] = {
         "cloud": FieldSpec(_choice("public", "china", "usgovernment"), default="public"),
         "endpoint": FieldSpec(_url, doc="Management endpoint override (sovereign clouds, the local sandbox)."),
         "authority_host": FieldSpec(_url, doc="Entra ID authority override (sovereign clouds, the local sandbox)."),
+        "max_throttle_wait_seconds": FieldSpec(_positive_int, default=60, doc="Longest wait a Cost Management 429 may ask for before the refresh gives up."),
+        "ca_bundle": FieldSpec(_string, doc="PEM file of the certificate authorities to trust instead of the system's (a TLS-inspecting proxy, the local sandbox)."),
     },
     ("digitalocean", "billing"): {
         "token_env": FieldSpec(_env_name, required=True, doc="Variable holding the API token (scope billing:read)."),
-        "endpoint": FieldSpec(_url, doc="API endpoint override (the local sandbox)."),
+        "endpoint": FieldSpec(_url, doc="API endpoint override (the local sandbox). Must be https: the token is a bearer token."),
+        "ca_bundle": FieldSpec(_string, doc="PEM file of the certificate authorities to trust instead of the system's (a TLS-inspecting proxy, the local sandbox)."),
     },
 }
 PROVIDERS = tuple(sorted({provider for provider, _ in SOURCES}))

@@ -183,15 +183,39 @@ def _gcp(source: str, exc: BaseException, detail: str) -> Diagnosis | None:
         return Diagnosis("gcp.credentials", ERROR, "The Google credentials could not be loaded or were refused.",
                          "Set credentials_env to a variable holding the service account key (file path or JSON), "
                          "or configure application default credentials.", detail)
+    text = str(exc)
     if isinstance(exc, gexc.NotFound):
-        return Diagnosis("gcp.dataset_not_found", ERROR, "The billing dataset was not found: wrong dataset name, or the export is not enabled.", kb.fix, detail)
+        if "Not found: Table" in text:
+            return Diagnosis("gcp.export_table_not_found", ERROR, "The billing export table disappeared from the dataset while it was read.",
+                             "Check that the BigQuery billing export is still enabled into this dataset; the next refresh finds "
+                             "the table again. " + kb.fix, detail, retryable=True)
+        return Diagnosis("gcp.dataset_not_found", ERROR, "The billing dataset was not found: wrong dataset name or project, or the export is not enabled.", kb.fix, detail)
     if isinstance(exc, (gexc.Forbidden, gexc.Unauthorized)):
+        if "jobs.create" in text:
+            return Diagnosis("gcp.cannot_run_queries", ERROR, "The service account may not run query jobs in the query project.",
+                             "Grant the service account BigQuery Job User (roles/bigquery.jobUser) on the project named by "
+                             "project_id in the account settings.", detail)
+        if "has not been used in project" in text or "is disabled" in text:
+            return Diagnosis("gcp.bigquery_api_disabled", ERROR, "The BigQuery API is disabled in the query project.",
+                             "Enable the BigQuery API (APIs & Services -> Library -> BigQuery API) in the project named by "
+                             "project_id, then wait a few minutes.", detail)
         return Diagnosis("gcp.permission_denied", ERROR, "The service account may not read the billing dataset.",
                          "Grant the service account BigQuery Data Viewer on the billing dataset (and BigQuery Job User on "
                          "the query project).", detail)
     if isinstance(exc, (gexc.TooManyRequests, gexc.ServiceUnavailable, gexc.InternalServerError)):
         return Diagnosis("gcp.unavailable", ERROR, "BigQuery was busy or unavailable and retries ran out.",
                          "Nothing to change: the next scheduled refresh retries.", detail, retryable=True)
+    if isinstance(exc, gexc.BadRequest):
+        return Diagnosis("gcp.query_rejected", ERROR, "BigQuery rejected the export query; the export table's schema may differ from the billing export's.",
+                         "Check that the table is an unmodified Cloud Billing export (standard or detailed usage cost); "
+                         "report the detail if it is.", detail)
+    try:
+        from requests.exceptions import ConnectionError as RequestsConnectionError, Timeout
+    except ImportError:  # pragma: no cover
+        return None
+    if isinstance(exc, (RequestsConnectionError, Timeout)):
+        return Diagnosis("gcp.unreachable", ERROR, "The BigQuery API could not be reached.",
+                         "Check the network (and api_endpoint in the account settings, if set).", detail, retryable=True)
     return None
 
 
@@ -203,50 +227,132 @@ def _azure_error_code(exc: BaseException) -> str:
     return code or ""
 
 
+def _azure_wait(exc: BaseException) -> str:
+    """The wait a 429 asked for, from Cost Management's retry headers, as words for the user."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None) or {}
+    waits = []
+    for name, value in headers.items():
+        lowered = name.lower()
+        if lowered == "retry-after" or (lowered.startswith("x-ms-ratelimit-microsoft.") and lowered.endswith("retry-after")):
+            try:
+                waits.append(float(value))
+            except (TypeError, ValueError):
+                pass
+    return f" Cost Management asked to wait {max(waits):g} s, longer than max_throttle_wait_seconds allows." if waits else ""
+
+
 def _azure(source: str, exc: BaseException, detail: str) -> Diagnosis | None:
     try:
-        from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
+        from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError, ServiceRequestError
     except ImportError:  # pragma: no cover
         return None
     kb = NO_DATA_ADVICE[("azure", "cost_management")]
     code = _azure_error_code(exc)
     text = str(exc)
-    if "RBACAccessDenied" in (code, text) or "RBACAccessDenied" in text or code == "AuthorizationFailed":
-        return Diagnosis("azure.rbac_access_denied", ERROR, kb.cause, kb.fix, detail)
+    status = getattr(exc, "status_code", None)
+    # Match on the error code, not the status: RBACAccessDenied arrives as 401 as well as 403.
+    if code in {"RBACAccessDenied", "AuthorizationFailed"} or "RBACAccessDenied" in text:
+        return Diagnosis("azure.rbac_access_denied", ERROR,
+                         kb.cause + " The app registration signed in, but may not read costs of this subscription "
+                         "(a role on a resource group only, or no role at all).",
+                         kb.fix + " A new assignment can take up to 30 minutes to apply.", detail)
+    if "CERTIFICATE_VERIFY_FAILED" in text:  # at sign-in (ClientAuthenticationError) or at the query (ServiceRequestError)
+        return Diagnosis("azure.tls_untrusted", ERROR, "The Azure endpoint's TLS certificate is not trusted by this machine.",
+                         "Check 'endpoint' / 'authority_host' in the account settings; behind a TLS-inspecting proxy, name a PEM "
+                         "file with its CA in the account's 'ca_bundle'.", detail)
+    if code == "InvalidAuthenticationTokenTenant":
+        return Diagnosis("azure.subscription_in_other_tenant", ERROR,
+                         "The subscription belongs to a different Entra ID tenant than the configured tenant_id.",
+                         "Set tenant_id to the tenant that owns the subscription (Subscriptions -> the subscription -> Overview shows "
+                         "its directory) with an app registration of that tenant, or correct subscription_id.", detail)
     if "AADSTS7000215" in text or "AADSTS7000222" in text or "invalid_client" in text:
-        return Diagnosis("azure.bad_client_secret", ERROR, "Entra ID refused the app registration's client secret (wrong or expired).",
-                         "Create a new client secret for the app registration and put it in the variable client_secret_env names.", detail)
-    if "AADSTS700016" in text or "AADSTS90002" in text:
-        return Diagnosis("azure.bad_tenant_or_client", ERROR, "Entra ID does not know this tenant or application id.",
-                         "Check tenant_id and client_id in the account settings against the app registration.", detail)
+        return Diagnosis("azure.bad_client_secret", ERROR, "Entra ID refused the app registration's client secret (wrong, expired, or the secret ID instead of its value).",
+                         "In Entra ID -> App registrations -> the app -> Certificates & secrets, create a new client secret and put "
+                         "its Value (not the Secret ID) in the environment variable client_secret_env names.", detail)
+    if "AADSTS700016" in text:
+        return Diagnosis("azure.unknown_client_id", ERROR, "Entra ID has no application with this client_id in the tenant.",
+                         "Check client_id against the app registration's Application (client) ID, and tenant_id against its "
+                         "Directory (tenant) ID (App registrations -> the app -> Overview).", detail)
+    if "AADSTS90002" in text or "Unable to get authority configuration" in text:
+        return Diagnosis("azure.unknown_tenant", ERROR, "Entra ID does not know the configured tenant_id (or the cloud is wrong).",
+                         "Check tenant_id against the app registration's Directory (tenant) ID, and 'cloud' / 'authority_host' "
+                         "in the account settings for sovereign clouds.", detail)
     if code in {"SubscriptionNotFound", "InvalidSubscriptionId"} or isinstance(exc, ResourceNotFoundError):
-        return Diagnosis("azure.subscription_not_found", ERROR, "The subscription was not found for this tenant.",
-                         "Check subscription_id in the account settings; it must belong to the app registration's tenant.", detail)
-    if isinstance(exc, HttpResponseError) and getattr(exc, "status_code", None) == 429:
-        return Diagnosis("azure.throttled", ERROR, "Cost Management throttled the queries (QPU quota) and retries ran out.",
-                         "Nothing to change: the next scheduled refresh retries. Fewer accounts per tenant per run helps.", detail, retryable=True)
-    if isinstance(exc, ClientAuthenticationError) or (isinstance(exc, HttpResponseError) and getattr(exc, "status_code", None) in (401, 403)):
+        return Diagnosis("azure.subscription_not_found", ERROR, "The subscription was not found.",
+                         "Check subscription_id in the account settings (Subscriptions -> Subscription ID); it must belong to the "
+                         "app registration's tenant and the configured cloud.", detail)
+    if isinstance(exc, HttpResponseError) and status == 429:
+        return Diagnosis("azure.throttled", ERROR, "Cost Management throttled the queries (QPU quota per tenant) and retries ran out." + _azure_wait(exc),
+                         "Nothing to change: the next scheduled refresh retries. Other tools querying Cost Management in the same "
+                         "tenant share the quota; raise max_throttle_wait_seconds to wait longer.", detail, retryable=True)
+    if isinstance(exc, ServiceRequestError):
+        return Diagnosis("azure.unreachable", ERROR, "The Azure endpoint could not be reached.",
+                         "Check the network and 'endpoint' / 'cloud' in the account settings.", detail, retryable=True)
+    if isinstance(exc, ClientAuthenticationError) or (isinstance(exc, HttpResponseError) and status in (401, 403)):
         return Diagnosis("azure.access_denied", ERROR, kb.cause, kb.fix, detail)
     return None
 
 
 # --- DigitalOcean ----------------------------------------------------------------------------------
 
+def _digitalocean_path(exc: BaseException) -> str:
+    """The API path a pydo (azure-core) error came from, without host or query."""
+    from urllib.parse import urlsplit
+
+    request = getattr(getattr(exc, "response", None), "request", None)
+    return urlsplit(getattr(request, "url", "") or "").path
+
+
 def _digitalocean(source: str, exc: BaseException, detail: str) -> Diagnosis | None:
-    try:
-        from azure.core.exceptions import HttpResponseError  # pydo is generated on azure-core
+    try:  # pydo is generated on azure-core
+        from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
     except ImportError:  # pragma: no cover
         return None
     kb = NO_DATA_ADVICE[("digitalocean", "billing")]
+    if isinstance(exc, ServiceRequestError):
+        text = str(exc)
+        if "non-TLS" in text or "non-https" in text:
+            return Diagnosis("digitalocean.endpoint_not_https", ERROR,
+                             "The DigitalOcean endpoint is not https, and the API token is never sent in clear text.",
+                             "Set 'endpoint' in the account settings to an https:// URL, or remove it to use https://api.digitalocean.com.", detail)
+        if "CERTIFICATE_VERIFY_FAILED" in text or "SSLError" in text or "certificate" in text.lower():
+            return Diagnosis("digitalocean.tls_untrusted", ERROR,
+                             "The DigitalOcean endpoint's TLS certificate is not trusted.",
+                             "Check 'endpoint' in the account settings; behind a TLS-inspecting proxy, set 'ca_bundle' to the "
+                             "proxy's CA file (PEM).", detail)
+        return Diagnosis("digitalocean.unreachable", ERROR, "The DigitalOcean API could not be reached.",
+                         "Check the network (and 'endpoint' in the account settings, if set); the next scheduled refresh retries.",
+                         detail, retryable=True)
+    if isinstance(exc, ServiceResponseError):
+        return Diagnosis("digitalocean.unreachable", ERROR, "The DigitalOcean API did not answer.",
+                         "Nothing to change if it is temporary: the next scheduled refresh retries.", detail, retryable=True)
+    if not isinstance(exc, HttpResponseError):
+        return None
     status = getattr(exc, "status_code", None)
-    if isinstance(exc, HttpResponseError) and status == 401:
-        return Diagnosis("digitalocean.token_rejected", ERROR, "DigitalOcean rejected the API token (revoked, expired or mistyped).",
-                         kb.fix, detail)
-    if isinstance(exc, HttpResponseError) and status == 403:
+    path = _digitalocean_path(exc)
+    detail = f"HTTP {status} from {path or 'the API'}: {detail}"
+    if status == 401:
+        return Diagnosis("digitalocean.token_rejected", ERROR,
+                         "DigitalOcean rejected the API token: it was revoked, has expired, or is mistyped.", kb.fix, detail)
+    if status == 403 and path.rstrip("/") == "/v2/account":
+        return Diagnosis("digitalocean.missing_account_scope", ERROR,
+                         "The API token may not read the account (scope account:read), which the pipeline needs to find the team.",
+                         "Regenerate a token with billing read access (billing:read) and account:read in API -> Tokens, and "
+                         "update it in the environment variable the account settings name.", detail)
+    if status == 403:
         return Diagnosis("digitalocean.missing_billing_scope", ERROR, kb.cause, kb.fix, detail)
-    if isinstance(exc, HttpResponseError) and status == 429:
-        return Diagnosis("digitalocean.throttled", ERROR, "DigitalOcean rate-limited the requests and retries ran out.",
+    if status == 429:
+        return Diagnosis("digitalocean.throttled", ERROR,
+                         "DigitalOcean rate-limited the requests (250 a minute, 5,000 an hour per token) and retries ran out.",
+                         "Nothing to change: the next scheduled refresh retries. Other tools sharing this token share its limits.",
+                         detail, retryable=True)
+    if status is not None and status >= 500:
+        return Diagnosis("digitalocean.unavailable", ERROR, "The DigitalOcean API failed with a server error and retries ran out.",
                          "Nothing to change: the next scheduled refresh retries.", detail, retryable=True)
+    if status == 400:
+        return Diagnosis("digitalocean.bad_request", ERROR, f"DigitalOcean refused the request to {path or 'the API'}.",
+                         "Check 'endpoint' in the account settings; report the detail if it persists.", detail)
     return None
 
 

@@ -32,7 +32,7 @@ def provider_cost_summary(data_dir: Path, config: FinopsConfig, today: date) -> 
     """Per provider and currency: month to date, last 7 and 30 days, the 30 days before, and the change."""
     connection = _connection(data_dir)
     try:
-        table = connection.execute(
+        table = connection.sql(
             """
             WITH c AS (SELECT x_Provider AS provider, BillingCurrency AS currency,
                               ChargePeriodStart::DATE AS day, BilledCost, x_AccountKey FROM cost_daily)
@@ -46,7 +46,7 @@ def provider_cost_summary(data_dir: Path, config: FinopsConfig, today: date) -> 
                    true AS has_data
             FROM c GROUP BY provider, currency
             """,
-            {"today": today},
+            params={"today": today},
         ).to_arrow_table()
     finally:
         connection.close()
@@ -75,7 +75,7 @@ def daily_cost_trend(data_dir: Path, today: date, days: int = TREND_DAYS) -> pa.
     """Per provider, currency and day for the last `days` days; a day without cost is 0, not missing."""
     connection = _connection(data_dir)
     try:
-        table = connection.execute(
+        table = connection.sql(
             """
             WITH days AS (SELECT unnest(generate_series($start::DATE, $end::DATE, INTERVAL 1 DAY))::DATE AS day),
                  pairs AS (SELECT DISTINCT x_Provider AS provider, BillingCurrency AS currency FROM cost_daily),
@@ -89,7 +89,7 @@ def daily_cost_trend(data_dir: Path, today: date, days: int = TREND_DAYS) -> pa.
             LEFT JOIN costs c ON c.provider = p.provider AND c.currency = p.currency AND c.day = d.day
             ORDER BY p.provider, p.currency, d.day
             """,
-            {"start": today - timedelta(days=days), "end": today - timedelta(days=1)},
+            params={"start": today - timedelta(days=days), "end": today - timedelta(days=1)},
         ).to_arrow_table()
     finally:
         connection.close()
@@ -105,7 +105,7 @@ def cost_by_account(data_dir: Path, config: FinopsConfig, today: date) -> pa.Tab
     connection = _connection(data_dir)
     try:
         connection.register("account_names", names)
-        table = connection.execute(
+        table = connection.sql(
             """
             WITH c AS (SELECT x_Provider AS provider, x_AccountKey AS account_key,
                               coalesce(SubAccountId, BillingAccountId) AS cloud_account_id,
@@ -123,7 +123,7 @@ def cost_by_account(data_dir: Path, config: FinopsConfig, today: date) -> pa.Tab
             GROUP BY c.provider, c.account_key, n.account_name, c.cloud_account_id, c.currency
             ORDER BY c.provider, last_30_days DESC, c.cloud_account_id
             """,
-            {"today": today},
+            params={"today": today},
         ).to_arrow_table()
     finally:
         connection.close()

@@ -22,13 +22,13 @@ def _path(data_dir: Path, account_key: str, billing_period: str) -> Path:
 def record_success(data_dir: Path, account_key: str, billing_period: str, at: datetime, rows: int, api_calls: int) -> None:
     path = _path(data_dir, account_key, billing_period)
     previous = read_json(path) or {}
-    write_json(path, {**previous, "billing_period": billing_period, "last_success_at": at.isoformat(), "rows": rows, "api_calls": api_calls})
+    write_json(path, {**previous, "billing_period": billing_period, "last_outcome": "success", "last_success_at": at.isoformat(), "rows": rows, "api_calls": api_calls})
 
 
 def record_failure(data_dir: Path, account_key: str, billing_period: str, at: datetime, diagnosis: Diagnosis) -> None:
     path = _path(data_dir, account_key, billing_period)
     previous = read_json(path) or {}
-    write_json(path, {**previous, "billing_period": billing_period, "last_failure_at": at.isoformat(), "last_error": diagnosis.as_dict()})
+    write_json(path, {**previous, "billing_period": billing_period, "last_outcome": "failure", "last_failure_at": at.isoformat(), "last_error": diagnosis.as_dict()})
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def summarize(data_dir: Path, account_key: str) -> PullSummary:
         failure = datetime.fromisoformat(record["last_failure_at"]) if record.get("last_failure_at") else None
         if success:
             successes.append(success)
-        if failure and (success is None or failure > success):
+        if failure and record.get("last_outcome") == "failure":  # the newest attempt, even on a pinned clock
             failing.append((failure, record["billing_period"], record.get("last_error") or {}))
     failing.sort()
     return PullSummary(

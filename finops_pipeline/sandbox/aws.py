@@ -12,14 +12,14 @@ from __future__ import annotations
 import json
 import urllib.request
 from collections import defaultdict
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Sequence
 
-from finops_pipeline.config import Account
+from finops_pipeline.config import Account, FinopsConfig
 from finops_pipeline.providers.aws.cost_explorer import GROUP_BY, fetch_pages
 from finops_pipeline.providers.aws.session import aws_client
-from finops_pipeline.sandbox.synthetic import Charge
+from finops_pipeline.sandbox.synthetic import Charge, daily_charges
 from finops_pipeline.schema import month_bounds
 
 MOTO_DEFAULT_ACCOUNT = "123456789012"
@@ -29,8 +29,11 @@ class MotoSandbox:
     """moto's real server, threaded, on 127.0.0.1 (port 0 picks a free one)."""
 
     def __init__(self, port: int = 0):
+        import logging
+
         from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log per request
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
 
     def start(self) -> "MotoSandbox":
@@ -61,6 +64,8 @@ class MotoSandbox:
         role_arn = account.settings.get("role_arn")
         moto_account = role_arn.split(":")[4] if role_arn else MOTO_DEFAULT_ACCOUNT
         for period, pages in pages_by_period.items():
+            if not pages:
+                continue
             self._post("/moto-api/static/ce/cost-and-usage-results", {"account_id": moto_account, "results": pages})
             # Replay the pipeline's own requests so each page is bound to its exact request body.
             client = aws_client(account, "ce", region="us-east-1")
@@ -130,3 +135,78 @@ def cost_explorer_pages(
 def _amount(value: Decimal) -> str:
     """Cost Explorer sends amounts as decimal strings with up to 10 places."""
     return format(value.normalize(), "f") if value else "0"
+
+
+# Linked accounts and services of the demo's AWS organization: (name, region, typical daily USD).
+DEMO_SERVICES = (
+    ("Amazon Elastic Compute Cloud - Compute", "us-east-1", Decimal("182.40")),
+    ("Amazon Relational Database Service", "us-east-1", Decimal("64.15")),
+    ("Amazon Simple Storage Service", "us-east-1", Decimal("21.37")),
+    ("AWS Lambda", "eu-west-1", Decimal("4.82")),
+    ("Amazon CloudFront", None, Decimal("9.64")),
+    ("Tax", None, Decimal("11.90")),
+)
+
+
+class AwsDemo:
+    """The demo's AWS side: two payer accounts with Cost Explorer data, one that never gets any
+    (NO_DATA after 48 h), and one connected a few hours ago (PENDING)."""
+
+    def __init__(self) -> None:
+        self.moto: MotoSandbox | None = None
+
+    def start(self, port: int) -> None:
+        self.moto = MotoSandbox(port).start()
+
+    def stop(self) -> None:
+        if self.moto:
+            self.moto.stop()
+
+    def accounts(self, now: datetime) -> list[dict[str, Any]]:
+        assert self.moto is not None
+        common = {
+            "provider": "aws",
+            "source": "cost_explorer",
+            "access_key_id_env": "FINOPS_DEMO_AWS_ACCESS_KEY_ID",
+            "secret_access_key_env": "FINOPS_DEMO_AWS_SECRET_ACCESS_KEY",
+            "external_id_env": "FINOPS_DEMO_AWS_EXTERNAL_ID",
+            "endpoint_url": self.moto.url,
+        }
+
+        def account(key: str, name: str, account_id: str, connected: timedelta) -> dict[str, Any]:
+            return {
+                "key": key,
+                "name": name,
+                "connected_at": (now - connected).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "account_id": account_id,
+                "role_arn": f"arn:aws:iam::{account_id}:role/finops-billing-read",
+                **common,
+            }
+
+        return [
+            account("aws-acme-org", "Acme organization (payer)", "111111111111", timedelta(days=120)),
+            account("aws-data-platform", "Data platform (payer)", "444444444444", timedelta(days=120)),
+            account("aws-new-sandbox", "New sandbox org", "555555555555", timedelta(hours=72)),
+            account("aws-just-connected", "Just connected", "666666666666", timedelta(hours=5)),
+        ]
+
+    def environment(self) -> dict[str, str]:
+        return {
+            "FINOPS_DEMO_AWS_ACCESS_KEY_ID": "sandbox-access-key",
+            "FINOPS_DEMO_AWS_SECRET_ACCESS_KEY": "sandbox-secret-key",
+            "FINOPS_DEMO_AWS_EXTERNAL_ID": "sandbox-external-id",
+        }
+
+    def seed(self, config: FinopsConfig, periods: list[str], today: date) -> None:
+        assert self.moto is not None
+        linked = {
+            "aws-acme-org": [("111111111111", "acme-payer"), ("222222222222", "acme-production"), ("333333333333", "acme-staging")],
+            "aws-data-platform": [("444444444444", "data-platform"), ("777777777777", "analytics")],
+        }
+        start = today - timedelta(days=75)
+        for key, accounts in linked.items():
+            charges = daily_charges(f"demo-{key}", start, 75, accounts, DEMO_SERVICES)
+            self.moto.seed_cost_explorer(
+                config.account(key),
+                {p: cost_explorer_pages(charges, p, estimated_from=today - timedelta(days=2)) for p in periods},
+            )

@@ -471,21 +471,16 @@ class AwsCurDemo:
         return self._moto.url
 
     def accounts(self, now: datetime) -> list[dict[str, Any]]:
-        return [{
-            "key": "aws-cur-demo",
-            "provider": "aws",
-            "source": "cur",
-            "name": "Demo payer (CUR 2.0)",
-            "connected_at": (now - timedelta(days=75)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "account_id": "111122223333",
-            "bucket": DEMO_BUCKET,
-            "prefix": "billing",
-            "report_name": "finops-demo",
-            "cur_version": "cur2",
-            "endpoint_url": self.url,
-            "access_key_id_env": DEMO_ACCESS_KEY_ENV,
-            "secret_access_key_env": DEMO_SECRET_KEY_ENV,
-        }]
+        """Two payers delivering to one bucket: CUR 2.0 Parquet, and a legacy CUR in gzip CSV."""
+        common = {"provider": "aws", "source": "cur", "bucket": DEMO_BUCKET, "endpoint_url": self.url,
+                  "access_key_id_env": DEMO_ACCESS_KEY_ENV, "secret_access_key_env": DEMO_SECRET_KEY_ENV,
+                  "connected_at": (now - timedelta(days=80)).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        return [
+            {"key": "aws-cur-retail", "name": "Retail payer (CUR 2.0)", "account_id": "888811112222", "prefix": "billing",
+             "report_name": "finops-demo", "cur_version": "cur2", **common},
+            {"key": "aws-cur-legacy", "name": "Media payer (legacy CUR)", "account_id": "999911112222", "prefix": "legacy-cur",
+             "report_name": "hourly-cur", "cur_version": "legacy", **common},
+        ]
 
     def environment(self) -> dict[str, str]:
         return {DEMO_ACCESS_KEY_ENV: "sandbox-cur-key", DEMO_SECRET_KEY_ENV: "sandbox-cur-secret"}
@@ -493,7 +488,7 @@ class AwsCurDemo:
     def seed(self, config: Any, periods: list[str], today: date) -> None:
         import boto3
 
-        start = today - timedelta(days=70)
+        start = today - timedelta(days=75)  # the demo's whole history, ending yesterday
         for account in config.for_source("aws", "cur"):
             settings = account.settings
             client = boto3.client("s3", endpoint_url=settings.get("endpoint_url", self.url), region_name="us-east-1",
@@ -501,8 +496,7 @@ class AwsCurDemo:
             bucket = S3Bucket(client, settings["bucket"])
             charges = daily_charges(f"cur-{account.key}", start, (today - start).days,
                                     [("210987654321", "Production"), ("345678901234", "Analytics")], SERVICES)
-            for period in periods:
+            for period in periods:  # every period gets a delivery, an empty one if it has no usage
                 lines = line_items(charges, period, settings["account_id"], invoiced=period < today.strftime("%Y-%m"))
-                if lines:
-                    deliver(bucket, settings["bucket"], settings.get("prefix", ""), settings["report_name"], period, lines,
-                            "cur2-parquet" if settings.get("cur_version", "cur2") == "cur2" else "legacy-csv-gz")
+                deliver(bucket, settings["bucket"], settings.get("prefix", ""), settings["report_name"], period, lines,
+                        "cur2-parquet" if settings.get("cur_version", "cur2") == "cur2" else "legacy-csv-gz")

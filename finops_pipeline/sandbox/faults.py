@@ -1,8 +1,10 @@
 """A pass-through HTTP proxy on 127.0.0.1 that can answer some requests with a scripted error.
 
-Moto cannot be told to throttle or deny Cost Explorer, so tests and the demo put this proxy between
-the client and moto: everything is forwarded unchanged, except requests whose X-Amz-Target matches a
-scripted fault, which get the AWS JSON-protocol error body and status the real service sends.
+Moto cannot be told to throttle or deny Cost Explorer, so tests put this proxy between the client and
+moto: everything is forwarded unchanged, except requests whose operation matches a scripted fault.
+Those get the error the real service sends, in the request's protocol: a JSON body for JSON-protocol
+services (X-Amz-Target, e.g. Cost Explorer), an ErrorResponse XML for query-protocol ones (Action=,
+e.g. STS).
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ import json
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
+from xml.sax.saxutils import escape
 
 
 @dataclass
 class Fault:
-    target: str  # substring of X-Amz-Target, e.g. "GetCostAndUsage"
+    target: str  # the operation: part of X-Amz-Target ("GetCostAndUsage") or the query Action ("AssumeRole")
     error_type: str  # e.g. "LimitExceededException"
     message: str
     status: int = 400
@@ -39,11 +42,21 @@ class FaultProxy:
             def _handle(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 target = self.headers.get("X-Amz-Target", "")
-                fault = proxy._take_fault(target)
+                action = parse_qs(body.decode("utf-8", "replace")).get("Action", [""])[0] if not target else ""
+                fault = proxy._take_fault(target or action)
                 if fault is not None:
-                    payload = json.dumps({"__type": fault.error_type, "message": fault.message}).encode()
+                    if target:
+                        payload = json.dumps({"__type": fault.error_type, "message": fault.message}).encode()
+                        content_type = "application/x-amz-json-1.1"
+                    else:
+                        payload = (
+                            "<ErrorResponse><Error><Type>Sender</Type>"
+                            f"<Code>{escape(fault.error_type)}</Code><Message>{escape(fault.message)}</Message>"
+                            "</Error><RequestId>fault-proxy</RequestId></ErrorResponse>"
+                        ).encode()
+                        content_type = "text/xml"
                     self.send_response(fault.status)
-                    self.send_header("Content-Type", "application/x-amz-json-1.1")
+                    self.send_header("Content-Type", content_type)
                     self.send_header("x-amzn-ErrorType", fault.error_type)
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()

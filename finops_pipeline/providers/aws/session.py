@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import boto3
@@ -10,8 +11,13 @@ from botocore.config import Config
 from finops_pipeline.config import Account
 
 # Standard retry mode backs off exponentially with jitter on throttling, LimitExceededException
-# (Cost Explorer's) included; a refresh gives up after this many attempts and says so.
-RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 6}, user_agent_extra="finops-pipeline")
+# (Cost Explorer's) included; a refresh gives up after this many attempts (AWS_MAX_ATTEMPTS, the
+# SDK's own variable, overrides it) and the failure is diagnosed as throttling.
+def retry_config() -> Config:
+    return Config(
+        retries={"mode": "standard", "max_attempts": int(os.environ.get("AWS_MAX_ATTEMPTS") or 6)},
+        user_agent_extra="finops-pipeline",
+    )
 
 
 def aws_session(account: Account) -> boto3.Session:
@@ -30,7 +36,7 @@ def aws_session(account: Account) -> boto3.Session:
     external_id = account.env("external_id_env")
     if external_id:
         assume["ExternalId"] = external_id
-    sts = base.client("sts", endpoint_url=settings.get("endpoint_url"), config=RETRY_CONFIG)
+    sts = base.client("sts", endpoint_url=settings.get("endpoint_url"), config=retry_config())
     credentials = sts.assume_role(**assume)["Credentials"]
     return boto3.Session(
         aws_access_key_id=credentials["AccessKeyId"],
@@ -43,5 +49,5 @@ def aws_session(account: Account) -> boto3.Session:
 def aws_client(account: Account, service: str, session: boto3.Session | None = None, region: str | None = None) -> Any:
     session = session or aws_session(account)
     return session.client(
-        service, region_name=region or session.region_name, endpoint_url=account.settings.get("endpoint_url"), config=RETRY_CONFIG
+        service, region_name=region or session.region_name, endpoint_url=account.settings.get("endpoint_url"), config=retry_config()
     )

@@ -1,0 +1,199 @@
+"""`finops-pipeline`: the demo, the sandbox for the UI, SQL on the catalog, config validation."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Sequence
+
+from finops_pipeline.config import ConfigError, data_dir, load_config
+from finops_pipeline.display import format_table, trend_chart
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def ensure_dagster_home() -> Path:
+    """A persistent local Dagster home: $DAGSTER_HOME, else ./.dagster; the repo's dagster.yaml is linked in."""
+    home = Path(os.environ.get("DAGSTER_HOME") or Path.cwd() / ".dagster")
+    home.mkdir(parents=True, exist_ok=True)
+    settings = REPO_ROOT / "dagster.yaml"
+    if settings.exists() and not (home / "dagster.yaml").exists():
+        (home / "dagster.yaml").symlink_to(settings)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def _print_query(directory: Path, title: str, sql: str) -> None:
+    from finops_pipeline.catalog import query
+
+    columns, rows = query(directory, sql)
+    print(f"\n{title}\n{format_table(columns, rows)}")
+
+
+def print_report(directory: Path) -> None:
+    """What a FinOps dashboard shows, read from the catalog's tables."""
+    from finops_pipeline.catalog import query
+
+    _print_query(
+        directory,
+        "Cost by provider (BilledCost; windows are whole UTC days before today)",
+        """SELECT provider, currency, month_to_date, last_7_days, last_30_days, previous_30_days,
+                  change_pct_vs_previous_30_days AS "change %", CASE WHEN has_data THEN '' ELSE 'No data' END AS note
+           FROM provider_cost_summary ORDER BY provider, currency""",
+    )
+    _print_query(
+        directory,
+        "By account",
+        """SELECT provider, account_key, cloud_account_id, cloud_account_name, currency, month_to_date, last_30_days
+           FROM cost_by_account ORDER BY provider, last_30_days DESC""",
+    )
+    _, trend = query(directory, "SELECT provider, currency, day, billed_cost FROM daily_cost_trend ORDER BY day")
+    print("\nDaily trend, last 30 days\n" + trend_chart(trend))
+    _print_connections(directory)
+
+
+def _print_connections(directory: Path) -> None:
+    from finops_pipeline.catalog import query
+
+    _print_query(
+        directory,
+        "Billing connections",
+        """SELECT status, provider, account_key, hours_since_connected AS "hours since connected",
+                  first_day_with_data AS first_day, last_day_with_data AS last_day, last_successful_pull
+           FROM billing_connection_status""",
+    )
+    _, attention = query(directory, "SELECT status, account_key, cause, fix FROM billing_connection_status WHERE cause IS NOT NULL")
+    for status, key, cause, fix in attention:
+        print(f"\n  {status} {key}\n    Cause: {cause}\n    Fix:   {fix}")
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from finops_pipeline.demo import run_demo
+
+    home = ensure_dagster_home()
+    directory = Path(args.data_dir).absolute() if args.data_dir else data_dir()
+    print(f"Running the pipeline on local stand-ins (Dagster home {home}, data {directory})")
+    config = run_demo(directory)
+    print_report(directory)
+    print(
+        f"""
+Next:
+  Dagster UI on this data:  make ui        (stand-ins + dagster dev on http://127.0.0.1:3000)
+  SQL on the tables:        .venv/bin/finops-pipeline query "SELECT * FROM provider_cost_summary"
+  The files:                {directory}/finops.duckdb (catalog), {directory}/lake/ (Parquet)
+  The registry it used:     {config.path}"""
+    )
+    return 0
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    from finops_pipeline.demo import running_sandbox
+
+    home = ensure_dagster_home()
+    directory = Path(args.data_dir).absolute() if args.data_dir else data_dir()
+    with running_sandbox(directory, datetime.now(timezone.utc)) as config:
+        env = {**os.environ, "FINOPS_CONFIG": str(config.path), "FINOPS_DATA_DIR": str(directory), "DAGSTER_HOME": str(home)}
+        print(f"Stand-ins running; registry {config.path}. Ctrl-C stops them.", flush=True)
+        if not args.ui:
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                return 0
+        dagster = shutil.which("dagster", path=str(Path(sys.executable).parent)) or "dagster"
+        command = [dagster, "dev", "-h", "127.0.0.1", "-p", str(args.port), "-w", str(REPO_ROOT / "workspace.yaml")]
+        process = subprocess.Popen(command, env=env, cwd=home)
+        try:
+            return process.wait()
+        except KeyboardInterrupt:
+            process.send_signal(signal.SIGINT)
+            return process.wait()
+
+
+def _query(args: argparse.Namespace) -> int:
+    from finops_pipeline.catalog import query
+
+    directory = Path(args.data_dir).absolute() if args.data_dir else data_dir()
+    try:
+        columns, rows = query(directory, args.sql)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a SQL error: show DuckDB's message, not a traceback
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    if args.csv:
+        import csv
+
+        writer = csv.writer(sys.stdout)
+        writer.writerow(columns)
+        writer.writerows(rows)
+    else:
+        print(format_table(columns, rows))
+    return 0
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    print(f"{config.path}: {len(config.accounts)} account(s)")
+    for account in config.accounts:
+        print(f"  {account.key:<24} {account.provider}/{account.source:<16} connected {account.connected_at:%Y-%m-%d %H:%MZ}")
+    missing = config.missing_environment()
+    for problem in missing:
+        print(f"error: {problem}", file=sys.stderr)
+    return 1 if missing else 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    _print_connections(Path(args.data_dir).absolute() if args.data_dir else data_dir())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="finops-pipeline", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="run the pipeline on local stand-ins with synthetic billing and print the dashboard")
+    demo.add_argument("--data-dir", help="default: $FINOPS_DATA_DIR or ./data")
+    demo.set_defaults(run=_demo)
+
+    sandbox = commands.add_parser("sandbox", help="keep the demo's stand-ins running (with --ui, also the Dagster UI)")
+    sandbox.add_argument("--data-dir")
+    sandbox.add_argument("--ui", action="store_true", help="also run `dagster dev` on the sandbox registry")
+    sandbox.add_argument("--port", type=int, default=3000, help="Dagster UI port (with --ui)")
+    sandbox.set_defaults(run=_sandbox)
+
+    query = commands.add_parser("query", help="run SQL on the catalog (read-only) and print the result")
+    query.add_argument("sql")
+    query.add_argument("--data-dir")
+    query.add_argument("--csv", action="store_true", help="CSV instead of a table")
+    query.set_defaults(run=_query)
+
+    check = commands.add_parser("check-config", help="validate finops.yaml and the environment variables it names")
+    check.add_argument("--config", help="default: $FINOPS_CONFIG or ./finops.yaml")
+    check.set_defaults(run=_check_config)
+
+    status = commands.add_parser("status", help="print the billing connection status table")
+    status.add_argument("--data-dir")
+    status.set_defaults(run=_status)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

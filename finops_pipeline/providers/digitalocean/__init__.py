@@ -1,0 +1,1 @@
+"""DigitalOcean billing (billing insights, balance, invoices) through pydo."""

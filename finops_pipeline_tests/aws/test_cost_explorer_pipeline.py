@@ -1,0 +1,161 @@
+"""Cost Explorer end to end through Dagster: the lake, the catalog, the dashboard tables and the checks."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from dagster import AssetCheckSeverity
+
+from finops_pipeline.catalog import query
+from finops_pipeline.lake import PartitionKey, read_partition, write_partition
+from finops_pipeline.config import load_config
+from finops_pipeline.sandbox.aws import MotoSandbox, cost_explorer_pages
+from finops_pipeline.sandbox.faults import FaultProxy
+from finops_pipeline.sandbox.synthetic import daily_charges, totals
+from finops_pipeline_tests.aws.test_cost_explorer import LINKED, SERVICES, account_entry
+from finops_pipeline_tests.conftest import check_results, run_checks, run_refresh, write_config
+
+SECRET = "ext-id-4f1c9b"
+CHECK = ("aws_cost_explorer_costs", "billing_data_within_48h")
+
+
+@pytest.fixture(autouse=True)
+def external_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FINOPS_TEST_EXTERNAL_ID", SECRET)
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+
+
+@pytest.fixture
+def proxy(moto: MotoSandbox) -> Iterator[FaultProxy]:
+    server = FaultProxy(moto.url).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def seeded(moto: MotoSandbox, proxy: FaultProxy, tmp_path: Path):
+    """Two accounts with two months of data (one through the fault proxy), one with none, connected 2026-11-20."""
+    config_path = write_config(
+        tmp_path,
+        [
+            account_entry("aws-main", "111111111111", proxy.url),
+            account_entry("aws-second", "444444444444", moto.url),
+            {**account_entry("aws-empty", "555555555555", moto.url), "connected_at": "2026-11-20T12:00:00Z"},
+        ],
+    )
+    config = load_config(config_path)
+    charges = {
+        "aws-main": daily_charges("main", date(2026, 10, 1), 56, LINKED, SERVICES),
+        "aws-second": daily_charges("second", date(2026, 10, 1), 56, [("444444444444", "data")], SERVICES),
+    }
+    for key, items in charges.items():
+        moto.seed_cost_explorer(config.account(key), {p: cost_explorer_pages(items, p, days_per_page=12) for p in ("2026-10", "2026-11")})
+    proxy.clear()
+    return config_path, tmp_path / "data", charges
+
+
+def month_total(charges, month: int) -> Decimal:
+    return totals([c for c in charges if c.day.month == month])["USD"]
+
+
+def test_refresh_writes_the_lake_the_catalog_and_the_dashboard_tables(seeded) -> None:
+    config_path, data_dir, charges = seeded
+    result = run_refresh(config_path, data_dir, "2026-10", now="2026-11-26T08:00:00Z")
+    run_refresh(config_path, data_dir, "2026-11", now="2026-11-26T08:00:00Z")
+
+    source = result.asset_materializations_for_node("aws_cost_explorer_costs")[0].metadata
+    assert source["accounts_ok"].value == 3 and source["accounts_failed"].value == 0
+    assert source["api_calls"].value == 3 + 3 + 1  # 31 days in pages of 12 for two accounts, one empty answer
+    expected_october = month_total(charges["aws-main"], 10) + month_total(charges["aws-second"], 10)
+    assert source["totals_by_currency"].value == {"USD": str(expected_october)}
+    assert "| aws-main |" in source["preview"].value
+
+    # The lake: one partition per account and month, exact to the last decimal.
+    main_october = read_partition(data_dir, PartitionKey("aws", "cost_explorer", "aws-main", "2026-10"))
+    assert sum(main_october.column("BilledCost").to_pylist()) == month_total(charges["aws-main"], 10)
+
+    # The catalog: SQL over everything, grand total equal to what the source sent.
+    _, [(total,)] = query(data_dir, "SELECT sum(BilledCost) FROM cost_daily")
+    assert total == totals(charges["aws-main"])["USD"] + totals(charges["aws-second"])["USD"]
+    _, summary = query(data_dir, "SELECT provider, currency, month_to_date, has_data FROM provider_cost_summary")
+    november_to_date = sum(c.amount for items in charges.values() for c in items if c.day.month == 11)
+    assert summary == [("aws", "USD", november_to_date, True)]
+    _, trend = query(data_dir, "SELECT count(*), min(day), max(day) FROM daily_cost_trend")
+    assert trend == [(30, date(2026, 10, 27), date(2026, 11, 25))]
+    _, by_account = query(data_dir, "SELECT cloud_account_id, cloud_account_name FROM cost_by_account ORDER BY 1")
+    assert by_account == [("111111111111", "payer"), ("222222222222", "production"), ("444444444444", "data")]
+    _, status = query(data_dir, "SELECT account_key, status FROM billing_connection_status ORDER BY account_key")
+    assert status == [("aws-empty", "NO_DATA"), ("aws-main", "OK"), ("aws-second", "OK")]  # connected 5.8 days before
+
+
+def test_the_48_hour_check_waits_then_fails_with_the_fix(seeded) -> None:
+    config_path, data_dir, _ = seeded
+    run_refresh(config_path, data_dir, "2026-11", now="2026-11-22T11:00:00Z")
+
+    at_47h = check_results(run_checks(config_path, data_dir, now="2026-11-22T11:00:00Z"))[CHECK]
+    assert at_47h.passed
+    assert at_47h.metadata["by_status"].value["aws-empty"] == "PENDING"
+
+    at_49h = check_results(run_checks(config_path, data_dir, now="2026-11-22T13:00:00Z"))[CHECK]
+    assert not at_49h.passed
+    assert at_49h.severity == AssetCheckSeverity.ERROR
+    fixes = at_49h.metadata["fixes"].value
+    assert list(fixes) == ["aws-empty"]
+    assert fixes["aws-empty"]["status"] == "NO_DATA"
+    assert "AWSCostExplorerReadOnlyAccess" in fixes["aws-empty"]["fix"]
+    assert "Cost Explorer" in fixes["aws-empty"]["cause"]
+
+
+def test_reconciliation_check_catches_a_partition_that_disagrees_with_its_source(seeded) -> None:
+    config_path, data_dir, _ = seeded
+    run_refresh(config_path, data_dir, "2026-10")
+    checks = check_results(run_checks(config_path, data_dir))
+    assert checks[("aws_cost_explorer_costs", "reconciles_with_source")].passed
+
+    key = PartitionKey("aws", "cost_explorer", "aws-second", "2026-10")
+    rows = read_partition(data_dir, key)
+    write_partition(data_dir, key, rows.slice(1), {"USD": sum(rows.column("BilledCost").to_pylist())})  # one row lost
+    failed = check_results(run_checks(config_path, data_dir))[("aws_cost_explorer_costs", "reconciles_with_source")]
+    assert not failed.passed
+    assert list(failed.metadata["mismatches"].value) == ["aws-second/2026-10"]
+
+
+def test_a_failing_account_keeps_its_last_good_month_and_does_not_stop_the_others(seeded, proxy: FaultProxy) -> None:
+    config_path, data_dir, charges = seeded
+    run_refresh(config_path, data_dir, "2026-10", now="2026-11-26T08:00:00Z")
+    proxy.fail("GetCostAndUsage", "AccessDeniedException", f"not authorized to perform ce:GetCostAndUsage (external id {SECRET})")
+
+    result = run_refresh(config_path, data_dir, "2026-10", now="2026-11-26T09:00:00Z")
+
+    assert result.success  # the run goes on; the failure is in the metadata, the status table and the check
+    metadata = result.asset_materializations_for_node("aws_cost_explorer_costs")[0].metadata
+    assert metadata["accounts_failed"].value == 1
+    assert "aws-main" in metadata["failures"].value and "AWSCostExplorerReadOnlyAccess" in metadata["failures"].value
+    kept = read_partition(data_dir, PartitionKey("aws", "cost_explorer", "aws-main", "2026-10"))
+    assert sum(kept.column("BilledCost").to_pylist()) == month_total(charges["aws-main"], 10)
+    second = read_partition(data_dir, PartitionKey("aws", "cost_explorer", "aws-second", "2026-10"))
+    assert sum(second.column("BilledCost").to_pylist()) == month_total(charges["aws-second"], 10)
+
+    _, [(status, code, fix, error)] = query(
+        data_dir, "SELECT status, error_code, fix, last_error FROM billing_connection_status WHERE account_key = 'aws-main'"
+    )
+    assert (status, code) == ("ERROR", "aws.cost_explorer_access_denied")
+    assert "AWSCostExplorerReadOnlyAccess" in fix
+    check = check_results(run_checks(config_path, data_dir, now="2026-11-26T09:00:00Z"))[CHECK]
+    assert not check.passed
+    fixes = check.metadata["fixes"].value
+    assert fixes["aws-main"]["status"] == "ERROR" and "AWSCostExplorerReadOnlyAccess" in fixes["aws-main"]["fix"]
+    assert fixes["aws-empty"]["status"] == "NO_DATA"
+
+    # The secret the provider echoed back is nowhere: not in the status, the state, the event log.
+    assert SECRET not in error and "***" in error
+    for path in data_dir.rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
+    events = json.dumps([str(e) for e in result.all_events])
+    assert SECRET not in events

@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from typing import Iterator
+
+import pytest
+
+from finops_pipeline.sandbox.gcp import BigQuerySandbox
+from finops_pipeline_tests.gcp.scenario import Scenario, seed
+
+
+@pytest.fixture
+def bigquery() -> Iterator[BigQuerySandbox]:
+    server = BigQuerySandbox().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def scenario(bigquery: BigQuerySandbox) -> Scenario:
+    return seed(bigquery)
