@@ -174,3 +174,23 @@ def test_temporary_files_are_removed(tmp_path, monkeypatch):
     with pytest.raises(ProviderError):
         _pull_local(tmp_path / "bad", "cur2-parquet", lines_for(PERIOD), drop=("line_item_currency_code",))
     assert list(scratch.iterdir()) == []
+
+
+def test_zone_aware_parquet_timestamps_use_the_utc_day(tmp_path):
+    """A usage hour at 23:30 UTC (written zone-aware, as America/New_York 18:30) belongs to its UTC day."""
+    import pyarrow as pa
+
+    lines = lines_for(PERIOD, extras=False)[:6]
+    root = tmp_path / "bucket"
+    delivery = sandbox_cur.deliver(sandbox_cur.LocalBucket(root), "b", "exports", "rep", PERIOD, lines, "cur2-parquet", files=1)
+    path = root / delivery.data_keys[0]
+    table = pq.read_table(path)
+    late = [t.replace(hour=23, minute=30) for t in table.column("line_item_usage_start_date").to_pylist()]
+    index = table.schema.get_field_index("line_item_usage_start_date")
+    zoned = pa.array(late, pa.timestamp("ms")).cast(pa.timestamp("ms", tz="UTC")).cast(pa.timestamp("ms", tz="America/New_York"))
+    pq.write_table(table.set_column(index, "line_item_usage_start_date", zoned), path)
+
+    pull = pull_cur(account_of(entry(local_dir=root, report="rep")), PERIOD)
+    pull.produce(tmp_path / "out.parquet")
+    days = {d.date() for d in pq.read_table(tmp_path / "out.parquet").column("ChargePeriodStart").to_pylist()}
+    assert days == {t.date() for t in late}

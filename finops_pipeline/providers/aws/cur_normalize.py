@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from finops_pipeline.schema import COLUMNS, PROVIDER_NAMES, month_bounds, service_category_sql
@@ -125,9 +125,10 @@ class FileLayout:
     product_map: str | None = None  # raw name of a CUR 2.0 product map
     ignored: tuple[str, ...] = ()
     header: tuple[str, ...] = ()  # CSV: every column in file order (read_csv needs them all)
+    naive_start: bool = False  # Parquet usage start is a TIMESTAMP without zone (UTC, as AWS writes it)
 
     def signature(self) -> tuple:
-        return (self.kind, self.header, tuple(sorted(self.columns.items())), self.tag_columns, self.tags_map, self.product_map)
+        return (self.kind, self.header, self.naive_start, tuple(sorted(self.columns.items())), self.tag_columns, self.tags_map, self.product_map)
 
 
 def read_header(file: CurFile) -> list[str]:
@@ -175,7 +176,11 @@ def layout_of(file: CurFile) -> FileLayout:
             raise CurFileError(file.key, f"lacks the required column {name} (legacy CSV header: "
                                f"{_legacy_header(name)}); the export's schema is not a Cost and Usage Report", column=name)
     header = tuple(raw_names) if file.kind == "csv" else ()
-    return FileLayout(file.kind, columns, tuple(tags), tags_map, product_map, tuple(ignored), header)
+    naive_start = False
+    if file.kind == "parquet":
+        start_type = pq.read_schema(file.path).field(columns["line_item_usage_start_date"]).type
+        naive_start = pa.types.is_timestamp(start_type) and start_type.tz is None
+    return FileLayout(file.kind, columns, tuple(tags), tags_map, product_map, tuple(ignored), header, naive_start)
 
 
 def _legacy_header(canonical: str) -> str:
@@ -220,11 +225,18 @@ def _money(layout: FileLayout, name: str) -> str:
     return f"CAST({_q(raw)} AS {MONEY_SQL})"
 
 
-def _timestamp(layout: FileLayout, name: str) -> str:
+def _utc_day(layout: FileLayout, name: str) -> str:
+    """The UTC day of a timestamp column (the session's TimeZone is UTC).
+
+    Parquet's naive timestamps are UTC already and need no time zone arithmetic (the cheap path for
+    the big months); text and zone-aware values go through TIMESTAMPTZ so an offset is honoured.
+    """
     raw = layout.columns[name]
+    if layout.naive_start:
+        return f"CAST({_q(raw)} AS DATE)"
     if layout.kind == "csv":
-        return f"CAST(NULLIF({_q(raw)}, '') AS TIMESTAMPTZ)"
-    return f"CAST({_q(raw)} AS TIMESTAMPTZ)"
+        return f"CAST(CAST(NULLIF(trim({_q(raw)}), '') AS TIMESTAMPTZ) AS DATE)"
+    return f"CAST(CAST({_q(raw)} AS TIMESTAMPTZ) AS DATE)"
 
 
 def _raw_tags(layout: FileLayout) -> str:
@@ -270,7 +282,7 @@ def canonical_parts(layout: FileLayout) -> dict[str, str]:
     """Canonical line-item column -> SQL expression over this layout's raw columns (NULL when absent)."""
     region = _text(layout, "product_region_code") if "product_region_code" in layout.columns else _text(layout, "product_region")
     parts = {
-        "usage_start": _timestamp(layout, "line_item_usage_start_date"),
+        "usage_day": _utc_day(layout, "line_item_usage_start_date"),
         "line_item_type": _text(layout, "line_item_line_item_type"),
         "currency": _text(layout, "line_item_currency_code"),
         "usage_account_id": _text(layout, "line_item_usage_account_id"),
@@ -334,7 +346,7 @@ def _group_daily(layout: FileLayout, paths: list[str]) -> str:
                {"billed" if net else "contracted"} AS billed, effective, {"list" if public else "contracted"} AS list,
                contracted, usage_amount, description, estimated
         FROM (
-            SELECT CAST(usage_start AS DATE) AS day, {keys}, tags_raw, {billed_sum} {list_sum}
+            SELECT usage_day AS day, {keys}, tags_raw, {billed_sum} {list_sum}
                    sum({EFFECTIVE}) AS effective, sum(unblended) AS contracted,
                    sum(usage_amount) AS usage_amount, min(line_item_line_item_description) AS description,
                    bool_or(bill_invoice_id IS NULL) AS estimated
@@ -436,8 +448,6 @@ def rollup_sql(daily: str, *, account_id: str, account_name: str, account_key: s
 
 
 def _sql_type(column) -> str:
-    import pyarrow as pa
-
     if pa.types.is_decimal(column.type):
         return f"DECIMAL({column.type.precision},{column.type.scale})"
     if pa.types.is_timestamp(column.type):
@@ -517,7 +527,7 @@ def locate_bad_file(connection: duckdb.DuckDBPyConnection, groups: list[tuple[Fi
     for layout, files in groups:
         for file in files:
             try:
-                connection.execute(f"SELECT count(*), sum(unblended), min(usage_start) FROM ({canonical_select(layout, [str(file.path)])})").fetchall()
+                connection.execute(f"SELECT count(*), sum(unblended), min(usage_day) FROM ({canonical_select(layout, [str(file.path)])})").fetchall()
             except duckdb.Error as exc:
                 message = str(exc).replace(str(file.path), file.key).splitlines()[0]
                 return CurFileError(file.key, f"is corrupt, truncated or holds a value that is not a number/date ({message})")
@@ -539,7 +549,3 @@ def describe_layouts(groups: list[tuple[FileLayout, list[CurFile]]]) -> dict[str
         ignored |= set(layout.ignored)
     return {"optional_columns_absent": sorted(absent), "columns_ignored": len(ignored),
             "formats": sorted({layout.kind for layout, _ in groups})}
-
-
-def totals_json(totals: Mapping[str, Decimal]) -> str:
-    return json.dumps({c: str(v) for c, v in sorted(totals.items())})
