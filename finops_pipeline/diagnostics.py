@@ -229,17 +229,11 @@ def _azure_error_code(exc: BaseException) -> str:
 
 def _azure_wait(exc: BaseException) -> str:
     """The wait a 429 asked for, from Cost Management's retry headers, as words for the user."""
+    from finops_pipeline.providers.azure.client import throttle_wait  # the one reader of those headers
+
     response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None) or {}
-    waits = []
-    for name, value in headers.items():
-        lowered = name.lower()
-        if lowered == "retry-after" or (lowered.startswith("x-ms-ratelimit-microsoft.") and lowered.endswith("retry-after")):
-            try:
-                waits.append(float(value))
-            except (TypeError, ValueError):
-                pass
-    return f" Cost Management asked to wait {max(waits):g} s, longer than max_throttle_wait_seconds allows." if waits else ""
+    wait = throttle_wait(getattr(response, "headers", None) or {})
+    return f" Cost Management asked to wait {wait:g} s, longer than max_throttle_wait_seconds allows." if wait is not None else ""
 
 
 def _azure(source: str, exc: BaseException, detail: str) -> Diagnosis | None:

@@ -26,6 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterable, Sequence
 from urllib.parse import parse_qs, quote, urlsplit
 
+from finops_pipeline.sandbox.server import LoopbackServer
 from finops_pipeline.sandbox.synthetic import Charge, daily_charges
 from finops_pipeline.sandbox.tls import LocalCA
 
@@ -103,8 +104,10 @@ def _dumps(document: Any) -> bytes:
     return text.encode()
 
 
-class AzureSandbox:
+class AzureSandbox(LoopbackServer):
     """Entra ID + Cost Management on https://127.0.0.1:<port> (0 picks a free port)."""
+
+    scheme = "https"
 
     def __init__(self, port: int = 0, page_size: int = 1000):
         self.ca = LocalCA("finops-pipeline Azure sandbox")
@@ -168,25 +171,12 @@ class AzureSandbox:
                         pass
 
         self._tls = self.ca.server_context()
-        self._server = Server(("127.0.0.1", port), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="azure-sandbox", daemon=True)
+        self._serve(Server(("127.0.0.1", port), Handler), "azure-sandbox")
 
     # --- lifecycle --------------------------------------------------------------------------------
 
-    def start(self) -> "AzureSandbox":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+    def _release(self) -> None:
         self.ca.remove()
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"https://{host}:{port}"
 
     @property
     def ca_file(self) -> str:

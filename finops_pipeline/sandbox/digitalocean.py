@@ -23,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Sequence
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from finops_pipeline.sandbox.server import LoopbackServer
 from finops_pipeline.config import FinopsConfig
 from finops_pipeline.sandbox.synthetic import Charge, daily_charges
 from finops_pipeline.sandbox.tls import LocalCA
@@ -79,8 +80,10 @@ class Token:
         return "*" in self.scopes or scope in self.scopes
 
 
-class DigitalOceanSandbox:
+class DigitalOceanSandbox(LoopbackServer):
     """The stand-in server (https, threaded, 127.0.0.1; port 0 picks a free one)."""
+
+    scheme = "https"
 
     def __init__(self, port: int = 0, ca: LocalCA | None = None):
         self.ca = ca or LocalCA("DigitalOcean sandbox")
@@ -110,28 +113,15 @@ class DigitalOceanSandbox:
                 self.end_headers()
                 self.wfile.write(payload)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self._server.daemon_threads = True
-        self._server.socket = self.ca.server_context().wrap_socket(self._server.socket, server_side=True)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="do-sandbox", daemon=True)
+        server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        server.socket = self.ca.server_context().wrap_socket(server.socket, server_side=True)
+        self._serve(server, "do-sandbox")
 
     # --- lifecycle ------------------------------------------------------------------------------
 
-    def start(self) -> "DigitalOceanSandbox":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+    def _release(self) -> None:
         if self._owns_ca:
             self.ca.remove()
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"https://{host}:{port}"
 
     @property
     def ca_file(self) -> str:

@@ -17,6 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape
 
+from finops_pipeline.sandbox.server import LoopbackServer
+
 
 @dataclass
 class Fault:
@@ -27,7 +29,7 @@ class Fault:
     times: int | None = None  # None: every matching request
 
 
-class FaultProxy:
+class FaultProxy(LoopbackServer):
     def __init__(self, upstream: str):
         self.upstream = urlsplit(upstream)
         self.faults: list[Fault] = []
@@ -80,13 +82,7 @@ class FaultProxy:
 
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _handle
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        self._serve(ThreadingHTTPServer(("127.0.0.1", 0), Handler), "aws-fault-proxy")
 
     def _take_fault(self, target: str) -> Fault | None:
         with self._lock:
@@ -111,11 +107,4 @@ class FaultProxy:
             self.faults.clear()
             self.requests.clear()
 
-    def start(self) -> "FaultProxy":
-        self._thread.start()
-        return self
 
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)

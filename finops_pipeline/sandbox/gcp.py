@@ -33,6 +33,7 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
+from finops_pipeline.sandbox.server import LoopbackServer
 from finops_pipeline.sandbox.synthetic import Charge, daily_charges
 
 _LABELS = "STRUCT(key VARCHAR, value VARCHAR)[]"
@@ -92,7 +93,7 @@ class _Dataset:
     tables: dict[str, str] = field(default_factory=dict)  # BigQuery table name -> DuckDB table name
 
 
-class BigQuerySandbox:
+class BigQuerySandbox(LoopbackServer):
     """A threaded HTTP server on 127.0.0.1 (port 0 picks a free one)."""
 
     def __init__(self, port: int = 0):
@@ -125,25 +126,13 @@ class BigQuerySandbox:
 
             do_GET = do_POST = do_DELETE = do_PATCH = _handle
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._serve(ThreadingHTTPServer(("127.0.0.1", port), Handler), "bigquery-sandbox")
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
-    def start(self) -> "BigQuerySandbox":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+    def _release(self) -> None:
         self._db.close()
 
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
 
     # --- seeding -----------------------------------------------------------------------------------
 
