@@ -39,6 +39,7 @@ def test_each_format_from_s3(moto, bucket, tmp_path, fmt):
     assert pull.metadata["assembly_id"] == delivery.assembly_id
     assert pull.metadata["manifest"] == f"s3://{BUCKET}/{delivery.manifest_key}"
     assert pull.metadata["bytes_fetched"] > 0
+    assert pull.api_calls == 2 + 3  # list + get of the manifest, one download per file
 
 
 @pytest.mark.parametrize("fmt", ["legacy-csv-gz", "cur2-parquet"])

@@ -57,6 +57,8 @@ class StoredObject:
 class Store(Protocol):
     """A bucket, or a local directory holding a synced copy of one."""
 
+    calls: int
+
     def describe(self, key: str) -> str: ...
     def stat(self, key: str) -> StoredObject | None: ...
     def read_bytes(self, key: str) -> bytes: ...
@@ -67,12 +69,14 @@ class S3Store:
     def __init__(self, client: Any, bucket: str):
         self.client = client
         self.bucket = bucket
+        self.calls = 0  # S3 operations issued (a download counts once, however many ranged GETs it takes)
 
     def describe(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
 
     def stat(self, key: str) -> StoredObject | None:
         # Listing the exact key (a narrow prefix) answers "absent" without a 403-vs-404 ambiguity on HEAD.
+        self.calls += 1
         response = self.client.list_objects_v2(Bucket=self.bucket, Prefix=key, MaxKeys=5)
         for item in response.get("Contents", []):
             if item["Key"] == key:
@@ -80,9 +84,11 @@ class S3Store:
         return None
 
     def read_bytes(self, key: str) -> bytes:
+        self.calls += 1
         return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
 
     def fetch(self, key: str, target: Path) -> Path:
+        self.calls += 1
         try:
             self.client.download_file(self.bucket, key, str(target), Config=TRANSFER)
         except ClientError as exc:
@@ -95,6 +101,7 @@ class S3Store:
 class LocalStore:
     def __init__(self, root: Path):
         self.root = Path(root)
+        self.calls = 0  # no API involved
 
     def describe(self, key: str) -> str:
         return str(self.root / key)
@@ -316,7 +323,7 @@ def pull_cur(account: Account, billing_period: str) -> Pull:
             cleanup()
 
     weakref.finalize(produce, cleanup)  # backstop if the Pull is dropped without producing
-    return Pull(source_totals=totals.billed, produce=produce, api_calls=0, metadata=details)
+    return Pull(source_totals=totals.billed, produce=produce, api_calls=store.calls, metadata=details)
 
 
 def _checked(run, connection, groups, manifest: Manifest, store: Store):
