@@ -164,7 +164,7 @@ def _check_config(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     print(f"{config.path}: {len(config.accounts)} account(s)")
     for account in config.accounts:
-        print(f"  {account.key:<24} {account.provider}/{account.source:<16} connected {account.connected_at:%Y-%m-%d %H:%MZ}")
+        print(f"  {account.key:<24} {account.provider + '/' + account.source:<28} connected {account.connected_at:%Y-%m-%d %H:%MZ}")
     missing = config.missing_environment()
     for problem in missing:
         print(f"error: {problem}", file=sys.stderr)

@@ -20,6 +20,7 @@ import yaml
 from finops_pipeline.config import FinopsConfig, load_config
 from finops_pipeline.sandbox.aws import AwsDemo
 from finops_pipeline.sandbox.azure import AzureDemo
+from finops_pipeline.sandbox.cur import AwsCurDemo
 from finops_pipeline.sandbox.digitalocean import DigitalOceanDemo
 from finops_pipeline.sandbox.gcp import GcpDemo
 
@@ -37,7 +38,7 @@ class DemoProvider(Protocol):
 
 
 def demo_providers() -> list[DemoProvider]:
-    return [AwsDemo(), GcpDemo(), AzureDemo(), DigitalOceanDemo()]
+    return [AwsDemo(), AwsCurDemo(), GcpDemo(), AzureDemo(), DigitalOceanDemo()]
 
 
 def demo_periods(today: date, days: int = HISTORY_DAYS) -> list[str]:

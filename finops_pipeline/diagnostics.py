@@ -30,10 +30,10 @@ NO_DATA_ADVICE: dict[tuple[str, str], Advice] = {
         "The role needs AWSCostExplorerReadOnlyAccess, or ce:GetCostAndUsage + ce:GetDimensionValues.",
     ),
     ("aws", "cur"): Advice(
-        cause="No Cost and Usage Report has been delivered to the bucket yet, or the pipeline cannot read it.",
-        fix="AWS Console -> Billing and Cost Management -> Data Exports: confirm the export exists and delivers to the "
-        "configured bucket and prefix (the first delivery takes up to 24 h); grant the role s3:ListBucket and "
-        "s3:GetObject on that bucket and prefix.",
+        cause="No Cost and Usage Report has been delivered to the bucket yet, or the pipeline cannot read the bucket.",
+        fix="AWS Console -> Billing and Cost Management -> Data Exports (CUR 2.0) or Cost and Usage Reports (legacy): "
+        "confirm the export exists and delivers to the configured bucket and prefix (the first delivery takes up to 24 h); "
+        "grant the role s3:ListBucket and s3:GetObject on that bucket and prefix.",
     ),
     ("gcp", "bigquery_export"): Advice(
         cause="The BigQuery billing export is not configured, or the service account has no access to it.",
@@ -150,10 +150,14 @@ def _aws(source: str, exc: BaseException, detail: str) -> Diagnosis | None:
     if code in {"LimitExceededException", "ThrottlingException", "RequestLimitExceeded", "SlowDown"}:
         return Diagnosis("aws.throttled", ERROR, "AWS throttled the requests and retries ran out.",
                          "Nothing to change: the next scheduled refresh retries. Avoid running many refreshes at once.", detail, retryable=True)
-    if code in {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AllAccessDisabled"}:
+    if source == "cur" and code in {"PermanentRedirect", "AuthorizationHeaderMalformed", "IllegalLocationConstraintException", "301"}:
+        return Diagnosis("aws.s3_wrong_region", ERROR, "The CUR bucket is in another region than the one configured.",
+                         "Set region in the account settings to the bucket's region (S3 console -> the bucket -> Properties).", detail)
+    if code in {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AllAccessDisabled", "403", "Forbidden"}:
         if source == "cur":
             return Diagnosis("aws.s3_access_denied", ERROR, "The pipeline may not read the Cost and Usage Report bucket.",
-                             "Grant s3:ListBucket on the bucket and s3:GetObject on the export prefix to the role.", detail)
+                             "Grant the role (or access key) s3:ListBucket on the bucket and s3:GetObject on the export prefix "
+                             "(plus kms:Decrypt on the key if the bucket uses SSE-KMS).", detail)
         return Diagnosis("aws.cost_explorer_access_denied", ERROR,
                          "The role is missing the Cost Explorer read permission.",
                          "Attach AWSCostExplorerReadOnlyAccess to the role, or a policy allowing ce:GetCostAndUsage and "

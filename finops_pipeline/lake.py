@@ -138,7 +138,17 @@ def _check_partition_file(path: Path) -> pq.FileMetaData:
     metadata = parquet_file.schema_arrow.metadata or {}
     if META_SOURCE_TOTALS.encode() not in metadata:
         raise LakeError("the new partition file lacks its source totals metadata; kept the previous data")
-    return parquet_file.metadata
+    # Required columns must have no NULLs; the row-group statistics tell without reading the data.
+    file_metadata = parquet_file.metadata
+    required = {f.name for f in COST_DAILY_SCHEMA if not f.nullable}
+    for group in range(file_metadata.num_row_groups):
+        row_group = file_metadata.row_group(group)
+        for index in range(row_group.num_columns):
+            column = row_group.column(index)
+            stats = column.statistics
+            if column.path_in_schema in required and stats is not None and stats.has_null_count and stats.null_count:
+                raise LakeError(f"the new partition file has NULLs in required column {column.path_in_schema}; kept the previous data")
+    return file_metadata
 
 
 def write_partition(

@@ -298,6 +298,15 @@ def service_category(service_name: str | None) -> str:
     return "Other"
 
 
+def service_category_sql(expression: str) -> str:
+    """The same mapping as `service_category`, as a SQL CASE over `expression` (for DuckDB queries)."""
+    lowered = f"lower(coalesce({expression}, ''))"
+    branches = " ".join(
+        f"WHEN contains({lowered}, '{fragment}') THEN '{category}'" for fragment, category in _SERVICE_CATEGORY_RULES
+    )
+    return f"(CASE {branches} ELSE 'Other' END)"
+
+
 def rows_to_table(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
     """Build a `cost_daily` table from row dicts, filling absent nullable columns with NULL.
 

@@ -30,6 +30,9 @@ from finops_pipeline.resources import FinopsResource
 from finops_pipeline.schema import COLUMNS
 from finops_pipeline.status import ERROR, NO_DATA, connection_statuses
 
+# A run tagged with an account key (the CUR sensor's runs) refreshes only that account.
+ACCOUNT_TAG = "finops/account"
+
 # One partition per billing period (invoice month), the open month included.
 BILLING_PERIODS = MonthlyPartitionsDefinition(start_date="2024-01", fmt="%Y-%m", end_offset=1)
 
@@ -60,6 +63,9 @@ def materialize_source(
     data_dir = finops.data_path()
     billing_period = context.partition_key
     accounts = config.for_source(provider, source)
+    only = context.run.tags.get(ACCOUNT_TAG)
+    if only:
+        accounts = [a for a in accounts if a.key == only]
     if not accounts:
         context.log.info(f"No {provider}/{source} accounts in {config.path}; nothing to pull.")
     outcomes = refresh_accounts(

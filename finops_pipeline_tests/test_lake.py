@@ -96,3 +96,19 @@ def test_the_newest_pull_decides_even_when_the_clock_does_not_move(tmp_path: Pat
     pulls.record_success(tmp_path, "a", "2026-11", at, rows=3, api_calls=1)
     summary = pulls.summarize(tmp_path, "a")
     assert not summary.failing and summary.last_success_at == at
+
+
+def test_a_produced_file_with_nulls_in_a_required_column_is_refused(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from finops_pipeline.lake import partition_metadata, write_partition_with
+    from finops_pipeline.schema import COST_DAILY_SCHEMA
+
+    write_partition(tmp_path, KEY, table("1"), {"USD": Decimal("1")})
+    good = table("5")
+    loose = pa.schema([f.with_nullable(True) for f in COST_DAILY_SCHEMA]).with_metadata(partition_metadata({"USD": Decimal("5")}))
+    broken = good.cast(loose).set_column(good.schema.get_field_index("ServiceName"), "ServiceName", pa.array([None], pa.string()))
+
+    with pytest.raises(LakeError, match="NULLs in required column ServiceName"):
+        write_partition_with(tmp_path, KEY, lambda path: pq.write_table(broken, path))
+    assert read_partition(tmp_path, KEY).column("BilledCost").to_pylist() == [Decimal("1")]
