@@ -89,6 +89,7 @@ def test_a_failed_48_hour_check_shows_the_account_and_the_fix(page, dagster_dev:
     expect(dialog).to_contain_text("NO_DATA")
     expect(dialog).to_contain_text("AWS Console -> Cost Management -> Cost Explorer")
     expect(dialog).to_contain_text("AWSCostExplorerReadOnlyAccess")
+    page.wait_for_timeout(500)  # the dialog fades in
     page.screenshot(path=tmp_path / "failed-check-fix.png")
 
 
@@ -100,6 +101,7 @@ def test_the_dashboard_asset_shows_its_trend_preview_in_the_ui(page, dagster_dev
     expect(image).to_be_visible()
     assert image.get_attribute("src").startswith("data:image/png;base64,")
     assert image.evaluate("img => img.complete && img.naturalWidth") == 600  # decoded, not a broken image
+    page.wait_for_timeout(500)
     page.screenshot(path=tmp_path / "dashboard-asset-preview.png")
 
 
