@@ -110,6 +110,7 @@ def _mart_asset(name: str) -> AssetsDefinition:
     group_name="dashboard",
     kinds={"html"},
     deps=[AssetKey(name) for name in MART_DESCRIPTIONS],
+    pool=CATALOG_POOL,  # reads the marts: never while another run is replacing them
     description=(
         "The FinOps dashboard as one self-contained HTML file (<data>/dashboard.html, no network needed to view it): "
         "a cost card per provider (or 'No data' with the cause and fix), the daily trend for the last 7 and 30 days, "

@@ -94,8 +94,14 @@ Next:
     return 0
 
 
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _sandbox(args: argparse.Namespace) -> int:
     from finops_pipeline.demo import running_sandbox
+
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # `kill` stops the stand-ins and dagster dev like Ctrl-C
 
     home = ensure_dagster_home()
     directory = Path(args.data_dir).absolute() if args.data_dir else data_dir()
@@ -110,12 +116,27 @@ def _sandbox(args: argparse.Namespace) -> int:
                 return 0
         dagster = shutil.which("dagster", path=str(Path(sys.executable).parent)) or "dagster"
         command = [dagster, "dev", "-h", "127.0.0.1", "-p", str(args.port), "-w", str(REPO_ROOT / "workspace.yaml")]
-        process = subprocess.Popen(command, env=env, cwd=home)
+        # Its own process group, so that on Ctrl-C we can stop dagster dev and everything it started.
+        process = subprocess.Popen(command, env=env, cwd=home, start_new_session=True)
         try:
             return process.wait()
         except KeyboardInterrupt:
-            process.send_signal(signal.SIGINT)
-            return process.wait()
+            return _stop_process_group(process)
+
+
+def _stop_process_group(process: subprocess.Popen, grace_seconds: float = 30) -> int:
+    """SIGINT (dagster dev shuts its webserver and daemon down), then SIGKILL whatever is left."""
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        return process.wait(timeout=grace_seconds)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        return process.wait()
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)  # children that outlived their parent
+        except ProcessLookupError:
+            pass
 
 
 def _write_dashboard(directory: Path) -> Path:

@@ -155,7 +155,8 @@ def source_checks(asset_key: AssetKey, provider: str, source: str) -> list[Asset
             metadata=metadata,
             description=(
                 "All accounts have data or are inside the 48-hour window." if not failing
-                else f"{len(failing)} account(s) without flowing billing data: " + ", ".join(s.account_key for s in failing)
+                else f"{len(failing)} account(s) without flowing billing data. "
+                + " ".join(f"{s.account_key} ({s.status}): {s.fix}" for s in failing)
             ),
         )
 
