@@ -80,9 +80,10 @@ def test_a_failed_48_hour_check_shows_the_account_and_the_fix(page, dagster_dev:
     expect(page.get_by_text("Failed").first).to_be_visible()
     no_data = [a.key for a in dagster_dev.config.for_source("aws", "cost_explorer") if a.key == "aws-new-sandbox"]
     assert no_data, "the demo registry has an account that never gets data"
-    expect(page.get_by_text("account(s) without flowing billing data: aws-new-sandbox")).to_be_visible()
+    # The check's description names each failing account and its fix, on the page itself.
+    expect(page.get_by_text("without flowing billing data. aws-new-sandbox (NO_DATA): AWS Console -> Cost Management -> Cost Explorer")).to_be_visible()
     page.screenshot(path=tmp_path / "failed-check.png", full_page=True)
-    # The failing accounts with their cause and fix are Markdown metadata, one click away.
+    # The cause and fix per account are also Markdown metadata.
     page.locator("tr", has_text="failing_accounts").get_by_text("[Show Markdown]").click()
     dialog = page.get_by_role("dialog")
     expect(dialog).to_contain_text("aws-new-sandbox")
