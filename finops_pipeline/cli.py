@@ -80,6 +80,7 @@ def _demo(args: argparse.Namespace) -> int:
     home = ensure_dagster_home()
     directory = Path(args.data_dir).absolute() if args.data_dir else data_dir()
     print(f"Running the pipeline on local stand-ins (Dagster home {home}, data {directory})")
+    print("Some demo accounts are misconfigured on purpose; their diagnosed errors are logged as they happen.")
     config = run_demo(directory)
     print_report(directory)
     print(f"\nDashboard (open in a browser): {_write_dashboard(directory).absolute()}")
