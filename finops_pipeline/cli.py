@@ -30,6 +30,10 @@ def ensure_dagster_home() -> Path:
     return home
 
 
+def _data_dir(args: argparse.Namespace) -> Path:
+    return Path(args.data_dir).absolute() if args.data_dir else data_dir()
+
+
 def _print_query(directory: Path, title: str, sql: str) -> None:
     from finops_pipeline.catalog import query
 
@@ -78,7 +82,7 @@ def _demo(args: argparse.Namespace) -> int:
     from finops_pipeline.demo import run_demo
 
     home = ensure_dagster_home()
-    directory = Path(args.data_dir).absolute() if args.data_dir else data_dir()
+    directory = _data_dir(args)
     print(f"Running the pipeline on local stand-ins (Dagster home {home}, data {directory})")
     print("Some demo accounts are misconfigured on purpose; their diagnosed errors are logged as they happen.")
     config = run_demo(directory)
@@ -105,7 +109,7 @@ def _sandbox(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)  # `kill` stops the stand-ins and dagster dev like Ctrl-C
 
     home = ensure_dagster_home()
-    directory = Path(args.data_dir).absolute() if args.data_dir else data_dir()
+    directory = _data_dir(args)
     with running_sandbox(directory, datetime.now(timezone.utc)) as config:
         env = {**os.environ, "FINOPS_CONFIG": str(config.path), "FINOPS_DATA_DIR": str(directory), "DAGSTER_HOME": str(home)}
         print(f"Stand-ins running; registry {config.path}. Ctrl-C stops them.", flush=True)
@@ -149,7 +153,7 @@ def _write_dashboard(directory: Path) -> Path:
 def _dashboard(args: argparse.Namespace) -> int:
     from finops_pipeline.dashboard import DashboardNotReady
 
-    directory = Path(args.data_dir).absolute() if args.data_dir else data_dir()
+    directory = _data_dir(args)
     try:
         path = _write_dashboard(directory)
     except DashboardNotReady as exc:
@@ -162,7 +166,7 @@ def _dashboard(args: argparse.Namespace) -> int:
 def _query(args: argparse.Namespace) -> int:
     from finops_pipeline.catalog import query
 
-    directory = Path(args.data_dir).absolute() if args.data_dir else data_dir()
+    directory = _data_dir(args)
     try:
         columns, rows = query(directory, args.sql)
     except FileNotFoundError as exc:
@@ -194,7 +198,7 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    _print_connections(Path(args.data_dir).absolute() if args.data_dir else data_dir())
+    _print_connections(_data_dir(args))
     return 0
 
 
