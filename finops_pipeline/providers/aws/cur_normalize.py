@@ -165,6 +165,7 @@ class ParquetFacts:
       the column holds that one value on every line (grouping by it, or taking its min, is that value).
     - `all_null`: columns that are NULL on every line.
     - `narrow`: DOUBLE/FLOAT amount columns whose every value is below NARROW_BOUND in magnitude.
+    - `nonempty`: string columns whose smallest value is not '': NULLIF(column, '') is the column itself.
     - `tags_injective`: normalizing the tags (sorting entries, dropping empty values) cannot make two
       different raw tag values equal, so the daily rows need no second aggregation for tags.
     Anything a footer does not state (no statistics, nested columns) proves nothing.
@@ -173,6 +174,7 @@ class ParquetFacts:
     constants: Mapping[str, str] = field(default_factory=dict)
     all_null: frozenset[str] = frozenset()
     narrow: frozenset[str] = frozenset()
+    nonempty: frozenset[str] = frozenset()
     tags_injective: bool = False
 
 
@@ -208,6 +210,7 @@ def parquet_facts(layout: FileLayout, paths: list[Path]) -> ParquetFacts:
     constants: dict[str, str] = {}
     all_null: set[str] = set()
     narrow: set[str] = set()
+    nonempty: set[str] = set()
     for name, (low, high, nulls, rows, is_string, is_float, complete) in merged.items():
         if not complete or "." in name:  # nested (map/list) leaves: NULL counts mix empty maps and NULL values
             continue
@@ -215,9 +218,11 @@ def parquet_facts(layout: FileLayout, paths: list[Path]) -> ParquetFacts:
             all_null.add(name)
         elif is_string and nulls == 0 and low == high and isinstance(low, str):
             constants[name] = low
+        elif is_string and isinstance(low, str) and low != "":
+            nonempty.add(name)
         elif is_float and abs(low) < NARROW_BOUND and abs(high) < NARROW_BOUND:
             narrow.add(name)
-    return ParquetFacts(constants, frozenset(all_null), frozenset(narrow), _tags_injective(layout, merged))
+    return ParquetFacts(constants, frozenset(all_null), frozenset(narrow), frozenset(nonempty), _tags_injective(layout, merged))
 
 
 def _tags_injective(layout: FileLayout, merged: dict[str, list]) -> bool:
@@ -316,6 +321,8 @@ def _text(layout: FileLayout, name: str) -> str:
     if facts and raw in facts.constants:  # the same value on every line: a literal, not a column to hash
         value = facts.constants[raw]
         return f"CAST({_lit(value)} AS VARCHAR)" if value != "" else "CAST(NULL AS VARCHAR)"
+    if facts and raw in facts.nonempty:  # never '': nothing for NULLIF to do on each line
+        return f"CAST({_q(raw)} AS VARCHAR)"
     return f"NULLIF(CAST({_q(raw)} AS VARCHAR), '')" if raw else "CAST(NULL AS VARCHAR)"
 
 
@@ -323,7 +330,8 @@ def _money(layout: FileLayout, name: str) -> str:
     raw = layout.columns.get(name)
     facts = layout.facts
     if not raw or (facts and raw in facts.all_null):
-        return f"CAST(NULL AS {MONEY_SQL})"
+        # The narrow type: coalesce(NULL, a narrow amount) stays narrow; with a wide one it widens.
+        return f"CAST(NULL AS {NARROW_MONEY_SQL})"
     if layout.kind == "csv":
         return f"CAST(NULLIF(trim({_q(raw)}), '') AS {MONEY_SQL})"
     if facts and raw in facts.narrow:
