@@ -142,6 +142,11 @@ def test_parquet_facts_prove_constants_nulls_and_narrow_amounts(tmp_path):
     assert "pricing_unit" not in facts.constants  # one NULL
     assert facts.all_null == {"bill_invoice_id"}
     assert facts.narrow == {"line_item_unblended_cost"}  # 123,456,789.5 does not fit DECIMAL(18,10)
+    # Never '' (smallest value "one"): no NULLIF per line. A column with '' keeps it.
+    assert {"line_item_usage_account_id", "line_item_line_item_description"} <= facts.nonempty
+    assert "line_item_usage_account_id" not in normalize.parquet_facts(_layout(_write(tmp_path / "e.parquet", pa.table(
+        {**columns, "line_item_usage_account_id": pa.array(["100", "", "101", "100", "101", "100", "101"])}))),
+        [tmp_path / "e.parquet"]).nonempty
     assert facts.tags_injective  # no tags at all
 
 

@@ -368,6 +368,10 @@ def _tags(layout: FileLayout, raw: str = "tags_raw") -> str:
 
     Applied after the per-file-group aggregation, so it runs once per distinct tag set, not per line.
     """
+    if layout.tags_map and layout.kind == "parquet" and layout.facts and layout.facts.tags_injective:
+        # The footers prove every map has one key at most and no NULL or empty value: sorting and
+        # dropping empty values would change nothing (see `_tags_injective`).
+        return raw
     if layout.tags_map:
         source = f"CAST(json({raw}) AS MAP(VARCHAR, VARCHAR))" if layout.kind == "csv" else raw
         entries = f"list_sort(map_entries({source}))"
