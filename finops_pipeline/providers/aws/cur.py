@@ -312,7 +312,8 @@ def pull_cur(account: Account, billing_period: str) -> Pull:
             select = normalize.rollup_sql(
                 normalize.daily_sql(groups) if groups else _empty_daily(),
                 account_id=account.settings["account_id"], account_name=account.name, account_key=account.key,
-                billing_period=billing_period, source_updated_at=manifest.last_modified, ingested_at=ingested_at)
+                billing_period=billing_period, source_updated_at=manifest.last_modified, ingested_at=ingested_at,
+                reaggregate=normalize.needs_reaggregation(groups))
             metadata = partition_metadata(totals.billed, {"cur_manifest": manifest.key, "cur_assembly_id": manifest.assembly_id})
             try:
                 _checked(lambda: normalize.copy_to_parquet(connection, select, target, metadata), connection, groups, manifest, store)

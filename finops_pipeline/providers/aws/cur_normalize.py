@@ -30,6 +30,10 @@ import pyarrow.parquet as pq
 from finops_pipeline.schema import COLUMNS, PROVIDER_NAMES, month_bounds, service_category_sql
 
 MONEY_SQL = "DECIMAL(38,10)"
+# Amounts the Parquet footer proves smaller than 10^8 are cast to a 64-bit decimal instead (the same
+# exact value, see `parquet_facts`); their sums are DECIMAL(38,10) all the same.
+NARROW_MONEY_SQL = "DECIMAL(18,10)"
+NARROW_BOUND = 99_999_999  # |amount| below this fits DECIMAL(18,10) with room for the rounding of the last digit
 
 # Columns a delivery file must have; without them no cost can be attributed, so the month fails.
 REQUIRED = (
@@ -126,6 +130,9 @@ class FileLayout:
     ignored: tuple[str, ...] = ()
     header: tuple[str, ...] = ()  # CSV: every column in file order (read_csv needs them all)
     naive_start: bool = False  # Parquet usage start is a TIMESTAMP without zone (UTC, as AWS writes it)
+    # Facts the Parquet footers of the whole file group prove (see `parquet_facts`); empty for CSV. Not
+    # part of the signature: they are set once the group's files are known.
+    facts: "ParquetFacts | None" = None
 
     def signature(self) -> tuple:
         return (self.kind, self.header, self.naive_start, tuple(sorted(self.columns.items())), self.tag_columns, self.tags_map, self.product_map)
@@ -147,6 +154,101 @@ def read_header(file: CurFile) -> list[str]:
     if not header:
         raise CurFileError(file.key, "is empty: it has no header line")
     return header
+
+
+@dataclass(frozen=True)
+class ParquetFacts:
+    """What the row-group statistics in a file group's Parquet footers prove about its columns.
+
+    Statistics bound every value (min <= value <= max, a truncated statistic only widens the bounds), so:
+    - `constants`: string columns whose min equals max in every row group of every file, without NULLs:
+      the column holds that one value on every line (grouping by it, or taking its min, is that value).
+    - `all_null`: columns that are NULL on every line.
+    - `narrow`: DOUBLE/FLOAT amount columns whose every value is below NARROW_BOUND in magnitude.
+    - `nonempty`: string columns whose smallest value is not '': NULLIF(column, '') is the column itself.
+    - `tags_injective`: normalizing the tags (sorting entries, dropping empty values) cannot make two
+      different raw tag values equal, so the daily rows need no second aggregation for tags.
+    Anything a footer does not state (no statistics, nested columns) proves nothing.
+    """
+
+    constants: Mapping[str, str] = field(default_factory=dict)
+    all_null: frozenset[str] = frozenset()
+    narrow: frozenset[str] = frozenset()
+    nonempty: frozenset[str] = frozenset()
+    tags_injective: bool = False
+
+
+def parquet_facts(layout: FileLayout, paths: list[Path]) -> ParquetFacts:
+    """Read (only) the footers of one group's Parquet files and derive `ParquetFacts`."""
+    if layout.kind != "parquet":
+        return ParquetFacts()
+    # raw column -> merged state: [min, max, null_count, rows, string?, float?, stats complete?]
+    merged: dict[str, list] = {}
+    for path in paths:
+        metadata = pq.ParquetFile(path).metadata
+        for g in range(metadata.num_row_groups):
+            group = metadata.row_group(g)
+            for c in range(group.num_columns):
+                column = group.column(c)
+                name = column.path_in_schema
+                stats = column.statistics
+                state = merged.setdefault(name, [None, None, 0, 0, True, True, True])
+                state[3] += group.num_rows
+                if stats is None or not stats.has_null_count:
+                    state[6] = False
+                    continue
+                state[2] += stats.null_count
+                state[4] = state[4] and column.physical_type == "BYTE_ARRAY" and str(stats.logical_type) == "String"
+                state[5] = state[5] and column.physical_type in ("DOUBLE", "FLOAT")
+                if stats.null_count == group.num_rows:
+                    continue  # an all-NULL chunk bounds nothing and need not have min/max
+                if not stats.has_min_max:
+                    state[6] = False
+                    continue
+                state[0] = stats.min if state[0] is None else min(state[0], stats.min)
+                state[1] = stats.max if state[1] is None else max(state[1], stats.max)
+    constants: dict[str, str] = {}
+    all_null: set[str] = set()
+    narrow: set[str] = set()
+    nonempty: set[str] = set()
+    for name, (low, high, nulls, rows, is_string, is_float, complete) in merged.items():
+        if not complete or "." in name:  # nested (map/list) leaves: NULL counts mix empty maps and NULL values
+            continue
+        if nulls == rows:
+            all_null.add(name)
+        elif is_string and nulls == 0 and low == high and isinstance(low, str):
+            constants[name] = low
+        elif is_string and isinstance(low, str) and low != "":
+            nonempty.add(name)
+        elif is_float and abs(low) < NARROW_BOUND and abs(high) < NARROW_BOUND:
+            narrow.add(name)
+    return ParquetFacts(constants, frozenset(all_null), frozenset(narrow), frozenset(nonempty), _tags_injective(layout, merged))
+
+
+def _tags_injective(layout: FileLayout, merged: dict[str, list]) -> bool:
+    """Whether the footers prove that tag normalization maps different raw tag values to different tags."""
+    if layout.tags_map:
+        # Entries are sorted and empty values dropped. Maps with one key at most (every key in every row
+        # group is the same string) cannot differ only by order; values never NULL nor '' (the leaf has
+        # no NULLs at all, which also rules out empty and NULL maps) are never dropped.
+        key, value = merged.get(f"{layout.tags_map}.key_value.key"), merged.get(f"{layout.tags_map}.key_value.value")
+        if not key or not value or not key[6] or not value[6]:
+            return False
+        return (key[2] == 0 and key[0] is not None and key[0] == key[1]
+                and value[2] == 0 and isinstance(value[0], str) and value[0] != "")
+    if layout.tag_columns:
+        # One column per key in a fixed order; NULL and '' both mean "no tag", so two lines can only meet
+        # after normalization if one column holds both. A column without NULLs, or whose smallest value
+        # is not '', cannot.
+        for _, raw in layout.tag_columns:
+            state = merged.get(raw)
+            if not state or not state[6] or "." in raw:
+                return False
+            low, nulls, rows = state[0], state[2], state[3]
+            if nulls and nulls != rows and (low is None or low == ""):
+                return False
+        return True
+    return True  # no tags at all
 
 
 def layout_of(file: CurFile) -> FileLayout:
@@ -213,15 +315,27 @@ def _csv_columns(layout: FileLayout) -> str:
 
 def _text(layout: FileLayout, name: str) -> str:
     raw = layout.columns.get(name)
+    facts = layout.facts
+    if facts and raw in facts.all_null:
+        return "CAST(NULL AS VARCHAR)"
+    if facts and raw in facts.constants:  # the same value on every line: a literal, not a column to hash
+        value = facts.constants[raw]
+        return f"CAST({_lit(value)} AS VARCHAR)" if value != "" else "CAST(NULL AS VARCHAR)"
+    if facts and raw in facts.nonempty:  # never '': nothing for NULLIF to do on each line
+        return f"CAST({_q(raw)} AS VARCHAR)"
     return f"NULLIF(CAST({_q(raw)} AS VARCHAR), '')" if raw else "CAST(NULL AS VARCHAR)"
 
 
 def _money(layout: FileLayout, name: str) -> str:
     raw = layout.columns.get(name)
-    if not raw:
-        return f"CAST(NULL AS {MONEY_SQL})"
+    facts = layout.facts
+    if not raw or (facts and raw in facts.all_null):
+        # The narrow type: coalesce(NULL, a narrow amount) stays narrow; with a wide one it widens.
+        return f"CAST(NULL AS {NARROW_MONEY_SQL})"
     if layout.kind == "csv":
         return f"CAST(NULLIF(trim({_q(raw)}), '') AS {MONEY_SQL})"
+    if facts and raw in facts.narrow:
+        return f"CAST({_q(raw)} AS {NARROW_MONEY_SQL})"
     return f"CAST({_q(raw)} AS {MONEY_SQL})"
 
 
@@ -254,6 +368,10 @@ def _tags(layout: FileLayout, raw: str = "tags_raw") -> str:
 
     Applied after the per-file-group aggregation, so it runs once per distinct tag set, not per line.
     """
+    if layout.tags_map and layout.kind == "parquet" and layout.facts and layout.facts.tags_injective:
+        # The footers prove every map has one key at most and no NULL or empty value: sorting and
+        # dropping empty values would change nothing (see `_tags_injective`).
+        return raw
     if layout.tags_map:
         source = f"CAST(json({raw}) AS MAP(VARCHAR, VARCHAR))" if layout.kind == "csv" else raw
         entries = f"list_sort(map_entries({source}))"
@@ -305,6 +423,11 @@ def _is_null(expression: str) -> bool:
     return expression.startswith("CAST(NULL AS")
 
 
+def _is_constant(expression: str) -> bool:
+    """A literal (NULL or a value the footers prove constant): nothing to group by or aggregate per line."""
+    return expression.startswith(("CAST(NULL AS", "CAST('"))
+
+
 def canonical_select(layout: FileLayout, paths: list[str]) -> str:
     """One SELECT that projects a group of same-layout files onto the canonical line-item columns."""
     select = ", ".join(f"{expression} AS {alias}" for alias, expression in canonical_parts(layout).items())
@@ -317,7 +440,15 @@ def group_files(files: Iterable[CurFile]) -> list[tuple[FileLayout, list[CurFile
     for file in files:
         layout = layout_of(file)
         groups.setdefault(layout.signature(), (layout, []))[1].append(file)
+    if USE_PARQUET_FACTS:
+        for layout, members in groups.values():
+            layout.facts = parquet_facts(layout, [f.path for f in members])
     return list(groups.values())
+
+
+# The footer-derived shortcuts (constants, narrow decimals, no second aggregation) can be turned off, so
+# the tests can show both paths produce the same partition.
+USE_PARQUET_FACTS = True
 
 
 GRAIN = ("currency", "bill_payer_account_id", "bill_payer_account_name", "usage_account_id", "line_item_usage_account_name",
@@ -332,27 +463,48 @@ def _group_daily(layout: FileLayout, paths: list[str]) -> str:
     line costs time) and added back as NULL afterwards.
     """
     parts = canonical_parts(layout)
-    present = [k for k in GRAIN if not _is_null(parts[k])]
-    keys = ", ".join(present)
-    outputs = ", ".join(k if k in present else f"CAST(NULL AS VARCHAR) AS {k}" for k in GRAIN)
+    # Grain columns that are constant (absent, or one value on every line per the Parquet footers) are
+    # left out of the GROUP BY too and added back as literals: the grouping is the same.
+    present = [k for k in GRAIN if not _is_constant(parts[k])]
+    keys = "".join(f"{k}, " for k in present)
+    outputs = ", ".join(k if k in present else f"{parts[k]} AS {k}" for k in GRAIN)
     # Without a net unblended (or public on-demand) column, BilledCost (ListCost) is the unblended sum:
     # computed once, which keeps the aggregate state, and so the memory, smaller.
     net = not _is_null(parts["line_item_net_unblended_cost"])
     public = not _is_null(parts["pricing_public_on_demand_cost"])
     billed_sum = f"sum({BILLED}) AS billed," if net else ""
     list_sum = "sum(coalesce(pricing_public_on_demand_cost, unblended)) AS list," if public else ""
+    # A constant description is every group's min; a constant (or absent) invoice id marks all or none estimated.
+    description = parts["line_item_line_item_description"]
+    invoice = parts["bill_invoice_id"]
+    description_agg = "" if _is_constant(description) else "min(line_item_line_item_description) AS description,"
+    estimated_agg = "" if _is_constant(invoice) else "bool_or(bill_invoice_id IS NULL) AS estimated,"
+    description_out = f"{description} AS description" if description_agg == "" else "description"
+    estimated_out = ("true" if _is_null(invoice) else "false") + " AS estimated" if estimated_agg == "" else "estimated"
     return f"""
         SELECT day, {outputs}, NULLIF(CAST(to_json({_tags(layout)}) AS VARCHAR), '{{}}') AS tags,
                {"billed" if net else "contracted"} AS billed, effective, {"list" if public else "contracted"} AS list,
-               contracted, usage_amount, description, estimated
+               contracted, usage_amount, {description_out}, {estimated_out}
         FROM (
-            SELECT usage_day AS day, {keys}, tags_raw, {billed_sum} {list_sum}
-                   sum({EFFECTIVE}) AS effective, sum(unblended) AS contracted,
-                   sum(usage_amount) AS usage_amount, min(line_item_line_item_description) AS description,
-                   bool_or(bill_invoice_id IS NULL) AS estimated
+            SELECT usage_day AS day, {keys}tags_raw, {billed_sum} {list_sum} {description_agg} {estimated_agg}
+                   sum({_effective(parts)}) AS effective, sum(unblended) AS contracted,
+                   sum(usage_amount) AS usage_amount
             FROM ({canonical_select(layout, paths)})
-            GROUP BY day, {keys}, tags_raw
+            GROUP BY day, {keys}tags_raw
         )"""
+
+
+def needs_reaggregation(groups: list[tuple[FileLayout, list[CurFile]]]) -> bool:
+    """Whether two daily rows can meet in one final grain, so the rollup must aggregate them again.
+
+    Each group's daily rows are unique per day, grain and raw tags. Rows of two groups can share a grain,
+    and two raw tag values can normalize alike; with one group whose footers prove tag normalization
+    injective (`ParquetFacts.tags_injective`), neither can happen.
+    """
+    if len(groups) != 1:
+        return True
+    facts = groups[0][0].facts
+    return not (facts and facts.tags_injective)
 
 
 def daily_sql(groups: list[tuple[FileLayout, list[CurFile]]]) -> str:
@@ -376,6 +528,27 @@ EFFECTIVE = f"""CASE
         THEN coalesce(reservation_unused_amortized_upfront_fee_for_billing_period, 0) + coalesce(reservation_unused_recurring_fee, 0)
     WHEN line_item_type = 'Fee' AND reservation_reservation_a_r_n IS NOT NULL THEN CAST(0 AS {MONEY_SQL})
     ELSE {BILLED} END"""
+ZERO = f"CAST(0 AS {NARROW_MONEY_SQL})"  # the narrowest zero, so a CASE of narrow amounts stays narrow
+
+
+def _effective(parts: Mapping[str, str]) -> str:
+    """EFFECTIVE for one layout: branches that cannot apply (their columns absent) are left out, so a
+    CASE over narrow amounts stays a narrow decimal per line. Same result as EFFECTIVE on every line."""
+    def present(*names: str) -> bool:
+        return not all(_is_null(parts[n]) for n in names)
+    branches = [f"WHEN line_item_type = 'SavingsPlanCoveredUsage' THEN coalesce(savings_plan_savings_plan_effective_cost, {BILLED})"]
+    if not _is_null(parts["savings_plan_total_commitment_to_date"]) and not _is_null(parts["savings_plan_used_commitment"]):
+        branches.append(f"WHEN line_item_type = 'SavingsPlanRecurringFee' THEN coalesce(savings_plan_total_commitment_to_date - savings_plan_used_commitment, {BILLED})")
+    branches.append(f"WHEN line_item_type IN ('SavingsPlanNegation', 'SavingsPlanUpfrontFee') THEN {ZERO}")
+    branches.append(f"WHEN line_item_type = 'DiscountedUsage' THEN coalesce(reservation_effective_cost, {BILLED})")
+    if present("reservation_unused_amortized_upfront_fee_for_billing_period", "reservation_unused_recurring_fee"):
+        branches.append("WHEN line_item_type = 'RIFee' AND (reservation_unused_amortized_upfront_fee_for_billing_period IS NOT NULL OR reservation_unused_recurring_fee IS NOT NULL) "
+                        "THEN coalesce(reservation_unused_amortized_upfront_fee_for_billing_period, 0) + coalesce(reservation_unused_recurring_fee, 0)")
+    if present("reservation_reservation_a_r_n"):
+        branches.append(f"WHEN line_item_type = 'Fee' AND reservation_reservation_a_r_n IS NOT NULL THEN {ZERO}")
+    return "CASE\n    " + "\n    ".join(branches) + f"\n    ELSE {BILLED} END"
+
+
 CHARGE_CATEGORY = f"""CASE
     WHEN line_item_type = 'Tax' THEN 'Tax'
     WHEN line_item_type IN {_in(PURCHASE_TYPES)} THEN 'Purchase'
@@ -385,19 +558,24 @@ CHARGE_CATEGORY = f"""CASE
 
 
 def rollup_sql(daily: str, *, account_id: str, account_name: str, account_key: str, billing_period: str,
-               source_updated_at: datetime, ingested_at: datetime) -> str:
+               source_updated_at: datetime, ingested_at: datetime, reaggregate: bool = True) -> str:
     """The groups' daily pre-aggregates -> one row per day and grain, in exactly the cost_daily columns and types.
 
-    Re-aggregated here because two file groups (or two raw tag sets that normalize alike) can meet in one grain.
+    Re-aggregated here because two file groups (or two raw tag sets that normalize alike) can meet in one
+    grain; `reaggregate=False` (only when `needs_reaggregation` proves no two daily rows can) maps each
+    daily row to its output row as it is, which gives the same rows.
     """
+    def agg(function: str, column: str) -> str:
+        return f"{function}({column})" if reaggregate else column
+
     period_start, period_end = month_bounds(billing_period)
     ts = lambda value: f"CAST({_lit(value.isoformat())} AS TIMESTAMPTZ)"  # noqa: E731
     day_start = "CAST(day AS TIMESTAMPTZ)"
     outputs = {
-        "BilledCost": "sum(billed)",
-        "EffectiveCost": "sum(effective)",
-        "ListCost": "sum(list)",
-        "ContractedCost": "sum(contracted)",
+        "BilledCost": agg("sum", "billed"),
+        "EffectiveCost": agg("sum", "effective"),
+        "ListCost": agg("sum", "list"),
+        "ContractedCost": agg("sum", "contracted"),
         "BillingCurrency": "currency",
         "BillingPeriodStart": ts(period_start),
         "BillingPeriodEnd": ts(period_end),
@@ -405,7 +583,7 @@ def rollup_sql(daily: str, *, account_id: str, account_name: str, account_key: s
         "ChargePeriodEnd": f"{day_start} + INTERVAL 1 DAY",
         "ChargeCategory": CHARGE_CATEGORY,
         "ChargeClass": f"CASE WHEN {day_start} < {ts(period_start)} THEN 'Correction' END",
-        "ChargeDescription": "min(description)",
+        "ChargeDescription": agg("min", "description"),
         "BillingAccountId": f"coalesce(bill_payer_account_id, {_lit(account_id)})",
         "BillingAccountName": f"coalesce(bill_payer_account_name, {_lit(account_name)})",
         "SubAccountId": "usage_account_id",
@@ -420,15 +598,15 @@ def rollup_sql(daily: str, *, account_id: str, account_name: str, account_key: s
         "ResourceId": "line_item_resource_id",
         "ResourceName": "CAST(NULL AS VARCHAR)",
         "SkuId": "product_sku",
-        "PricingQuantity": "sum(usage_amount)",
+        "PricingQuantity": agg("sum", "usage_amount"),
         "PricingUnit": "pricing_unit",
-        "ConsumedQuantity": f"CASE WHEN line_item_type IN {_in(USAGE_TYPES)} THEN sum(usage_amount) END",
+        "ConsumedQuantity": f"CASE WHEN line_item_type IN {_in(USAGE_TYPES)} THEN {agg('sum', 'usage_amount')} END",
         "ConsumedUnit": f"CASE WHEN line_item_type IN {_in(USAGE_TYPES)} THEN pricing_unit END",
         "Tags": "tags",
         "x_Provider": "'aws'",
         "x_Source": "'cur'",
         "x_AccountKey": _lit(account_key),
-        "x_Estimated": "bool_or(estimated)",
+        "x_Estimated": agg("bool_or", "estimated"),
         "x_SourceChargeType": "line_item_type",
         "x_CurrencyConversionRate": f"CAST(NULL AS {MONEY_SQL})",
         "x_SourceUpdatedAt": ts(source_updated_at),
@@ -441,7 +619,7 @@ def rollup_sql(daily: str, *, account_id: str, account_name: str, account_key: s
                 "product_code, product_name, region, line_item_resource_id, line_item_type, line_item_usage_type, product_sku, "
                 "pricing_unit, bill_invoicing_entity, line_item_legal_entity, tags")
     return f"""
-    WITH rolled AS MATERIALIZED (SELECT {select}\n    FROM ({daily})\n    GROUP BY {grouping}),
+    WITH rolled AS MATERIALIZED (SELECT {select}\n    FROM ({daily})\n    {"GROUP BY " + grouping if reaggregate else ""}),
     categories AS (SELECT name, {service_category_sql("name")} AS category FROM (SELECT DISTINCT "ServiceName" AS name FROM rolled))
     SELECT rolled.* REPLACE (CAST(coalesce(categories.category, 'Other') AS VARCHAR) AS "ServiceCategory")
     FROM rolled LEFT JOIN categories ON rolled."ServiceName" = categories.name"""
