@@ -11,7 +11,6 @@ would only spend quota on another 429.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,7 +19,7 @@ from azure.identity import AzureAuthorityHosts, ClientSecretCredential
 from azure.mgmt.costmanagement import CostManagementClient
 
 from finops_pipeline.config import Account
-from finops_pipeline.diagnostics import ERROR, Diagnosis, ProviderError
+from finops_pipeline.providers.tls import connection_verify
 
 # cloud setting -> (management endpoint, Entra ID authority host)
 CLOUDS = {
@@ -123,21 +122,6 @@ class CostManagementRetryPolicy(RetryPolicy):
             transport.sleep(wait)
             return True
         return False
-
-
-def connection_verify(account: Account) -> str | bool:
-    """TLS is always verified: against the system's CAs, or the PEM file `ca_bundle` names."""
-    path = account.settings.get("ca_bundle")
-    if not path:
-        return True
-    if not Path(path).is_file():
-        raise ProviderError(Diagnosis(
-            "azure.ca_bundle_missing", ERROR,
-            f"The certificate authority file {path} named by ca_bundle does not exist.",
-            f"Fix 'ca_bundle' for account '{account.key}' in finops.yaml (a PEM file), or remove it to trust the system's CAs.",
-            f"ca_bundle={path}",
-        ))
-    return str(path)
 
 
 def credential(account: Account) -> ClientSecretCredential:

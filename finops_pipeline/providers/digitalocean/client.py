@@ -14,14 +14,13 @@ import hashlib
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 import pydo
 from azure.core.pipeline.policies import RetryPolicy
 
 from finops_pipeline.config import Account
-from finops_pipeline.diagnostics import ERROR, Diagnosis, ProviderError
+from finops_pipeline.providers.tls import connection_verify
 
 DEFAULT_ENDPOINT = "https://api.digitalocean.com"
 REQUESTS_PER_MINUTE = 250  # DigitalOcean's burst limit per token
@@ -108,20 +107,6 @@ class CallStats:
             self.ratelimit_remaining = value if self.ratelimit_remaining is None else min(self.ratelimit_remaining, value)
 
 
-def _ca_bundle(account: Account) -> str | bool:
-    path = account.settings.get("ca_bundle")
-    if not path:
-        return True
-    if not Path(path).is_file():
-        raise ProviderError(Diagnosis(
-            "digitalocean.ca_bundle_missing", ERROR,
-            f"The certificate authority file {path} named by ca_bundle does not exist.",
-            f"Fix 'ca_bundle' for account '{account.key}' in finops.yaml (a PEM file), or remove it to trust the system's CAs.",
-            f"ca_bundle={path}",
-        ))
-    return path
-
-
 def make_client(account: Account, stats: CallStats) -> pydo.Client:
     """A pydo client for the account's token (read from its environment variable now)."""
     token = account.env("token_env")
@@ -134,7 +119,7 @@ def make_client(account: Account, stats: CallStats) -> pydo.Client:
                                         timeout=TIMEOUT_SECONDS * (MAX_RETRIES + 1)),
         raw_request_hook=lambda _request: limiter.acquire(),
         raw_response_hook=stats.on_response,
-        connection_verify=_ca_bundle(account),
+        connection_verify=connection_verify(account),
         connection_timeout=30,
         read_timeout=TIMEOUT_SECONDS,
         user_agent="finops-pipeline",
