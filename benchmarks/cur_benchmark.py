@@ -42,7 +42,7 @@ def data_directory(root: Path) -> Path:
 
 
 def generate(root: Path, rows: int, files: int) -> list[Path]:
-    from finops_pipeline.sandbox.cur import cur2_manifest_key, write_bulk_cur2
+    from finops_sandbox.cur import cur2_manifest_key, write_bulk_cur2
 
     paths = write_bulk_cur2(data_directory(root), PERIOD, rows, files=files)
     manifest = root / cur2_manifest_key("exports", REPORT, PERIOD)
@@ -56,7 +56,7 @@ def generate(root: Path, rows: int, files: int) -> list[Path]:
 
 def run_ours(root: Path, out: Path) -> int:
     from finops_pipeline.config import parse_config
-    from finops_pipeline.providers.aws.cur import pull_cur
+    from finops_pipeline.defs.aws.cur.pull import pull_cur
 
     config = parse_config({"accounts": [{
         "key": "bench", "provider": "aws", "source": "cur", "connected_at": "2026-01-01T00:00:00Z",
@@ -104,7 +104,7 @@ def run_duckdb(root: Path, out: Path) -> int:
 CONTENDERS = {"ours": run_ours, "pandas": run_pandas, "duckdb": run_duckdb}
 
 
-WARM_IMPORTS = {"ours": ("finops_pipeline.providers.aws.cur",), "pandas": ("pandas", "pyarrow.parquet"), "duckdb": ("duckdb",)}
+WARM_IMPORTS = {"ours": ("finops_pipeline.defs.aws.cur.pull",), "pandas": ("pandas", "pyarrow.parquet"), "duckdb": ("duckdb",)}
 
 
 def child(name: str, root: Path, out: Path) -> None:

@@ -17,7 +17,6 @@ from typing import Sequence
 
 # Provider colors, from each vendor's palette but far enough apart to tell stacked bars apart (three
 # of the four brands are blue); other providers take the fallback colors in order.
-PROVIDER_COLORS = {"aws": "#ff9900", "azure": "#0078d4", "gcp": "#34a853", "digitalocean": "#9b59b6"}
 FALLBACK_COLORS = ("#2ca58d", "#8e44ad", "#c0392b", "#7f8c8d", "#16a085", "#d35400")
 
 
@@ -53,9 +52,12 @@ def series_by_currency(rows: Sequence[tuple[str, str, date, Decimal]]) -> list[S
 
 
 def provider_color(provider: str, providers: Sequence[str]) -> str:
-    if provider in PROVIDER_COLORS:
-        return PROVIDER_COLORS[provider]
-    others = [p for p in sorted(providers) if p not in PROVIDER_COLORS]
+    from finops_pipeline.sources import providers as known_providers
+
+    known = {key: p.color for key, p in known_providers().items()}
+    if provider in known:
+        return known[provider]
+    others = [p for p in sorted(providers) if p not in known]
     return FALLBACK_COLORS[others.index(provider) % len(FALLBACK_COLORS)] if provider in others else FALLBACK_COLORS[0]
 
 

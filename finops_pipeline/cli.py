@@ -79,7 +79,7 @@ def _print_connections(directory: Path) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from finops_pipeline.demo import run_demo
+    from finops_sandbox.demo import run_demo
 
     home = ensure_dagster_home()
     directory = _data_dir(args)
@@ -104,7 +104,7 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 
 def _sandbox(args: argparse.Namespace) -> int:
-    from finops_pipeline.demo import running_sandbox
+    from finops_sandbox.demo import running_sandbox
 
     signal.signal(signal.SIGTERM, _raise_interrupt)  # `kill` stops the stand-ins and dagster dev like Ctrl-C
 

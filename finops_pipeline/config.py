@@ -8,6 +8,7 @@ moment of use, so it cannot leak into Dagster config, metadata or the lake.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -189,6 +190,7 @@ class Account:
 class FinopsConfig:
     path: Path
     accounts: tuple[Account, ...]
+    history_start: str | None = None  # YYYY-MM: the oldest billing period to offer (default: 13 months back)
 
     def for_source(self, provider: str, source: str) -> list[Account]:
         return [a for a in self.accounts if a.provider == provider and a.source == source]
@@ -249,9 +251,14 @@ def parse_config(raw: Any, path: Path) -> FinopsConfig:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: the top level must be a mapping with an 'accounts' list")
-    unknown_top = set(raw) - {"accounts"}
+    unknown_top = set(raw) - {"accounts", "history_start"}
     if unknown_top:
-        raise ConfigError(f"{where}: unknown top-level key(s) {sorted(unknown_top)}; only 'accounts' is allowed")
+        raise ConfigError(f"{where}: unknown top-level key(s) {sorted(unknown_top)}; only 'accounts' and 'history_start' are allowed")
+    history_start = raw.get("history_start")
+    if history_start is not None:
+        history_start = str(history_start)
+        if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", history_start):
+            raise ConfigError(f"{where}: 'history_start' must be a billing period like 2025-01, got {history_start!r}")
     entries = raw.get("accounts") or []
     if not isinstance(entries, list):
         raise ConfigError(f"{where}: 'accounts' must be a list of accounts")
@@ -305,7 +312,7 @@ def parse_config(raw: Any, path: Path) -> FinopsConfig:
                 raise ConfigError(f"{label}: field '{field_name}' {exc}") from None
         _check_combinations(label, provider, source, settings)
         accounts.append(Account(key=key, provider=provider, source=source, name=str(name), connected_at=connected_at, settings=settings))
-    return FinopsConfig(path=path, accounts=tuple(accounts))
+    return FinopsConfig(path=path, accounts=tuple(accounts), history_start=history_start)
 
 
 def _check_combinations(label: str, provider: str, source: str, settings: Mapping[str, Any]) -> None:
@@ -334,3 +341,23 @@ def load_config(path: str | Path | None = None) -> FinopsConfig:
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
     return parse_config(raw, path)
+
+
+def registry_for_definitions() -> FinopsConfig:
+    """The registry as the Dagster definitions see it when they load: one asset per account.
+
+    No file yet means no accounts (the definitions still load, e.g. for `dagster definitions
+    validate` on a fresh install). Read once per file version, since every step process loads the
+    definitions.
+    """
+    path = config_path()
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return FinopsConfig(path=path, accounts=())
+    return _registry_version(str(path.absolute()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _registry_version(path: str, mtime_ns: int, size: int) -> FinopsConfig:
+    return load_config(path)

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from finops_pipeline.catalog import CATALOG_FILE, MART_TABLES, catalog_path, query
+from finops_pipeline.sources import providers
 from finops_pipeline.charts import Series, legend_html, money, png_bar_chart, series_by_currency, svg_bar_chart
 from finops_pipeline.lake import atomic_file, mart_path
 
 DASHBOARD_FILE = "dashboard.html"
-PROVIDER_NAMES = {"aws": "AWS", "gcp": "Google Cloud", "azure": "Azure", "digitalocean": "DigitalOcean"}
 ATTENTION = ("ERROR", "NO_DATA")
 _STATUS_ORDER = "CASE status WHEN 'ERROR' THEN 0 WHEN 'NO_DATA' THEN 1 WHEN 'PENDING' THEN 2 ELSE 3 END"
 
@@ -89,7 +89,8 @@ def write_dashboard(data_dir: Path, now: datetime | None = None, data: Dashboard
 # --- the page ------------------------------------------------------------------------------------
 
 def _provider_name(provider: str) -> str:
-    return PROVIDER_NAMES.get(provider, provider)
+    known = providers().get(provider)
+    return known.label if known else provider
 
 
 def _e(value: Any) -> str:

@@ -6,12 +6,12 @@ the same file. Messages in it are already redacted by diagnostics.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
-from finops_pipeline.diagnostics import Diagnosis
+from finops_pipeline.diagnosis import Diagnosis
 from finops_pipeline.lake import read_json, write_json
 
 
@@ -19,44 +19,37 @@ def _path(data_dir: Path, account_key: str, billing_period: str) -> Path:
     return Path(data_dir) / "state" / "pulls" / account_key / f"{billing_period}.json"
 
 
-def record_success(data_dir: Path, account_key: str, billing_period: str, at: datetime, rows: int, api_calls: int) -> None:
+def record_success(
+    data_dir: Path, account_key: str, billing_period: str, at: datetime, rows: int, api_calls: int,
+    totals: Mapping[str, Decimal] | None = None, run_id: str | None = None,
+) -> None:
     path = _path(data_dir, account_key, billing_period)
     previous = read_json(path) or {}
-    write_json(path, {**previous, "billing_period": billing_period, "last_outcome": "success", "last_success_at": at.isoformat(), "rows": rows, "api_calls": api_calls})
+    write_json(path, {
+        **previous, "billing_period": billing_period, "last_outcome": "success", "last_success_at": at.isoformat(),
+        "rows": rows, "api_calls": api_calls, "totals": {c: str(v) for c, v in sorted((totals or {}).items())}, "run_id": run_id,
+    })
 
 
-def record_failure(data_dir: Path, account_key: str, billing_period: str, at: datetime, diagnosis: Diagnosis) -> None:
+def record_failure(data_dir: Path, account_key: str, billing_period: str, at: datetime, diagnosis: Diagnosis, run_id: str | None = None) -> None:
     path = _path(data_dir, account_key, billing_period)
     previous = read_json(path) or {}
-    write_json(path, {**previous, "billing_period": billing_period, "last_outcome": "failure", "last_failure_at": at.isoformat(), "last_error": diagnosis.as_dict()})
+    write_json(path, {
+        **previous, "billing_period": billing_period, "last_outcome": "failure", "last_failure_at": at.isoformat(),
+        "last_error": diagnosis.as_dict(), "run_id": run_id,
+    })
 
 
-@dataclass(frozen=True)
-class PullSummary:
-    last_success_at: datetime | None
-    failing_periods: tuple[str, ...]
-    last_error: dict[str, Any] | None  # the newest error among the failing periods
-
-    @property
-    def failing(self) -> bool:
-        return bool(self.failing_periods)
+def read_record(data_dir: Path, account_key: str, billing_period: str) -> dict[str, Any] | None:
+    """The last outcome of one account and month (what `finops-pipeline refresh` reports)."""
+    return read_json(_path(data_dir, account_key, billing_period))
 
 
-def summarize(data_dir: Path, account_key: str) -> PullSummary:
-    """Per account: the latest success, and the months whose newest attempt failed."""
-    successes: list[datetime] = []
-    failing: list[tuple[datetime, str, dict[str, Any]]] = []
+def records(data_dir: Path, account_key: str) -> dict[str, dict[str, Any]]:
+    """Billing period -> the last outcome of pulling it, for one account."""
+    found = {}
     for path in sorted((Path(data_dir) / "state" / "pulls" / account_key).glob("*.json")):
-        record = read_json(path) or {}
-        success = datetime.fromisoformat(record["last_success_at"]) if record.get("last_success_at") else None
-        failure = datetime.fromisoformat(record["last_failure_at"]) if record.get("last_failure_at") else None
-        if success:
-            successes.append(success)
-        if failure and record.get("last_outcome") == "failure":  # the newest attempt, even on a pinned clock
-            failing.append((failure, record["billing_period"], record.get("last_error") or {}))
-    failing.sort()
-    return PullSummary(
-        last_success_at=max(successes) if successes else None,
-        failing_periods=tuple(period for _, period, _ in failing),
-        last_error=failing[-1][2] if failing else None,
-    )
+        record = read_json(path)
+        if record and record.get("billing_period"):
+            found[record["billing_period"]] = record
+    return found

@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable
 
 import pyarrow as pa
 
 from finops_pipeline import pulls
 from finops_pipeline.config import Account
-from finops_pipeline.diagnostics import Diagnosis, diagnose, redact
+from finops_pipeline.diagnosis import Diagnosis, diagnose, redact
 from finops_pipeline.lake import PartitionKey, write_partition, write_partition_with
 from finops_pipeline.schema import COST_DAILY_SCHEMA
 
@@ -68,6 +68,7 @@ def refresh_accounts(
     now: Callable[[], datetime],
     secrets: list[str],
     logger: logging.Logger | Any = log,
+    run_id: str | None = None,
 ) -> list[AccountOutcome]:
     outcomes = []
     for account in accounts:
@@ -83,40 +84,14 @@ def refresh_accounts(
             else:
                 batches = result.batches if result.batches is not None else COST_DAILY_SCHEMA.empty_table()
                 outcome.rows = write_partition(data_dir, key, batches, result.source_totals, result.metadata.get("partition"))
-            pulls.record_success(data_dir, account.key, billing_period, now(), outcome.rows, outcome.api_calls)
+            pulls.record_success(data_dir, account.key, billing_period, now(), outcome.rows, outcome.api_calls, outcome.source_totals, run_id)
             logger.info(f"{account.key} {billing_period}: wrote {outcome.rows} rows ({outcome.api_calls} API calls)")
         except Exception as exc:  # one account's failure must not stop the others
             outcome.diagnosis = diagnose(account.provider, account.source, exc, secrets)
-            pulls.record_failure(data_dir, account.key, billing_period, now(), outcome.diagnosis)
+            pulls.record_failure(data_dir, account.key, billing_period, now(), outcome.diagnosis, run_id)
             logger.error(
                 redact(f"{account.key} {billing_period}: {outcome.diagnosis.cause} Fix: {outcome.diagnosis.fix} "
                        f"[{outcome.diagnosis.code}] {outcome.diagnosis.detail}", secrets)
             )
         outcomes.append(outcome)
     return outcomes
-
-
-def combined_totals(outcomes: list[AccountOutcome]) -> dict[str, Decimal]:
-    totals: dict[str, Decimal] = {}
-    for outcome in outcomes:
-        for currency, amount in outcome.source_totals.items():
-            totals[currency] = totals.get(currency, Decimal(0)) + amount
-    return totals
-
-
-def outcome_metadata(outcomes: list[AccountOutcome]) -> Mapping[str, Any]:
-    """Plain-Python metadata the Dagster asset turns into MetadataValues."""
-    failed = [o for o in outcomes if not o.ok]
-    return {
-        "accounts": len(outcomes),
-        "accounts_ok": len(outcomes) - len(failed),
-        "accounts_failed": len(failed),
-        "rows": sum(o.rows for o in outcomes if o.ok),
-        "api_calls": sum(o.api_calls for o in outcomes),
-        "totals": {c: str(v) for c, v in sorted(combined_totals([o for o in outcomes if o.ok]).items())},
-        "failures": {
-            o.account.key: {"code": o.diagnosis.code, "cause": o.diagnosis.cause, "fix": o.diagnosis.fix}
-            for o in failed
-            if o.diagnosis
-        },
-    }

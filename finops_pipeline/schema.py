@@ -104,12 +104,6 @@ COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
 MONEY_COLUMNS: tuple[str, ...] = ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost")
 COST_DAILY_SCHEMA: pa.Schema = pa.schema([pa.field(c.name, c.type, nullable=c.nullable) for c in COLUMNS])
 
-PROVIDER_NAMES = {
-    "aws": "AWS",
-    "gcp": "Google Cloud",
-    "azure": "Microsoft",
-    "digitalocean": "DigitalOcean",
-}
 
 
 class SchemaError(ValueError):

@@ -1,9 +1,12 @@
 """Is billing data flowing for each configured account? The 48-hour rule, as a plain function.
 
 Billing data takes 24 to 48 hours to appear after access is granted, so an account without data is
-PENDING until 48 hours after `connected_at` and NO_DATA after that. An account whose newest pull
-failed is ERROR, except for the "not there yet" errors (Cost Explorer not activated yet, data not
-ingested yet), which stay PENDING inside the window.
+PENDING until 48 hours after `connected_at` and NO_DATA after that. An account is ERROR when the
+latest pull of a month that matters failed: its open billing period(s), and every month from its
+first data on. A failed pull of an older month (a backfill from before the export existed) is
+reported on that partition only. The "not there yet" errors (Cost Explorer not activated yet, data
+not ingested yet) stay PENDING inside the window. A pull that succeeded and found nothing is its own
+case, with its own cause and fix: its success disproves "cannot read it".
 """
 
 from __future__ import annotations
@@ -11,19 +14,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
 from finops_pipeline import pulls
 from finops_pipeline.catalog import cost_daily_sql
-from finops_pipeline.config import FinopsConfig
-from finops_pipeline.diagnostics import PENDING, no_data_advice
+from finops_pipeline.config import Account, FinopsConfig
+from finops_pipeline.diagnosis import Advice, Status
+from finops_pipeline.sources import get_source
 
 GRACE_PERIOD = timedelta(hours=48)
+# Providers restate the previous month for a while after it closes (AWS may re-deliver CUR for up to
+# two weeks), so during these first days of a month the previous month is still open.
+RESTATEMENT_DAYS = 14
 
-OK = "OK"
-NO_DATA = "NO_DATA"
-ERROR = "ERROR"
+# Kept as names for readers of the old constants.
+OK, PENDING, NO_DATA, ERROR = Status.OK, Status.PENDING, Status.NO_DATA, Status.ERROR
 
 
 @dataclass(frozen=True)
@@ -41,7 +48,7 @@ class ConnectionStatus:
     source: str
     connected_at: datetime
     hours_since_connected: float
-    status: str
+    status: Status
     first_day_with_data: date | None
     last_day_with_data: date | None
     rows: int
@@ -50,6 +57,24 @@ class ConnectionStatus:
     error_code: str | None
     cause: str | None
     fix: str | None
+    becomes_no_data_at: datetime | None = None  # when a PENDING account turns NO_DATA
+    failing_periods: tuple[str, ...] = ()  # every month whose latest pull failed, mattering or not
+
+
+def open_periods(now: datetime, restatement_days: int = RESTATEMENT_DAYS) -> list[str]:
+    """The open billing period, and the previous one during the first days of a month."""
+    periods = [now.strftime("%Y-%m")]
+    if now.day <= restatement_days:
+        periods.append((now.replace(day=1) - timedelta(days=1)).strftime("%Y-%m"))
+    return periods
+
+
+def describe_age(since: datetime, now: datetime) -> str:
+    """'31 hours' inside the 48-hour window, '5 days' past it."""
+    age = now - since
+    if age < GRACE_PERIOD:
+        return f"{max(age.total_seconds(), 0) / 3600:.0f} hours"
+    return f"{age.days} days"
 
 
 def coverage_by_account(data_dir: Path) -> dict[str, Coverage]:
@@ -64,46 +89,72 @@ def coverage_by_account(data_dir: Path) -> dict[str, Coverage]:
     return {key: Coverage(first, last, count) for key, first, last, count in rows}
 
 
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def account_status(account: Account, records: dict[str, dict[str, Any]], covered: Coverage | None, now: datetime) -> ConnectionStatus:
+    """One account's status from its pull records (billing period -> last outcome) and its data in the lake."""
+    first_month = covered.first_day.strftime("%Y-%m") if covered else None
+    matters = set(open_periods(now)) | {p for p in records if first_month and p >= first_month}
+    failing = sorted(
+        (_time(r.get("last_failure_at")), period, r.get("last_error") or {})
+        for period, r in records.items()
+        if r.get("last_outcome") == "failure" and r.get("last_failure_at")
+    )
+    error = next((e for _, p, e in reversed(failing) if p in matters), None)
+    successes = [t for t in (_time(r.get("last_success_at")) for r in records.values()) if t]
+    last_success = max(successes) if successes else None
+    age = now - account.connected_at
+    within_grace = age < GRACE_PERIOD
+    cause = fix = None
+    becomes_no_data_at = None
+    if error and (error.get("status") != Status.PENDING or not within_grace):
+        status = Status.ERROR
+        cause, fix = error.get("cause"), error.get("fix")
+    elif covered:
+        status = Status.OK
+    elif within_grace:
+        status = Status.PENDING
+        becomes_no_data_at = account.connected_at + GRACE_PERIOD
+        if error:
+            cause, fix = error.get("cause"), error.get("fix")
+    else:
+        status = Status.NO_DATA
+        advice = _no_data_advice(account, pulled=last_success is not None)
+        cause, fix = advice.cause, advice.fix
+    return ConnectionStatus(
+        account_key=account.key,
+        account_name=account.name,
+        provider=account.provider,
+        source=account.source,
+        connected_at=account.connected_at,
+        hours_since_connected=round(age.total_seconds() / 3600, 1),
+        status=status,
+        first_day_with_data=covered.first_day if covered else None,
+        last_day_with_data=covered.last_day if covered else None,
+        rows=covered.rows if covered else 0,
+        last_successful_pull=last_success,
+        last_error=error.get("detail") if error else None,
+        error_code=error.get("code") if error else None,
+        cause=cause,
+        fix=fix,
+        becomes_no_data_at=becomes_no_data_at,
+        failing_periods=tuple(p for _, p, _ in failing),
+    )
+
+
+def _no_data_advice(account: Account, *, pulled: bool) -> Advice:
+    """No data after 48 h and no error to explain it: an empty answer, or no pull at all."""
+    source = get_source(account.provider, account.source)
+    if pulled:
+        return source.empty_pull
+    return Advice(
+        cause=f"No pull of this account has run yet. When one runs and fails, its error names the cause; the usual one: {source.no_data.cause}",
+        fix=f"Run `finops-pipeline refresh --account {account.key}` (or turn on the source's refresh schedule). {source.no_data.fix}",
+    )
+
+
 def connection_statuses(config: FinopsConfig, data_dir: Path, now: datetime) -> list[ConnectionStatus]:
     coverage = coverage_by_account(data_dir)
-    statuses = []
-    for account in config.accounts:
-        covered = coverage.get(account.key)
-        pull = pulls.summarize(data_dir, account.key)
-        age = now - account.connected_at
-        within_grace = age < GRACE_PERIOD
-        error = pull.last_error if pull.failing else None
-        cause = fix = None
-        if error and (error.get("status") != PENDING or not within_grace):
-            status = ERROR
-            cause, fix = error.get("cause"), error.get("fix")
-        elif covered:
-            status = OK
-        elif within_grace:
-            status = "PENDING"
-            if error:
-                cause, fix = error.get("cause"), error.get("fix")
-        else:
-            status = NO_DATA
-            advice = no_data_advice(account.provider, account.source)
-            cause, fix = advice.cause, advice.fix
-        statuses.append(
-            ConnectionStatus(
-                account_key=account.key,
-                account_name=account.name,
-                provider=account.provider,
-                source=account.source,
-                connected_at=account.connected_at,
-                hours_since_connected=round(age.total_seconds() / 3600, 1),
-                status=status,
-                first_day_with_data=covered.first_day if covered else None,
-                last_day_with_data=covered.last_day if covered else None,
-                rows=covered.rows if covered else 0,
-                last_successful_pull=pull.last_success_at,
-                last_error=error.get("detail") if error else None,
-                error_code=error.get("code") if error else None,
-                cause=cause,
-                fix=fix,
-            )
-        )
-    return statuses
+    return [account_status(a, pulls.records(data_dir, a.key), coverage.get(a.key), now) for a in config.accounts]

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from finops_pipeline.resources import FinopsResource
-from finops_pipeline.sandbox.aws import MotoSandbox
+from finops_sandbox.aws import MotoSandbox
 
 
 @pytest.fixture(autouse=True)

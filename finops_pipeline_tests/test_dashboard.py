@@ -16,7 +16,7 @@ from finops_pipeline.charts import png_bar_chart, series_by_currency
 from finops_pipeline.cli import main
 from finops_pipeline.config import parse_config
 from finops_pipeline.dashboard import dashboard_path, preview_markdown, read_dashboard_data, write_dashboard
-from finops_pipeline.diagnostics import Diagnosis
+from finops_pipeline.diagnosis import Diagnosis
 from finops_pipeline.lake import PartitionKey, write_partition
 from finops_pipeline.marts import build_mart, write_mart
 from finops_pipeline.pulls import record_failure

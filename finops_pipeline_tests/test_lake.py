@@ -86,7 +86,7 @@ def test_the_newest_pull_decides_even_when_the_clock_does_not_move(tmp_path: Pat
     from datetime import datetime, timezone
 
     from finops_pipeline import pulls
-    from finops_pipeline.diagnostics import Diagnosis
+    from finops_pipeline.diagnosis import Diagnosis
 
     at = datetime(2026, 11, 26, 8, tzinfo=timezone.utc)
     failure = Diagnosis("aws.throttled", "ERROR", "throttled", "retry", "detail")

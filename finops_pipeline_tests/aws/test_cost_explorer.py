@@ -14,12 +14,12 @@ from typing import Iterator
 import pytest
 
 from finops_pipeline.config import load_config
-from finops_pipeline.diagnostics import diagnose
+from finops_pipeline.diagnosis import diagnose
 from finops_pipeline.lake import PartitionKey, read_partition
-from finops_pipeline.providers.aws.cost_explorer import normalize, pull_cost_explorer, raw_totals
-from finops_pipeline.sandbox.aws import MotoSandbox, cost_explorer_pages
-from finops_pipeline.sandbox.faults import FaultProxy
-from finops_pipeline.sandbox.synthetic import daily_charges, totals
+from finops_pipeline.defs.aws.cost_explorer.pull import normalize, pull_cost_explorer, raw_totals
+from finops_sandbox.aws import MotoSandbox, cost_explorer_pages
+from finops_sandbox.faults import FaultProxy
+from finops_sandbox.synthetic import daily_charges, totals
 from finops_pipeline_tests.conftest import write_config
 
 SERVICES = [

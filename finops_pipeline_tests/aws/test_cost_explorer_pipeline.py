@@ -14,9 +14,9 @@ from dagster import AssetCheckSeverity
 from finops_pipeline.catalog import query
 from finops_pipeline.lake import PartitionKey, read_partition, write_partition
 from finops_pipeline.config import load_config
-from finops_pipeline.sandbox.aws import MotoSandbox, cost_explorer_pages
-from finops_pipeline.sandbox.faults import FaultProxy
-from finops_pipeline.sandbox.synthetic import daily_charges, totals
+from finops_sandbox.aws import MotoSandbox, cost_explorer_pages
+from finops_sandbox.faults import FaultProxy
+from finops_sandbox.synthetic import daily_charges, totals
 from finops_pipeline_tests.aws.test_cost_explorer import LINKED, SERVICES, account_entry
 from finops_pipeline_tests.conftest import check_results, run_checks, run_refresh, write_config
 

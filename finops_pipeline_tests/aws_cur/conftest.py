@@ -11,8 +11,8 @@ import boto3
 import pytest
 
 from finops_pipeline.config import Account, parse_config
-from finops_pipeline.sandbox import cur as sandbox_cur
-from finops_pipeline.sandbox.synthetic import daily_charges
+from finops_sandbox import cur as sandbox_cur
+from finops_sandbox.synthetic import daily_charges
 
 PAYER = "111122223333"
 LINKED = [("210987654321", "Production"), ("345678901234", "Analytics")]

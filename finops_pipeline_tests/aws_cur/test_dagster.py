@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from finops_pipeline.catalog import query
 from finops_pipeline.lake import PartitionKey, read_partition_totals
-from finops_pipeline.sandbox import cur as sandbox_cur
+from finops_sandbox import cur as sandbox_cur
 
 from finops_pipeline_tests.conftest import check_results, run_checks, run_refresh, write_config
 
@@ -97,7 +97,7 @@ def test_a_failing_account_keeps_its_last_good_data_and_the_others_refresh(moto,
 
 def test_a_sensor_run_refreshes_only_its_account(moto, bucket, tmp_path):
     from finops_pipeline.definitions import defs
-    from finops_pipeline.source_asset import ACCOUNT_TAG
+    from finops_pipeline.dagster_sources import ACCOUNT_TAG
     from finops_pipeline_tests.conftest import finops_resource
 
     for report in ("rep-a", "rep-b"):

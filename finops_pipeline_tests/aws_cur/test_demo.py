@@ -1,4 +1,4 @@
-"""The demo's CUR payers: what finops_pipeline.demo drives, end to end without Dagster."""
+"""The demo's CUR payers: what finops_sandbox.demo drives, end to end without Dagster."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from finops_pipeline.config import parse_config
-from finops_pipeline.providers.aws.cur import pull_cur
-from finops_pipeline.sandbox.cur import AwsCurDemo
+from finops_pipeline.defs.aws.cur.pull import pull_cur
+from finops_sandbox.cur import AwsCurDemo
 
 
 def test_demo_payers_deliver_60_days_ending_yesterday(monkeypatch, tmp_path):

@@ -12,9 +12,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from finops_pipeline.providers.aws import cur_normalize as normalize
-from finops_pipeline.providers.aws.cur import pull_cur
-from finops_pipeline.sandbox import cur as sandbox_cur
+from finops_pipeline.defs.aws.cur import normalize
+from finops_pipeline.defs.aws.cur.pull import pull_cur
+from finops_sandbox import cur as sandbox_cur
 
 from .conftest import account_of, entry, lines_for
 

@@ -7,10 +7,10 @@ import os
 
 from dagster import SensorResult, build_sensor_context
 
-from finops_pipeline.providers.aws.sensors import cur_manifest_sensor, watched_periods
+from finops_pipeline.defs.aws.cur.sensors import cur_manifest_sensor, watched_periods
 from finops_pipeline.resources import FinopsResource
-from finops_pipeline.sandbox import cur as sandbox_cur
-from finops_pipeline.source_asset import ACCOUNT_TAG
+from finops_sandbox import cur as sandbox_cur
+from finops_pipeline.dagster_sources import ACCOUNT_TAG
 
 from finops_pipeline_tests.conftest import write_config
 

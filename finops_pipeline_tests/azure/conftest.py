@@ -9,7 +9,7 @@ from typing import Any, Iterator
 import pytest
 
 from finops_pipeline.config import Account, parse_config
-from finops_pipeline.sandbox.azure import AzureSandbox
+from finops_sandbox.azure import AzureSandbox
 
 SECRET_ENV = "AZ_TEST_CLIENT_SECRET"
 SECRET = "Zx8Q~test-secret-value-0123456789"

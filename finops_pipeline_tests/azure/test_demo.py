@@ -1,4 +1,4 @@
-"""The demo's Azure side follows the protocol finops_pipeline.demo drives."""
+"""The demo's Azure side follows the protocol finops_sandbox.demo drives."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from finops_pipeline.config import parse_config
-from finops_pipeline.diagnostics import diagnose
-from finops_pipeline.providers.azure.cost_management import pull_cost_management
-from finops_pipeline.sandbox.azure import AzureDemo
+from finops_pipeline.diagnosis import diagnose
+from finops_pipeline.defs.azure.cost_management.pull import pull_cost_management
+from finops_sandbox.azure import AzureDemo
 
 
 def test_azure_demo_serves_60_days_to_the_real_client(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from finops_pipeline import catalog
 from finops_pipeline.lake import PartitionKey, read_partition, read_partition_totals
-from finops_pipeline.sandbox.azure import seed_subscription
+from finops_sandbox.azure import seed_subscription
 from finops_pipeline_tests.conftest import check_results, run_checks, run_refresh, write_config
 
 from .conftest import SECRET

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from finops_pipeline.config import parse_config
-from finops_pipeline.diagnostics import ProviderError
-from finops_pipeline.providers.azure.client import endpoints, throttle_wait
-from finops_pipeline.providers.azure.cost_management import (
+from finops_pipeline.diagnosis import ProviderError
+from finops_pipeline.defs.azure.cost_management.client import endpoints, throttle_wait
+from finops_pipeline.defs.azure.cost_management.pull import (
     QueryPages,
     _check_next_link,
     amounts_by_key,

@@ -9,10 +9,10 @@ from decimal import Decimal
 import pytest
 
 from finops_pipeline.config import MissingEnvironmentVariable
-from finops_pipeline.diagnostics import diagnose
-from finops_pipeline.providers.azure.client import THROTTLE_RETRIES
-from finops_pipeline.providers.azure.cost_management import pull_cost_management
-from finops_pipeline.sandbox.azure import QPU_RETRY_AFTER_HEADER, UsageRecord, seed_subscription
+from finops_pipeline.diagnosis import diagnose
+from finops_pipeline.defs.azure.cost_management.client import THROTTLE_RETRIES
+from finops_pipeline.defs.azure.cost_management.pull import pull_cost_management
+from finops_sandbox.azure import QPU_RETRY_AFTER_HEADER, UsageRecord, seed_subscription
 from finops_pipeline.schema import totals_by_currency
 
 from .conftest import SECRET, SECRET_ENV

@@ -9,7 +9,7 @@ from typing import Any, Iterator
 import pytest
 
 from finops_pipeline.config import Account, parse_config
-from finops_pipeline.sandbox.digitalocean import DigitalOceanSandbox
+from finops_sandbox.digitalocean import DigitalOceanSandbox
 
 
 @pytest.fixture(scope="session")

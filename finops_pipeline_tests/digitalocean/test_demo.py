@@ -1,4 +1,4 @@
-"""The demo's DigitalOcean teams: what finops_pipeline.demo drives, end to end without Dagster."""
+"""The demo's DigitalOcean teams: what finops_sandbox.demo drives, end to end without Dagster."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from finops_pipeline.config import parse_config
-from finops_pipeline.diagnostics import diagnose
-from finops_pipeline.providers.digitalocean.billing import pull_billing
-from finops_pipeline.sandbox.digitalocean import DigitalOceanDemo
+from finops_pipeline.diagnosis import diagnose
+from finops_pipeline.defs.digitalocean.billing.pull import pull_billing
+from finops_sandbox.digitalocean import DigitalOceanDemo
 
 
 def test_demo_teams_have_data_pending_and_a_diagnosable_token(monkeypatch):

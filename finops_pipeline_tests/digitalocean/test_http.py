@@ -10,10 +10,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from finops_pipeline.diagnostics import diagnose
-from finops_pipeline.providers.digitalocean import billing, invoices
-from finops_pipeline.providers.digitalocean.billing import pull_billing
-from finops_pipeline.sandbox.digitalocean import ACCOUNT_READ, seed_team, team_charges
+from finops_pipeline.diagnosis import diagnose
+from finops_pipeline.defs.digitalocean.billing import invoices, pull as billing
+from finops_pipeline.defs.digitalocean.billing.pull import pull_billing
+from finops_sandbox.digitalocean import ACCOUNT_READ, seed_team, team_charges
 from finops_pipeline.schema import totals_by_currency
 from finops_pipeline_tests.digitalocean.conftest import do_account
 
@@ -243,6 +243,6 @@ def test_an_unreachable_endpoint(do, monkeypatch):
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    monkeypatch.setattr("finops_pipeline.providers.digitalocean.client.MAX_RETRIES", 0)  # no backoff wait in the test
+    monkeypatch.setattr("finops_pipeline.defs.digitalocean.billing.client.MAX_RETRIES", 0)  # no backoff wait in the test
     diagnosis = diagnosis_of(do_account(do, "do-acme", "DO_TEST_TOKEN", endpoint=f"https://127.0.0.1:{port}"))
     assert diagnosis.code == "digitalocean.unreachable" and diagnosis.retryable

@@ -10,7 +10,7 @@ from dagster import AssetCheckSeverity
 
 from finops_pipeline.catalog import query
 from finops_pipeline.lake import PartitionKey, read_partition_totals
-from finops_pipeline.sandbox.digitalocean import ACCOUNT_READ, seed_team, team_charges
+from finops_sandbox.digitalocean import ACCOUNT_READ, seed_team, team_charges
 from finops_pipeline_tests.conftest import check_results, run_checks, run_refresh, write_config
 from finops_pipeline_tests.digitalocean.conftest import do_entry
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from finops_pipeline.config import parse_config
-from finops_pipeline.providers.digitalocean.billing import (
+from finops_pipeline.defs.digitalocean.billing.pull import (
     OTHER_PRODUCT,
     charge_category,
     date_ranges,
@@ -18,8 +18,8 @@ from finops_pipeline.providers.digitalocean.billing import (
     product_name,
     raw_totals,
 )
-from finops_pipeline.providers.digitalocean.client import RateLimiter
-from finops_pipeline.providers.digitalocean.invoices import CLOSED, OPEN, InvoiceFigures
+from finops_pipeline.defs.digitalocean.billing.client import RateLimiter
+from finops_pipeline.defs.digitalocean.billing.invoices import CLOSED, OPEN, InvoiceFigures
 from finops_pipeline.schema import rows_to_table, service_category, totals_by_currency
 
 URN = "do:team:5b1c3f0e-0000-4000-8000-000000000001"

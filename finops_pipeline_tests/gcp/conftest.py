@@ -4,7 +4,7 @@ from typing import Iterator
 
 import pytest
 
-from finops_pipeline.sandbox.gcp import BigQuerySandbox
+from finops_sandbox.gcp import BigQuerySandbox
 from finops_pipeline_tests.gcp.scenario import Scenario, seed
 
 

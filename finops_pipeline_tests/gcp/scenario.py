@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from finops_pipeline.sandbox.gcp import BigQuerySandbox, export_row, export_table_name
+from finops_sandbox.gcp import BigQuerySandbox, export_row, export_table_name
 
 USD_BILLING = "012345-6789AB-CDEF01"
 EUR_BILLING = "0A1B2C-3D4E5F-6A7B8C"

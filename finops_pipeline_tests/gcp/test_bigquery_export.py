@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from finops_pipeline.config import Account, ConfigError, parse_config
-from finops_pipeline.diagnostics import ProviderError, diagnose
-from finops_pipeline.providers.gcp.bigquery_export import pull_bigquery_export
-from finops_pipeline.sandbox.gcp import export_row, export_table_name, raw_totals
+from finops_pipeline.diagnosis import ProviderError, diagnose
+from finops_pipeline.defs.gcp.bigquery_export.pull import pull_bigquery_export
+from finops_sandbox.gcp import export_row, export_table_name, raw_totals
 from finops_pipeline.schema import totals_by_currency
 from finops_pipeline_tests.gcp.scenario import EUR_BILLING, NOW, PROJECT, USD_BILLING, account
 

@@ -1,7 +1,7 @@
 """The real `dagster dev` (webserver, daemon, code server) on 127.0.0.1 over the demo's stand-ins.
 
 One instance serves the whole package: starting it costs ~20 s. The stand-ins run inside the test
-process (finops_pipeline.demo.running_sandbox); `dagster dev` gets a temporary DAGSTER_HOME with the
+process (finops_sandbox.demo.running_sandbox); `dagster dev` gets a temporary DAGSTER_HOME with the
 repo's dagster.yaml, and FINOPS_CONFIG / FINOPS_DATA_DIR pointing at the sandbox registry. The
 48-hour check schedule gets an every-minute cron (FINOPS_CHECKS_CRON) so the daemon ticks it within
 a minute; everything else is the real definitions. The whole process group is stopped at the end.
@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from finops_pipeline.config import FinopsConfig
-from finops_pipeline.demo import running_sandbox
+from finops_sandbox.demo import running_sandbox
 
 REPO = Path(__file__).resolve().parents[2]
 LOCATION = "finops_pipeline"

@@ -1,0 +1,730 @@
+"""CUR delivery files -> cost_daily, as DuckDB queries that stream over the files.
+
+DuckDB reads the Parquet / CSV files itself, groups hourly line items to days and COPYs the result
+straight into the partition file, so a month of any size passes through with bounded memory (a
+memory_limit plus a spill directory) and no Python loop over rows. Money is cast to DECIMAL(38,10)
+per line before anything is summed: CSV amounts are decimal strings, Parquet amounts are DOUBLE
+with at most 10 decimals, which the cast recovers exactly.
+
+All four formats are first projected to one canonical set of CUR 2.0 snake_case names: legacy CSV
+headers (`lineItem/UnblendedCost`) become snake_case the way AWS's own Parquet conversion does it,
+so the rules below are written once.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from finops_pipeline.defs.aws import PROVIDER
+from finops_pipeline.schema import COLUMNS, month_bounds, service_category_sql
+
+MONEY_SQL = "DECIMAL(38,10)"
+# Amounts the Parquet footer proves smaller than 10^8 are cast to a 64-bit decimal instead (the same
+# exact value, see `parquet_facts`); their sums are DECIMAL(38,10) all the same.
+NARROW_MONEY_SQL = "DECIMAL(18,10)"
+NARROW_BOUND = 99_999_999  # |amount| below this fits DECIMAL(18,10) with room for the rounding of the last digit
+
+# Columns a delivery file must have; without them no cost can be attributed, so the month fails.
+REQUIRED = (
+    "line_item_usage_start_date",
+    "line_item_line_item_type",
+    "line_item_unblended_cost",
+    "line_item_currency_code",
+    "line_item_usage_account_id",
+    "line_item_product_code",
+)
+# Optional columns by kind; absent ones become NULL.
+OPTIONAL_TEXT = (
+    "bill_payer_account_id",
+    "bill_payer_account_name",
+    "bill_invoice_id",
+    "bill_invoicing_entity",
+    "line_item_usage_account_name",
+    "line_item_legal_entity",
+    "line_item_line_item_description",
+    "line_item_resource_id",
+    "line_item_usage_type",
+    "product_product_name",
+    "product_region",
+    "product_region_code",
+    "product_sku",
+    "pricing_unit",
+    "reservation_reservation_a_r_n",
+)
+OPTIONAL_MONEY = (
+    "line_item_net_unblended_cost",
+    "pricing_public_on_demand_cost",
+    "savings_plan_savings_plan_effective_cost",
+    "savings_plan_total_commitment_to_date",
+    "savings_plan_used_commitment",
+    "reservation_effective_cost",
+    "reservation_unused_amortized_upfront_fee_for_billing_period",
+    "reservation_unused_recurring_fee",
+)
+OPTIONAL_QUANTITY = ("line_item_usage_amount",)
+
+KNOWN_LINE_ITEM_TYPES = (
+    "Usage", "DiscountedUsage", "SavingsPlanCoveredUsage", "SavingsPlanNegation", "SavingsPlanUpfrontFee",
+    "SavingsPlanRecurringFee", "RIFee", "Fee", "Tax", "Credit", "Refund", "BundledDiscount", "EdpDiscount",
+    "PrivateRateDiscount", "Discount", "DistributorDiscount", "SppDiscount",
+)
+USAGE_TYPES = ("Usage", "DiscountedUsage", "SavingsPlanCoveredUsage")
+PURCHASE_TYPES = ("Fee", "RIFee", "SavingsPlanUpfrontFee", "SavingsPlanRecurringFee")
+
+
+class CurFileError(ValueError):
+    """A delivery file that cannot be used; names the file (its key) and what is wrong."""
+
+    def __init__(self, key: str, problem: str, column: str | None = None):
+        self.key = key
+        self.problem = problem
+        self.column = column
+        super().__init__(f"{key}: {problem}")
+
+
+@dataclass(frozen=True)
+class CurFile:
+    """One downloaded (or local) delivery file: where it is on disk and which key it came from."""
+
+    key: str
+    path: Path
+
+    @property
+    def kind(self) -> str:
+        name = self.path.name.lower()
+        if name.endswith(".parquet"):
+            return "parquet"
+        if name.endswith((".csv", ".csv.gz")):
+            return "csv"
+        raise CurFileError(self.key, "is neither Parquet nor CSV (.csv, .csv.gz, .csv.zip); CUR delivers only those")
+
+
+def snake_case(header: str) -> str:
+    """`lineItem/UnblendedCost` -> `line_item_unblended_cost`, as AWS names legacy Parquet columns."""
+    category, _, attribute = header.partition("/")
+    def snake(part: str) -> str:
+        return re.sub(r"(?<!^)(?=[A-Z])", "_", part).lower()
+    return f"{snake(category)}_{snake(attribute)}" if attribute else snake(category)
+
+
+@dataclass
+class FileLayout:
+    """How one file's columns map onto the canonical names (files with the same layout are read together)."""
+
+    kind: str
+    columns: dict[str, str]  # canonical -> raw column name
+    tag_columns: tuple[tuple[str, str], ...] = ()  # (tag key, raw column) for legacy per-column tags
+    tags_map: str | None = None  # raw name of a CUR 2.0 resource_tags map (JSON text in CSV)
+    product_map: str | None = None  # raw name of a CUR 2.0 product map
+    ignored: tuple[str, ...] = ()
+    header: tuple[str, ...] = ()  # CSV: every column in file order (read_csv needs them all)
+    naive_start: bool = False  # Parquet usage start is a TIMESTAMP without zone (UTC, as AWS writes it)
+    # Facts the Parquet footers of the whole file group prove (see `parquet_facts`); empty for CSV. Not
+    # part of the signature: they are set once the group's files are known.
+    facts: "ParquetFacts | None" = None
+
+    def signature(self) -> tuple:
+        return (self.kind, self.header, self.naive_start, tuple(sorted(self.columns.items())), self.tag_columns, self.tags_map, self.product_map)
+
+
+def read_header(file: CurFile) -> list[str]:
+    """Column names from the Parquet footer or the CSV header line, without reading the data."""
+    try:
+        if file.kind == "parquet":
+            return list(pq.read_schema(file.path).names)
+        opener = gzip.open if file.path.name.lower().endswith(".gz") else open
+        with opener(file.path, "rt", encoding="utf-8-sig", newline="") as handle:
+            first = handle.readline()
+        header = next(csv.reader(io.StringIO(first)), [])
+    except CurFileError:
+        raise
+    except Exception as exc:  # truncated footer, bad gzip header, not UTF-8
+        raise CurFileError(file.key, f"is corrupt or truncated and cannot be read ({type(exc).__name__}: {exc})") from exc
+    if not header:
+        raise CurFileError(file.key, "is empty: it has no header line")
+    return header
+
+
+@dataclass(frozen=True)
+class ParquetFacts:
+    """What the row-group statistics in a file group's Parquet footers prove about its columns.
+
+    Statistics bound every value (min <= value <= max, a truncated statistic only widens the bounds), so:
+    - `constants`: string columns whose min equals max in every row group of every file, without NULLs:
+      the column holds that one value on every line (grouping by it, or taking its min, is that value).
+    - `all_null`: columns that are NULL on every line.
+    - `narrow`: DOUBLE/FLOAT amount columns whose every value is below NARROW_BOUND in magnitude.
+    - `nonempty`: string columns whose smallest value is not '': NULLIF(column, '') is the column itself.
+    - `tags_injective`: normalizing the tags (sorting entries, dropping empty values) cannot make two
+      different raw tag values equal, so the daily rows need no second aggregation for tags.
+    Anything a footer does not state (no statistics, nested columns) proves nothing.
+    """
+
+    constants: Mapping[str, str] = field(default_factory=dict)
+    all_null: frozenset[str] = frozenset()
+    narrow: frozenset[str] = frozenset()
+    nonempty: frozenset[str] = frozenset()
+    tags_injective: bool = False
+
+
+def parquet_facts(layout: FileLayout, paths: list[Path]) -> ParquetFacts:
+    """Read (only) the footers of one group's Parquet files and derive `ParquetFacts`."""
+    if layout.kind != "parquet":
+        return ParquetFacts()
+    # raw column -> merged state: [min, max, null_count, rows, string?, float?, stats complete?]
+    merged: dict[str, list] = {}
+    for path in paths:
+        metadata = pq.ParquetFile(path).metadata
+        for g in range(metadata.num_row_groups):
+            group = metadata.row_group(g)
+            for c in range(group.num_columns):
+                column = group.column(c)
+                name = column.path_in_schema
+                stats = column.statistics
+                state = merged.setdefault(name, [None, None, 0, 0, True, True, True])
+                state[3] += group.num_rows
+                if stats is None or not stats.has_null_count:
+                    state[6] = False
+                    continue
+                state[2] += stats.null_count
+                state[4] = state[4] and column.physical_type == "BYTE_ARRAY" and str(stats.logical_type) == "String"
+                state[5] = state[5] and column.physical_type in ("DOUBLE", "FLOAT")
+                if stats.null_count == group.num_rows:
+                    continue  # an all-NULL chunk bounds nothing and need not have min/max
+                if not stats.has_min_max:
+                    state[6] = False
+                    continue
+                state[0] = stats.min if state[0] is None else min(state[0], stats.min)
+                state[1] = stats.max if state[1] is None else max(state[1], stats.max)
+    constants: dict[str, str] = {}
+    all_null: set[str] = set()
+    narrow: set[str] = set()
+    nonempty: set[str] = set()
+    for name, (low, high, nulls, rows, is_string, is_float, complete) in merged.items():
+        if not complete or "." in name:  # nested (map/list) leaves: NULL counts mix empty maps and NULL values
+            continue
+        if nulls == rows:
+            all_null.add(name)
+        elif is_string and nulls == 0 and low == high and isinstance(low, str):
+            constants[name] = low
+        elif is_string and isinstance(low, str) and low != "":
+            nonempty.add(name)
+        elif is_float and abs(low) < NARROW_BOUND and abs(high) < NARROW_BOUND:
+            narrow.add(name)
+    return ParquetFacts(constants, frozenset(all_null), frozenset(narrow), frozenset(nonempty), _tags_injective(layout, merged))
+
+
+def _tags_injective(layout: FileLayout, merged: dict[str, list]) -> bool:
+    """Whether the footers prove that tag normalization maps different raw tag values to different tags."""
+    if layout.tags_map:
+        # Entries are sorted and empty values dropped. Maps with one key at most (every key in every row
+        # group is the same string) cannot differ only by order; values never NULL nor '' (the leaf has
+        # no NULLs at all, which also rules out empty and NULL maps) are never dropped.
+        key, value = merged.get(f"{layout.tags_map}.key_value.key"), merged.get(f"{layout.tags_map}.key_value.value")
+        if not key or not value or not key[6] or not value[6]:
+            return False
+        return (key[2] == 0 and key[0] is not None and key[0] == key[1]
+                and value[2] == 0 and isinstance(value[0], str) and value[0] != "")
+    if layout.tag_columns:
+        # One column per key in a fixed order; NULL and '' both mean "no tag", so two lines can only meet
+        # after normalization if one column holds both. A column without NULLs, or whose smallest value
+        # is not '', cannot.
+        for _, raw in layout.tag_columns:
+            state = merged.get(raw)
+            if not state or not state[6] or "." in raw:
+                return False
+            low, nulls, rows = state[0], state[2], state[3]
+            if nulls and nulls != rows and (low is None or low == ""):
+                return False
+        return True
+    return True  # no tags at all
+
+
+def layout_of(file: CurFile) -> FileLayout:
+    raw_names = read_header(file)
+    columns: dict[str, str] = {}
+    tags: list[tuple[str, str]] = []
+    tags_map = product_map = None
+    ignored = []
+    wanted = set(REQUIRED) | set(OPTIONAL_TEXT) | set(OPTIONAL_MONEY) | set(OPTIONAL_QUANTITY)
+    for raw in raw_names:
+        if raw.startswith("resourceTags/"):
+            tags.append((raw.split("/", 1)[1], raw))
+            continue
+        canonical = snake_case(raw) if "/" in raw else raw
+        if canonical == "resource_tags":
+            tags_map = raw
+        elif canonical.startswith("resource_tags_"):
+            tags.append((canonical[len("resource_tags_"):], raw))
+        elif canonical == "product":
+            product_map = raw
+        elif canonical in wanted and canonical not in columns:
+            columns[canonical] = raw
+        else:
+            ignored.append(raw)
+    for name in REQUIRED:
+        if name not in columns:
+            raise CurFileError(file.key, f"lacks the required column {name} (legacy CSV header: "
+                               f"{_legacy_header(name)}); the export's schema is not a Cost and Usage Report", column=name)
+    header = tuple(raw_names) if file.kind == "csv" else ()
+    naive_start = False
+    if file.kind == "parquet":
+        start_type = pq.read_schema(file.path).field(columns["line_item_usage_start_date"]).type
+        naive_start = pa.types.is_timestamp(start_type) and start_type.tz is None
+    return FileLayout(file.kind, columns, tuple(tags), tags_map, product_map, tuple(ignored), header, naive_start)
+
+
+def _legacy_header(canonical: str) -> str:
+    for prefix, category in (("line_item_", "lineItem"), ("bill_", "bill"), ("product_", "product"), ("pricing_", "pricing")):
+        if canonical.startswith(prefix):
+            attribute = "".join(p.capitalize() for p in canonical[len(prefix):].split("_"))
+            return f"{category}/{attribute}"
+    return canonical
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _source(layout: FileLayout, paths: list[str]) -> str:
+    files = "[" + ", ".join(_lit(p) for p in paths) + "]"
+    if layout.kind == "parquet":
+        return f"read_parquet({files})"
+    # all_varchar: amounts stay decimal strings until the exact DECIMAL cast; no type sniffing surprises.
+    return f"read_csv({files}, header = true, all_varchar = true, delim = ',', quote = '\"', escape = '\"', auto_detect = false, columns = {_csv_columns(layout)})"
+
+
+def _csv_columns(layout: FileLayout) -> str:
+    return "{" + ", ".join(f"{_lit(n)}: 'VARCHAR'" for n in layout.header) + "}"
+
+
+def _text(layout: FileLayout, name: str) -> str:
+    raw = layout.columns.get(name)
+    facts = layout.facts
+    if facts and raw in facts.all_null:
+        return "CAST(NULL AS VARCHAR)"
+    if facts and raw in facts.constants:  # the same value on every line: a literal, not a column to hash
+        value = facts.constants[raw]
+        return f"CAST({_lit(value)} AS VARCHAR)" if value != "" else "CAST(NULL AS VARCHAR)"
+    if facts and raw in facts.nonempty:  # never '': nothing for NULLIF to do on each line
+        return f"CAST({_q(raw)} AS VARCHAR)"
+    return f"NULLIF(CAST({_q(raw)} AS VARCHAR), '')" if raw else "CAST(NULL AS VARCHAR)"
+
+
+def _money(layout: FileLayout, name: str) -> str:
+    raw = layout.columns.get(name)
+    facts = layout.facts
+    if not raw or (facts and raw in facts.all_null):
+        # The narrow type: coalesce(NULL, a narrow amount) stays narrow; with a wide one it widens.
+        return f"CAST(NULL AS {NARROW_MONEY_SQL})"
+    if layout.kind == "csv":
+        return f"CAST(NULLIF(trim({_q(raw)}), '') AS {MONEY_SQL})"
+    if facts and raw in facts.narrow:
+        return f"CAST({_q(raw)} AS {NARROW_MONEY_SQL})"
+    return f"CAST({_q(raw)} AS {MONEY_SQL})"
+
+
+def _utc_day(layout: FileLayout, name: str) -> str:
+    """The UTC day of a timestamp column (the session's TimeZone is UTC).
+
+    Parquet's naive timestamps are UTC already and need no time zone arithmetic (the cheap path for
+    the big months); text and zone-aware values go through TIMESTAMPTZ so an offset is honoured.
+    """
+    raw = layout.columns[name]
+    if layout.naive_start:
+        return f"CAST({_q(raw)} AS DATE)"
+    if layout.kind == "csv":
+        return f"CAST(CAST(NULLIF(trim({_q(raw)}), '') AS TIMESTAMPTZ) AS DATE)"
+    return f"CAST(CAST({_q(raw)} AS TIMESTAMPTZ) AS DATE)"
+
+
+def _raw_tags(layout: FileLayout) -> str:
+    """The line's tags as stored (map, JSON text or a list of per-tag columns): cheap to group by."""
+    if layout.tags_map:
+        raw = _q(layout.tags_map)
+        return f"NULLIF({raw}, '')" if layout.kind == "csv" else f"CAST({raw} AS MAP(VARCHAR, VARCHAR))"
+    if layout.tag_columns:
+        return "[" + ", ".join(f"CAST({_q(raw)} AS VARCHAR)" for _, raw in sorted(layout.tag_columns)) + "]"
+    return "CAST(NULL AS VARCHAR)"
+
+
+def _tags(layout: FileLayout, raw: str = "tags_raw") -> str:
+    """FOCUS tags from the raw value: a MAP(VARCHAR, VARCHAR) without empty values, keys sorted.
+
+    Applied after the per-file-group aggregation, so it runs once per distinct tag set, not per line.
+    """
+    if layout.tags_map and layout.kind == "parquet" and layout.facts and layout.facts.tags_injective:
+        # The footers prove every map has one key at most and no NULL or empty value: sorting and
+        # dropping empty values would change nothing (see `_tags_injective`).
+        return raw
+    if layout.tags_map:
+        source = f"CAST(json({raw}) AS MAP(VARCHAR, VARCHAR))" if layout.kind == "csv" else raw
+        entries = f"list_sort(map_entries({source}))"
+    elif layout.tag_columns:
+        keys = [key for key, _ in sorted(layout.tag_columns)]
+        entries = "[" + ", ".join(f"{{'key': {_lit(k)}, 'value': {raw}[{i}]}}" for i, k in enumerate(keys, start=1)) + "]"
+        if keys != sorted(keys):
+            entries = f"list_sort({entries})"
+    else:
+        return "CAST(NULL AS MAP(VARCHAR, VARCHAR))"
+    return f"map_from_entries(list_filter({entries}, lambda e: e.value IS NOT NULL AND e.value <> ''))"
+
+
+def _product_name(layout: FileLayout) -> str:
+    if "product_product_name" in layout.columns:
+        return _text(layout, "product_product_name")
+    if layout.product_map:
+        raw = _q(layout.product_map)
+        if layout.kind == "csv":
+            return f"NULLIF(json_extract_string(NULLIF({raw}, ''), '$.product_name'), '')"
+        return f"NULLIF(CAST({raw} AS MAP(VARCHAR, VARCHAR))['product_name'], '')"
+    return "CAST(NULL AS VARCHAR)"
+
+
+def canonical_parts(layout: FileLayout) -> dict[str, str]:
+    """Canonical line-item column -> SQL expression over this layout's raw columns (NULL when absent)."""
+    region = _text(layout, "product_region_code") if "product_region_code" in layout.columns else _text(layout, "product_region")
+    parts = {
+        "usage_day": _utc_day(layout, "line_item_usage_start_date"),
+        "line_item_type": _text(layout, "line_item_line_item_type"),
+        "currency": _text(layout, "line_item_currency_code"),
+        "usage_account_id": _text(layout, "line_item_usage_account_id"),
+        "product_code": _text(layout, "line_item_product_code"),
+        "product_name": _product_name(layout),
+        "region": region,
+        "tags_raw": _raw_tags(layout),
+        "unblended": _money(layout, "line_item_unblended_cost"),
+        "usage_amount": _money(layout, "line_item_usage_amount"),
+    }
+    for name in OPTIONAL_TEXT:
+        if name not in ("product_product_name", "product_region", "product_region_code"):
+            parts[name] = _text(layout, name)
+    for name in OPTIONAL_MONEY:
+        parts[name] = _money(layout, name)
+    return parts
+
+
+def _is_null(expression: str) -> bool:
+    return expression.startswith("CAST(NULL AS")
+
+
+def _is_constant(expression: str) -> bool:
+    """A literal (NULL or a value the footers prove constant): nothing to group by or aggregate per line."""
+    return expression.startswith(("CAST(NULL AS", "CAST('"))
+
+
+def canonical_select(layout: FileLayout, paths: list[str]) -> str:
+    """One SELECT that projects a group of same-layout files onto the canonical line-item columns."""
+    select = ", ".join(f"{expression} AS {alias}" for alias, expression in canonical_parts(layout).items())
+    return f"SELECT {select} FROM {_source(layout, paths)}"
+
+
+def group_files(files: Iterable[CurFile]) -> list[tuple[FileLayout, list[CurFile]]]:
+    """Files with the same layout are read by one read_parquet / read_csv call."""
+    groups: dict[tuple, tuple[FileLayout, list[CurFile]]] = {}
+    for file in files:
+        layout = layout_of(file)
+        groups.setdefault(layout.signature(), (layout, []))[1].append(file)
+    if USE_PARQUET_FACTS:
+        for layout, members in groups.values():
+            layout.facts = parquet_facts(layout, [f.path for f in members])
+    return list(groups.values())
+
+
+# The footer-derived shortcuts (constants, narrow decimals, no second aggregation) can be turned off, so
+# the tests can show both paths produce the same partition.
+USE_PARQUET_FACTS = True
+
+
+GRAIN = ("currency", "bill_payer_account_id", "bill_payer_account_name", "usage_account_id", "line_item_usage_account_name",
+         "product_code", "product_name", "region", "line_item_resource_id", "line_item_type", "line_item_usage_type",
+         "product_sku", "pricing_unit", "bill_invoicing_entity", "line_item_legal_entity")
+
+
+def _group_daily(layout: FileLayout, paths: list[str]) -> str:
+    """One file group's line items -> per day and raw grain (tags as stored), then its tags normalized.
+
+    Grain columns the files do not have are left out of the GROUP BY (hashing a constant NULL per
+    line costs time) and added back as NULL afterwards.
+    """
+    parts = canonical_parts(layout)
+    # Grain columns that are constant (absent, or one value on every line per the Parquet footers) are
+    # left out of the GROUP BY too and added back as literals: the grouping is the same.
+    present = [k for k in GRAIN if not _is_constant(parts[k])]
+    keys = "".join(f"{k}, " for k in present)
+    outputs = ", ".join(k if k in present else f"{parts[k]} AS {k}" for k in GRAIN)
+    # Without a net unblended (or public on-demand) column, BilledCost (ListCost) is the unblended sum:
+    # computed once, which keeps the aggregate state, and so the memory, smaller.
+    net = not _is_null(parts["line_item_net_unblended_cost"])
+    public = not _is_null(parts["pricing_public_on_demand_cost"])
+    billed_sum = f"sum({BILLED}) AS billed," if net else ""
+    list_sum = "sum(coalesce(pricing_public_on_demand_cost, unblended)) AS list," if public else ""
+    # A constant description is every group's min; a constant (or absent) invoice id marks all or none estimated.
+    description = parts["line_item_line_item_description"]
+    invoice = parts["bill_invoice_id"]
+    description_agg = "" if _is_constant(description) else "min(line_item_line_item_description) AS description,"
+    estimated_agg = "" if _is_constant(invoice) else "bool_or(bill_invoice_id IS NULL) AS estimated,"
+    description_out = f"{description} AS description" if description_agg == "" else "description"
+    estimated_out = ("true" if _is_null(invoice) else "false") + " AS estimated" if estimated_agg == "" else "estimated"
+    return f"""
+        SELECT day, {outputs}, NULLIF(CAST(to_json({_tags(layout)}) AS VARCHAR), '{{}}') AS tags,
+               {"billed" if net else "contracted"} AS billed, effective, {"list" if public else "contracted"} AS list,
+               contracted, usage_amount, {description_out}, {estimated_out}
+        FROM (
+            SELECT usage_day AS day, {keys}tags_raw, {billed_sum} {list_sum} {description_agg} {estimated_agg}
+                   sum({_effective(parts)}) AS effective, sum(unblended) AS contracted,
+                   sum(usage_amount) AS usage_amount
+            FROM ({canonical_select(layout, paths)})
+            GROUP BY day, {keys}tags_raw
+        )"""
+
+
+def needs_reaggregation(groups: list[tuple[FileLayout, list[CurFile]]]) -> bool:
+    """Whether two daily rows can meet in one final grain, so the rollup must aggregate them again.
+
+    Each group's daily rows are unique per day, grain and raw tags. Rows of two groups can share a grain,
+    and two raw tag values can normalize alike; with one group whose footers prove tag normalization
+    injective (`ParquetFacts.tags_injective`), neither can happen.
+    """
+    if len(groups) != 1:
+        return True
+    facts = groups[0][0].facts
+    return not (facts and facts.tags_injective)
+
+
+def daily_sql(groups: list[tuple[FileLayout, list[CurFile]]]) -> str:
+    """Every file group's daily pre-aggregate, in one relation (the rollup's input)."""
+    return "\nUNION ALL BY NAME\n".join(_group_daily(layout, [str(f.path) for f in files]) for layout, files in groups)
+
+
+# --- FOCUS rules ------------------------------------------------------------------------------------
+
+def _in(values: Iterable[str]) -> str:
+    return "(" + ", ".join(_lit(v) for v in values) + ")"
+
+
+BILLED = "coalesce(line_item_net_unblended_cost, unblended)"
+EFFECTIVE = f"""CASE
+    WHEN line_item_type = 'SavingsPlanCoveredUsage' THEN coalesce(savings_plan_savings_plan_effective_cost, {BILLED})
+    WHEN line_item_type = 'SavingsPlanRecurringFee' THEN coalesce(savings_plan_total_commitment_to_date - savings_plan_used_commitment, {BILLED})
+    WHEN line_item_type IN ('SavingsPlanNegation', 'SavingsPlanUpfrontFee') THEN CAST(0 AS {MONEY_SQL})
+    WHEN line_item_type = 'DiscountedUsage' THEN coalesce(reservation_effective_cost, {BILLED})
+    WHEN line_item_type = 'RIFee' AND (reservation_unused_amortized_upfront_fee_for_billing_period IS NOT NULL OR reservation_unused_recurring_fee IS NOT NULL)
+        THEN coalesce(reservation_unused_amortized_upfront_fee_for_billing_period, 0) + coalesce(reservation_unused_recurring_fee, 0)
+    WHEN line_item_type = 'Fee' AND reservation_reservation_a_r_n IS NOT NULL THEN CAST(0 AS {MONEY_SQL})
+    ELSE {BILLED} END"""
+ZERO = f"CAST(0 AS {NARROW_MONEY_SQL})"  # the narrowest zero, so a CASE of narrow amounts stays narrow
+
+
+def _effective(parts: Mapping[str, str]) -> str:
+    """EFFECTIVE for one layout: branches that cannot apply (their columns absent) are left out, so a
+    CASE over narrow amounts stays a narrow decimal per line. Same result as EFFECTIVE on every line."""
+    def present(*names: str) -> bool:
+        return not all(_is_null(parts[n]) for n in names)
+    branches = [f"WHEN line_item_type = 'SavingsPlanCoveredUsage' THEN coalesce(savings_plan_savings_plan_effective_cost, {BILLED})"]
+    if not _is_null(parts["savings_plan_total_commitment_to_date"]) and not _is_null(parts["savings_plan_used_commitment"]):
+        branches.append(f"WHEN line_item_type = 'SavingsPlanRecurringFee' THEN coalesce(savings_plan_total_commitment_to_date - savings_plan_used_commitment, {BILLED})")
+    branches.append(f"WHEN line_item_type IN ('SavingsPlanNegation', 'SavingsPlanUpfrontFee') THEN {ZERO}")
+    branches.append(f"WHEN line_item_type = 'DiscountedUsage' THEN coalesce(reservation_effective_cost, {BILLED})")
+    if present("reservation_unused_amortized_upfront_fee_for_billing_period", "reservation_unused_recurring_fee"):
+        branches.append("WHEN line_item_type = 'RIFee' AND (reservation_unused_amortized_upfront_fee_for_billing_period IS NOT NULL OR reservation_unused_recurring_fee IS NOT NULL) "
+                        "THEN coalesce(reservation_unused_amortized_upfront_fee_for_billing_period, 0) + coalesce(reservation_unused_recurring_fee, 0)")
+    if present("reservation_reservation_a_r_n"):
+        branches.append(f"WHEN line_item_type = 'Fee' AND reservation_reservation_a_r_n IS NOT NULL THEN {ZERO}")
+    return "CASE\n    " + "\n    ".join(branches) + f"\n    ELSE {BILLED} END"
+
+
+CHARGE_CATEGORY = f"""CASE
+    WHEN line_item_type = 'Tax' THEN 'Tax'
+    WHEN line_item_type IN {_in(PURCHASE_TYPES)} THEN 'Purchase'
+    WHEN line_item_type = 'Credit' THEN 'Credit'
+    WHEN line_item_type = 'Refund' THEN 'Adjustment'
+    ELSE 'Usage' END"""
+
+
+def rollup_sql(daily: str, *, account_id: str, account_name: str, account_key: str, billing_period: str,
+               source_updated_at: datetime, ingested_at: datetime, reaggregate: bool = True) -> str:
+    """The groups' daily pre-aggregates -> one row per day and grain, in exactly the cost_daily columns and types.
+
+    Re-aggregated here because two file groups (or two raw tag sets that normalize alike) can meet in one
+    grain; `reaggregate=False` (only when `needs_reaggregation` proves no two daily rows can) maps each
+    daily row to its output row as it is, which gives the same rows.
+    """
+    def agg(function: str, column: str) -> str:
+        return f"{function}({column})" if reaggregate else column
+
+    period_start, period_end = month_bounds(billing_period)
+    ts = lambda value: f"CAST({_lit(value.isoformat())} AS TIMESTAMPTZ)"  # noqa: E731
+    day_start = "CAST(day AS TIMESTAMPTZ)"
+    outputs = {
+        "BilledCost": agg("sum", "billed"),
+        "EffectiveCost": agg("sum", "effective"),
+        "ListCost": agg("sum", "list"),
+        "ContractedCost": agg("sum", "contracted"),
+        "BillingCurrency": "currency",
+        "BillingPeriodStart": ts(period_start),
+        "BillingPeriodEnd": ts(period_end),
+        "ChargePeriodStart": day_start,
+        "ChargePeriodEnd": f"{day_start} + INTERVAL 1 DAY",
+        "ChargeCategory": CHARGE_CATEGORY,
+        "ChargeClass": f"CASE WHEN {day_start} < {ts(period_start)} THEN 'Correction' END",
+        "ChargeDescription": agg("min", "description"),
+        "BillingAccountId": f"coalesce(bill_payer_account_id, {_lit(account_id)})",
+        "BillingAccountName": f"coalesce(bill_payer_account_name, {_lit(account_name)})",
+        "SubAccountId": "usage_account_id",
+        "SubAccountName": "line_item_usage_account_name",
+        "InvoiceIssuerName": "coalesce(bill_invoicing_entity, 'Amazon Web Services')",
+        "ProviderName": _lit(PROVIDER.focus_name),
+        "PublisherName": f"coalesce(line_item_legal_entity, {_lit(PROVIDER.focus_name)})",
+        "ServiceName": "coalesce(product_name, product_code, 'Unknown')",
+        "ServiceCategory": "CAST(NULL AS VARCHAR)",  # filled below, once per distinct service name
+        "RegionId": "region",
+        "RegionName": "CAST(NULL AS VARCHAR)",
+        "ResourceId": "line_item_resource_id",
+        "ResourceName": "CAST(NULL AS VARCHAR)",
+        "SkuId": "product_sku",
+        "PricingQuantity": agg("sum", "usage_amount"),
+        "PricingUnit": "pricing_unit",
+        "ConsumedQuantity": f"CASE WHEN line_item_type IN {_in(USAGE_TYPES)} THEN {agg('sum', 'usage_amount')} END",
+        "ConsumedUnit": f"CASE WHEN line_item_type IN {_in(USAGE_TYPES)} THEN pricing_unit END",
+        "Tags": "tags",
+        "x_Provider": "'aws'",
+        "x_Source": "'cur'",
+        "x_AccountKey": _lit(account_key),
+        "x_Estimated": agg("bool_or", "estimated"),
+        "x_SourceChargeType": "line_item_type",
+        "x_CurrencyConversionRate": f"CAST(NULL AS {MONEY_SQL})",
+        "x_SourceUpdatedAt": ts(source_updated_at),
+        "x_IngestedAt": ts(ingested_at),
+    }
+    assert list(outputs) == [c.name for c in COLUMNS], "rollup_sql must produce the cost_daily columns in order"
+    casts = {c.name: _sql_type(c) for c in COLUMNS}
+    select = ",\n        ".join(f"CAST({expr} AS {casts[name]}) AS {_q(name)}" for name, expr in outputs.items())
+    grouping = ("day, currency, bill_payer_account_id, bill_payer_account_name, usage_account_id, line_item_usage_account_name, "
+                "product_code, product_name, region, line_item_resource_id, line_item_type, line_item_usage_type, product_sku, "
+                "pricing_unit, bill_invoicing_entity, line_item_legal_entity, tags")
+    return f"""
+    WITH rolled AS MATERIALIZED (SELECT {select}\n    FROM ({daily})\n    {"GROUP BY " + grouping if reaggregate else ""}),
+    categories AS (SELECT name, {service_category_sql("name")} AS category FROM (SELECT DISTINCT "ServiceName" AS name FROM rolled))
+    SELECT rolled.* REPLACE (CAST(coalesce(categories.category, 'Other') AS VARCHAR) AS "ServiceCategory")
+    FROM rolled LEFT JOIN categories ON rolled."ServiceName" = categories.name"""
+
+
+def _sql_type(column) -> str:
+    if pa.types.is_decimal(column.type):
+        return f"DECIMAL({column.type.precision},{column.type.scale})"
+    if pa.types.is_timestamp(column.type):
+        return "TIMESTAMPTZ"
+    if pa.types.is_boolean(column.type):
+        return "BOOLEAN"
+    return "VARCHAR"
+
+
+# --- raw totals (the reconciliation figure) ---------------------------------------------------------
+
+@dataclass
+class RawTotals:
+    billed: dict[str, Decimal] = field(default_factory=dict)  # per currency: net unblended where given, else unblended
+    unblended: dict[str, Decimal] = field(default_factory=dict)
+    line_items: int = 0
+    by_type: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def unknown_types(self) -> dict[str, int]:
+        return {t: n for t, n in sorted(self.by_type.items()) if t not in KNOWN_LINE_ITEM_TYPES}
+
+
+def _raw_totals_select(layout: FileLayout, paths: list[str]) -> str:
+    """Straight from the raw columns, none of the rollup's rules: currency, type, count, billed, unblended."""
+    def amount(raw: str) -> str:
+        return f"CAST(NULLIF(trim({_q(raw)}), '') AS {MONEY_SQL})" if layout.kind == "csv" else f"CAST({_q(raw)} AS {MONEY_SQL})"
+    unblended = amount(layout.columns["line_item_unblended_cost"])
+    net = layout.columns.get("line_item_net_unblended_cost")
+    billed = f"coalesce({amount(net)}, {unblended})" if net else unblended
+    currency = _q(layout.columns["line_item_currency_code"])
+    kind = _q(layout.columns["line_item_line_item_type"])
+    start = _q(layout.columns["line_item_usage_start_date"])
+    missing_start = f"{start} IS NULL OR trim({start}) = ''" if layout.kind == "csv" else f"{start} IS NULL"
+    undated = f"count(*) FILTER (WHERE {missing_start})"
+    return (f"SELECT CAST({currency} AS VARCHAR) AS currency, CAST({kind} AS VARCHAR) AS kind, count(*) AS n, "
+            f"sum({billed}) AS billed, sum({unblended}) AS unblended, {undated} AS undated "
+            f"FROM {_source(layout, paths)} GROUP BY ALL")
+
+
+def raw_totals(connection: duckdb.DuckDBPyConnection, groups: list[tuple[FileLayout, list[CurFile]]]) -> RawTotals:
+    totals = RawTotals()
+    for layout, files in groups:
+        rows = connection.execute(_raw_totals_select(layout, [str(f.path) for f in files])).fetchall()
+        where = files[0].key if len(files) == 1 else f"{len(files)} files like {files[0].key}"
+        for currency, kind, count, billed, unblended, undated in rows:
+            if currency is None or currency == "":
+                raise CurFileError(where, "has line items without line_item_currency_code", column="line_item_currency_code")
+            if undated:
+                raise CurFileError(where, f"has {undated} line items without line_item_usage_start_date",
+                                   column="line_item_usage_start_date")
+            kind = kind or "(empty)"
+            totals.line_items += count
+            totals.by_type[kind] = totals.by_type.get(kind, 0) + count
+            totals.billed[currency] = totals.billed.get(currency, Decimal(0)) + (billed or Decimal(0))
+            totals.unblended[currency] = totals.unblended.get(currency, Decimal(0)) + (unblended or Decimal(0))
+    return totals
+
+
+def connect(temp_directory: Path, memory_limit: str = "1GB", threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB session that spills to `temp_directory` instead of growing past `memory_limit`."""
+    connection = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": str(temp_directory),
+                                        "preserve_insertion_order": False})
+    connection.execute("SET TimeZone = 'UTC'")
+    if threads:
+        connection.execute(f"SET threads = {int(threads)}")
+    return connection
+
+
+def copy_to_parquet(connection: duckdb.DuckDBPyConnection, select: str, target: Path, metadata: Mapping[str, str]) -> None:
+    kv = "{" + ", ".join(f"{_lit(k)}: {_lit(v)}" for k, v in metadata.items()) + "}"
+    connection.execute(f"COPY ({select}) TO {_lit(str(target))} (FORMAT parquet, COMPRESSION zstd, KV_METADATA {kv})")
+
+
+def locate_bad_file(connection: duckdb.DuckDBPyConnection, groups: list[tuple[FileLayout, list[CurFile]]]) -> CurFileError | None:
+    """After a query failed: read each file alone to name the one that is corrupt or holds a bad value."""
+    for layout, files in groups:
+        for file in files:
+            try:
+                connection.execute(f"SELECT count(*), sum(unblended), min(usage_day) FROM ({canonical_select(layout, [str(file.path)])})").fetchall()
+            except duckdb.Error as exc:
+                message = str(exc).replace(str(file.path), file.key).splitlines()[0]
+                return CurFileError(file.key, f"is corrupt, truncated or holds a value that is not a number/date ({message})")
+    return None
+
+
+def describe_layouts(groups: list[tuple[FileLayout, list[CurFile]]]) -> dict[str, Any]:
+    """What the metadata shows about schema drift: optional columns absent (NULL) and columns ignored."""
+    wanted = set(OPTIONAL_TEXT) | set(OPTIONAL_MONEY) | set(OPTIONAL_QUANTITY)
+    absent: set[str] = set()
+    ignored: set[str] = set()
+    for layout, _ in groups:
+        present = set(layout.columns)
+        if layout.product_map:
+            present.add("product_product_name")
+        absent |= wanted - present - {"product_region", "product_region_code", "product_product_name"}
+        if not ({"product_region", "product_region_code"} & present):
+            absent.add("product_region_code")
+        ignored |= set(layout.ignored)
+    return {"optional_columns_absent": sorted(absent), "columns_ignored": len(ignored),
+            "formats": sorted({layout.kind for layout, _ in groups})}

@@ -1,0 +1,280 @@
+"""Azure Cost Management Query API -> cost_daily.
+
+Per subscription and billing period, two queries at subscription scope, Daily, Custom time period
+covering the calendar month: ActualCost (what the invoice charges: BilledCost) and AmortizedCost
+(reservation and savings plan purchases spread over the usage they cover: EffectiveCost). Both are
+grouped by ServiceName and ChargeType, the two dimensions the API allows that fill FOCUS's
+mandatory columns (ServiceName/ServiceCategory, and ChargeCategory, so a reservation purchase is a
+Purchase, not Usage); see docs/azure.md. The SDK does not follow `nextLink`: we POST the same body
+to it. Amounts are read from the raw JSON as Decimals, never through float.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlsplit
+
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+    ResourceNotModifiedError,
+    map_error,
+)
+from azure.core.rest import HttpRequest
+from azure.mgmt.core.exceptions import ARMErrorFormat
+from azure.mgmt.costmanagement import CostManagementClient
+from azure.mgmt.costmanagement.models import (
+    QueryAggregation,
+    QueryDataset,
+    QueryDefinition,
+    QueryGrouping,
+    QueryTimePeriod,
+)
+
+from finops_pipeline.config import Account
+from finops_pipeline.diagnosis import ERROR, Diagnosis, ProviderError
+from finops_pipeline.defs.azure.cost_management.client import QuotaMeter, cost_management_client, credential, endpoints
+from finops_pipeline.refresh import Pull
+from finops_pipeline.defs.azure import PROVIDER
+from finops_pipeline.schema import day_bounds, month_bounds, rows_to_table, service_category, to_decimal
+
+SOURCE = "cost_management"
+GROUP_BY = ("ServiceName", "ChargeType")
+COST_TYPES = ("ActualCost", "AmortizedCost")
+COST_COLUMNS = ("Cost", "PreTaxCost", "totalCost", "CostUSD", "PreTaxCostUSD")
+MAX_PAGES = 1000  # a runaway nextLink chain is a bug, not a bill
+# Days after a month ends until its invoice is final; rows of a month still inside it are estimated.
+INVOICE_CLOSE_DAYS = 5
+_ERROR_MAP = {401: ClientAuthenticationError, 404: ResourceNotFoundError, 409: ResourceExistsError, 304: ResourceNotModifiedError}
+
+# Cost Management ChargeType -> (FOCUS ChargeCategory, ChargeClass)
+CHARGE_TYPES: dict[str, tuple[str, str | None]] = {
+    "usage": ("Usage", None),
+    "unusedreservation": ("Usage", None),
+    "unusedsavingsplan": ("Usage", None),
+    "purchase": ("Purchase", None),
+    "refund": ("Purchase", "Correction"),
+    "tax": ("Tax", None),
+    "roundingadjustment": ("Adjustment", None),
+    "adjustment": ("Adjustment", None),
+    "credit": ("Credit", None),
+}
+
+
+@dataclass
+class QueryPages:
+    """The raw answer to one query: column names and the rows of every page, amounts as Decimal."""
+
+    cost_type: str
+    columns: list[str] = field(default_factory=list)
+    rows: list[list[Any]] = field(default_factory=list)
+    pages: int = 0
+
+
+def query_definition(cost_type: str, billing_period: str) -> QueryDefinition:
+    start, end = month_bounds(billing_period)
+    return QueryDefinition(
+        type=cost_type,
+        timeframe="Custom",
+        # 'to' is inclusive in Cost Management: the last second of the month.
+        time_period=QueryTimePeriod(from_property=start, to=end - timedelta(seconds=1)),
+        dataset=QueryDataset(
+            granularity="Daily",
+            aggregation={"totalCost": QueryAggregation(name="Cost", function="Sum")},
+            grouping=[QueryGrouping(type="Dimension", name=name) for name in GROUP_BY],
+        ),
+    )
+
+
+def _parse(response: Any) -> dict[str, Any]:
+    """The JSON body with every number as Decimal: Cost Management sends doubles, we keep their digits."""
+    text = response.text()
+    if not text:
+        return {}
+    return json.loads(text, parse_float=Decimal, parse_int=Decimal)
+
+
+def _check_next_link(next_link: str, endpoint: str) -> None:
+    """Follow nextLink only on the management endpoint: the bearer token goes with it."""
+    link, expected = urlsplit(next_link), urlsplit(endpoint)
+    if (link.scheme, link.netloc.lower()) != (expected.scheme, expected.netloc.lower()):
+        raise ProviderError(Diagnosis(
+            "azure.unexpected_next_link", ERROR,
+            "Cost Management returned a nextLink outside the management endpoint; the pipeline refused to send its token there.",
+            "Check 'endpoint' and 'cloud' in the account settings; report the detail if they are right.",
+            f"nextLink host {link.netloc!r}, endpoint host {expected.netloc!r}",
+        ))
+
+
+def fetch_query(client: CostManagementClient, scope: str, definition: QueryDefinition, endpoint: str) -> QueryPages:
+    """Run one query and follow its nextLink chain by POSTing the same body."""
+    result = QueryPages(str(definition.type))
+    response = client.query.usage(scope, definition, cls=lambda pipeline_response, _deserialized, _headers: pipeline_response.http_response)
+    while True:
+        result.pages += 1
+        document = _parse(response) if response.status_code == 200 else {}
+        properties = document.get("properties") or {}
+        columns = [c["name"] for c in properties.get("columns") or []]
+        if columns:
+            if result.columns and columns != result.columns:
+                raise ProviderError(Diagnosis("azure.inconsistent_pages", ERROR, "Cost Management changed the columns between pages of one query.",
+                                              "Run the refresh again; report the detail if it persists.", f"{result.columns} then {columns}"))
+            result.columns = columns
+        result.rows.extend(properties.get("rows") or [])
+        next_link = properties.get("nextLink")
+        if not next_link:
+            return result
+        if result.pages >= MAX_PAGES:
+            raise ProviderError(Diagnosis("azure.too_many_pages", ERROR, f"Cost Management returned more than {MAX_PAGES} pages for one month.",
+                                          "Report the detail; the query is grouped by two dimensions and should be far smaller.", scope))
+        _check_next_link(next_link, endpoint)
+        response = client.send_request(HttpRequest("POST", next_link, json=definition.as_dict()))
+        if response.status_code not in (200, 204):
+            map_error(status_code=response.status_code, response=response, error_map=_ERROR_MAP)
+            raise HttpResponseError(response=response, error_format=ARMErrorFormat)
+
+
+def _index(pages: QueryPages, billing_period: str) -> dict[str, int]:
+    names = {name.lower(): i for i, name in enumerate(pages.columns)}
+    cost = next((names[c.lower()] for c in COST_COLUMNS if c.lower() in names), None)
+    missing = [n for n in ("UsageDate", "Currency", *GROUP_BY) if n.lower() not in names]
+    if cost is None or missing:
+        raise ProviderError(Diagnosis(
+            "azure.unexpected_columns", ERROR,
+            f"Cost Management's {pages.cost_type} answer for {billing_period} lacks the columns the pipeline needs.",
+            "Report the detail; the pipeline may need an update for a new Cost Management API version.",
+            f"columns {pages.columns}, missing {missing or ['a cost column']}",
+        ))
+    return {"cost": cost, "day": names["usagedate"], "currency": names["currency"], **{n: names[n.lower()] for n in GROUP_BY}}
+
+
+def _usage_day(value: Any) -> date:
+    """UsageDate is a number like 20261101 (or, in some API versions, an ISO string)."""
+    text = str(value)
+    return datetime.strptime(text[:8], "%Y%m%d").date() if text.isdigit() else date.fromisoformat(text[:10])
+
+
+Key = tuple[date, str, str, str]  # day, service, charge type, currency
+
+
+def amounts_by_key(pages: QueryPages, billing_period: str) -> dict[Key, Decimal]:
+    """Rows of one query -> {(day, service, charge type, currency): amount}, summed exactly."""
+    if not pages.rows:
+        return {}
+    i = _index(pages, billing_period)
+    amounts: dict[Key, Decimal] = {}
+    for row in pages.rows:
+        key = (_usage_day(row[i["day"]]), row[i["ServiceName"]] or "", row[i["ChargeType"]] or "", row[i["currency"]])
+        amounts[key] = amounts.get(key, Decimal(0)) + to_decimal(row[i["cost"]], field="Cost")
+    return amounts
+
+
+def raw_totals(pages: QueryPages, billing_period: str) -> dict[str, Decimal]:
+    """ActualCost summed per currency straight from the rows (the reconciliation figure)."""
+    if not pages.rows:
+        return {}
+    i = _index(pages, billing_period)
+    totals: dict[str, Decimal] = {}
+    for row in pages.rows:
+        totals[row[i["currency"]]] = totals.get(row[i["currency"]], Decimal(0)) + to_decimal(row[i["cost"]], field="Cost")
+    return totals
+
+
+def charge_category(charge_type: str) -> tuple[str, str | None]:
+    return CHARGE_TYPES.get(charge_type.replace(" ", "").lower(), ("Usage", None))
+
+
+def normalize(actual: QueryPages, amortized: QueryPages, account: Account, billing_period: str, ingested_at: datetime) -> list[dict[str, Any]]:
+    """Join ActualCost and AmortizedCost on (day, service, charge type, currency) into cost_daily rows.
+
+    A key in only one of them is real (a reservation purchase has no amortized row, unused
+    reservation no actual one): the missing side is 0, never dropped.
+    """
+    period_start, period_end = month_bounds(billing_period)
+    billed = amounts_by_key(actual, billing_period)
+    effective = amounts_by_key(amortized, billing_period)
+    estimated = ingested_at < period_end + timedelta(days=INVOICE_CLOSE_DAYS)
+    subscription = account.settings["subscription_id"]
+    rows = []
+    for key in sorted(set(billed) | set(effective)):
+        day, service, charge_type, currency = key
+        charge_start, charge_end = day_bounds(day)
+        category, charge_class = charge_category(charge_type)
+        cost = billed.get(key, Decimal(0))
+        rows.append({
+            "BilledCost": cost,
+            "EffectiveCost": effective.get(key, Decimal(0)),
+            # The Query API has no list or contracted price: both are the billed cost (see docs/azure.md).
+            "ListCost": cost,
+            "ContractedCost": cost,
+            "BillingCurrency": currency,
+            "BillingPeriodStart": period_start,
+            "BillingPeriodEnd": period_end,
+            "ChargePeriodStart": charge_start,
+            "ChargePeriodEnd": charge_end,
+            "ChargeCategory": category,
+            "ChargeClass": charge_class,
+            "ChargeDescription": None,  # the Query API has no description at this grain
+            "BillingAccountId": subscription,
+            "BillingAccountName": account.name,
+            "SubAccountId": subscription,
+            "SubAccountName": account.name,
+            "InvoiceIssuerName": "Microsoft",
+            "ProviderName": PROVIDER.focus_name,
+            "PublisherName": PROVIDER.focus_name,
+            "ServiceName": service or "Unassigned",
+            "ServiceCategory": service_category(service),
+            "x_Provider": "azure",
+            "x_Source": SOURCE,
+            "x_AccountKey": account.key,
+            "x_Estimated": estimated,
+            "x_SourceChargeType": charge_type or None,
+            "x_IngestedAt": ingested_at,
+        })
+    return rows
+
+
+def _in_future(billing_period: str, now: datetime) -> bool:
+    return month_bounds(billing_period)[0] > now
+
+
+def pull_cost_management(account: Account, billing_period: str) -> Pull:
+    now = datetime.now(timezone.utc)
+    meter = QuotaMeter()
+    if _in_future(billing_period, now):  # nothing to ask for: spend no quota
+        return Pull(source_totals={}, batches=rows_to_table([]), api_calls=0,
+                    metadata={"queries": 0, **meter.as_metadata(), "note": "billing period has not started"})
+    endpoint, _ = endpoints(account)
+    scope = f"/subscriptions/{account.settings['subscription_id']}"
+    results = {}
+    with credential(account) as token_credential, cost_management_client(account, meter, token_credential) as client:
+        for cost_type in COST_TYPES:
+            results[cost_type] = fetch_query(client, scope, query_definition(cost_type, billing_period), endpoint)
+    actual, amortized = results["ActualCost"], results["AmortizedCost"]
+    rows = normalize(actual, amortized, account, billing_period, now)
+    return Pull(
+        source_totals=raw_totals(actual, billing_period),
+        batches=rows_to_table(rows),
+        api_calls=meter.requests,
+        metadata={
+            "queries": len(COST_TYPES),
+            "pages": {cost_type: pages.pages for cost_type, pages in results.items()},
+            **meter.as_metadata(),
+            "grouping": list(GROUP_BY),
+            "scope": scope,
+            "effective_cost_totals": {c: str(v) for c, v in sorted(_totals(amounts_by_key(amortized, billing_period)).items())},
+        },
+    )
+
+
+def _totals(amounts: dict[Key, Decimal]) -> dict[str, Decimal]:
+    totals: dict[str, Decimal] = {}
+    for (_, _, _, currency), amount in amounts.items():
+        totals[currency] = totals.get(currency, Decimal(0)) + amount
+    return totals

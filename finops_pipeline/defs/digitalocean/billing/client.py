@@ -1,0 +1,126 @@
+"""A pydo client for one configured DigitalOcean account, with the API's rate limits built in.
+
+pydo is generated on azure-core, so retries are azure-core's RetryPolicy: it honours the
+Retry-After header DigitalOcean sends with a 429. We bound it (a few attempts, never a wait longer
+than a minute; a longer Retry-After means the hourly quota is spent and the next scheduled refresh
+is the better retry), and pace requests on our side to stay under 250 a minute per token.
+Bearer tokens only travel over https (azure-core refuses otherwise); a private certificate
+authority, if any, comes from `ca_bundle`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pydo
+from azure.core.pipeline.policies import RetryPolicy
+
+from finops_pipeline.config import Account
+from finops_pipeline.tls import connection_verify
+
+DEFAULT_ENDPOINT = "https://api.digitalocean.com"
+REQUESTS_PER_MINUTE = 250  # DigitalOcean's burst limit per token
+MAX_RETRIES = 4
+MAX_RETRY_AFTER_SECONDS = 60.0
+TIMEOUT_SECONDS = 120
+
+
+class RateLimiter:
+    """A token bucket: bursts up to the per-minute limit, then one request per 60/limit seconds."""
+
+    def __init__(self, per_minute: int = REQUESTS_PER_MINUTE, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.capacity = float(per_minute)
+        self.rate = per_minute / 60.0
+        self._tokens = self.capacity
+        self._clock = clock
+        self._sleep = sleep
+        self._updated = clock()
+        self._lock = threading.Lock()
+        self.waited_seconds = 0.0
+
+    def acquire(self) -> None:
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
+            self._updated = now
+            wait = 0.0 if self._tokens >= 1 else (1 - self._tokens) / self.rate
+            self._tokens -= 1  # may go negative: the wait below pays it back
+        if wait > 0:
+            self.waited_seconds += wait
+            self._sleep(wait)
+
+
+_limiters: dict[str, RateLimiter] = {}
+_limiters_lock = threading.Lock()
+
+
+def limiter_for(token: str) -> RateLimiter:
+    """One bucket per token in this process (keyed by a digest: the token itself is never kept)."""
+    key = hashlib.sha256(token.encode()).hexdigest()
+    with _limiters_lock:
+        return _limiters.setdefault(key, RateLimiter())
+
+
+class BoundedRetryPolicy(RetryPolicy):
+    """azure-core's retry, but a Retry-After beyond a minute ends the attempt instead of blocking a run."""
+
+    def is_retry(self, settings: dict[str, Any], response: Any) -> bool:
+        if response.http_response.status_code == 429:
+            retry_after = self.get_retry_after(response)
+            if retry_after is not None and retry_after > MAX_RETRY_AFTER_SECONDS:
+                return False
+        return super().is_retry(settings, response)
+
+    def increment(self, settings: dict[str, Any], response: Any = None, error: Exception | None = None) -> bool:
+        # A plain-http endpoint or an untrusted certificate is a setting to fix, not a blip to retry.
+        if error is not None and any(marker in str(error) for marker in _NOT_RETRYABLE):
+            return False
+        return super().increment(settings, response=response, error=error)
+
+
+_NOT_RETRYABLE = ("non-TLS", "CERTIFICATE_VERIFY_FAILED")
+
+
+@dataclass
+class CallStats:
+    """Every HTTP attempt the client made (retries included), for metadata and tests."""
+
+    attempts: int = 0
+    throttled: int = 0
+    ratelimit_remaining: int | None = None
+    paths: list[str] = field(default_factory=list)
+
+    def on_response(self, pipeline_response: Any) -> None:
+        response = pipeline_response.http_response
+        self.attempts += 1
+        self.paths.append(response.request.url.split("?", 1)[0])
+        if response.status_code == 429:
+            self.throttled += 1
+        remaining = response.headers.get("ratelimit-remaining")
+        if remaining is not None and remaining.isdigit():
+            value = int(remaining)
+            self.ratelimit_remaining = value if self.ratelimit_remaining is None else min(self.ratelimit_remaining, value)
+
+
+def make_client(account: Account, stats: CallStats) -> pydo.Client:
+    """A pydo client for the account's token (read from its environment variable now)."""
+    token = account.env("token_env")
+    limiter = limiter_for(token)
+    return pydo.Client(
+        token=token,
+        endpoint=account.settings.get("endpoint") or DEFAULT_ENDPOINT,
+        timeout=TIMEOUT_SECONDS,
+        retry_policy=BoundedRetryPolicy(retry_total=MAX_RETRIES, retry_backoff_factor=0.5, retry_backoff_max=30,
+                                        timeout=TIMEOUT_SECONDS * (MAX_RETRIES + 1)),
+        raw_request_hook=lambda _request: limiter.acquire(),
+        raw_response_hook=stats.on_response,
+        connection_verify=connection_verify(account),
+        connection_timeout=30,
+        read_timeout=TIMEOUT_SECONDS,
+        user_agent="finops-pipeline",
+    )

@@ -1,0 +1,58 @@
+"""Closed months: the daily rows in the lake against DigitalOcean's invoice, without Dagster.
+
+Each partition file carries the invoice figures read when it was written (`finops.invoice`); the
+daily side is summed from the partition's rows, so the comparison covers exactly what people query.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import ROUND_HALF_EVEN, Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow.parquet as pq
+
+from finops_pipeline.lake import list_partitions
+from finops_pipeline.defs.digitalocean.billing.invoices import CENT, CLOSED
+
+INVOICE_METADATA_KEY = b"finops.invoice"
+
+
+def stored_invoice(path: Path) -> dict[str, Any] | None:
+    raw = (pq.ParquetFile(path).schema_arrow.metadata or {}).get(INVOICE_METADATA_KEY)
+    return json.loads(raw) if raw else None
+
+
+def compare_invoices(data_dir: Path) -> list[dict[str, Any]]:
+    """One entry per partition: its status, and for invoiced months daily vs invoice and the difference."""
+    results = []
+    connection = duckdb.connect()
+    try:
+        for key, path in list_partitions(data_dir, "digitalocean", "billing"):
+            invoice = stored_invoice(path) or {}
+            (daily,) = connection.execute(
+                "SELECT coalesce(sum(BilledCost), 0) FROM read_parquet(?) WHERE BillingCurrency = 'USD'", [str(path)]
+            ).fetchone()
+            daily = Decimal(str(daily))
+            entry: dict[str, Any] = {"account": key.account, "billing_period": key.billing_period,
+                                     "status": invoice.get("status", "unknown"), "daily_total": str(daily)}
+            if invoice.get("status") == CLOSED and invoice.get("invoice_amount") is not None:
+                amount = Decimal(invoice["invoice_amount"])
+                difference = daily - amount
+                entry.update(
+                    invoice_uuid=invoice.get("invoice_uuid"),
+                    invoice_amount=str(amount),
+                    difference=str(difference),
+                    difference_percent=str((difference / amount * 100).quantize(CENT, rounding=ROUND_HALF_EVEN)) if amount else None,
+                    matches=daily.quantize(CENT, rounding=ROUND_HALF_EVEN) == amount,
+                    invoice_items_by_product=invoice.get("invoice_items_by_product"),
+                )
+            elif invoice.get("month_to_date_usage") is not None:
+                entry["month_to_date_usage"] = invoice["month_to_date_usage"]
+                entry["invoice_preview_amount"] = invoice.get("invoice_preview_amount")
+            results.append(entry)
+    finally:
+        connection.close()
+    return results

@@ -1,0 +1,22 @@
+"""DigitalOcean billing (insights, invoices, balance) as a source."""
+
+from finops_pipeline.defs.digitalocean import PROVIDER
+from finops_pipeline.defs.digitalocean.billing.diagnosis import NO_DATA, classify
+from finops_pipeline.diagnosis import Advice
+from finops_pipeline.sources import Source
+
+EMPTY_PULL = Advice(
+    cause="The pulls succeed, but billing insights report no usage for this team.",
+    fix="Check that the token belongs to the team that owns the resources (tokens are per team); a team without "
+    "billable resources has no data.",
+)
+
+SOURCE = Source(
+    provider=PROVIDER,
+    name="billing",
+    title="DigitalOcean billing",
+    settings=None,
+    no_data=NO_DATA,
+    empty_pull=EMPTY_PULL,
+    classify=classify,
+)

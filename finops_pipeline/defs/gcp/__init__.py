@@ -1,0 +1,5 @@
+"""Google Cloud: the BigQuery billing export (bigquery_export/)."""
+
+from finops_pipeline.sources import Provider
+
+PROVIDER = Provider(key="gcp", label="Google Cloud", focus_name="Google Cloud", invoice_issuer="Google Cloud", color="#34a853")

@@ -1,0 +1,120 @@
+"""Aggregated billing export lines -> cost_daily rows (FOCUS).
+
+Mapping decisions (docs/gcp.md has the data dictionary):
+- A 'charge' line is the export's `cost` for its group: ChargeCategory from cost_type (regular ->
+  Usage, tax -> Tax, adjustment -> Adjustment with ChargeClass 'Correction', rounding_error ->
+  Adjustment). BilledCost = EffectiveCost = ListCost = ContractedCost = cost.
+- A 'credit' line is the sum of one credit type and name for the same group, as its own Credit charge:
+  BilledCost = EffectiveCost = the (negative) credit amount, ListCost = ContractedCost = 0. So the
+  sum of BilledCost is the export's net cost (cost + credits), and credits are never netted twice.
+- The billing period is the invoice month, not the usage month: late usage lands where Google bills it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Iterable, Mapping
+
+from finops_pipeline.config import Account
+from finops_pipeline.defs.gcp import PROVIDER
+from finops_pipeline.schema import day_bounds, month_bounds, service_category, tags_json, to_decimal
+
+SOURCE = "bigquery_export"
+ZERO = Decimal(0)
+
+CHARGE_CATEGORIES = {
+    "regular": ("Usage", None),
+    "tax": ("Tax", None),
+    "adjustment": ("Adjustment", "Correction"),
+    "rounding_error": ("Adjustment", None),
+}
+
+
+def _labels(labels_json: str | None) -> dict[str, str] | None:
+    """TO_JSON_STRING(labels): [{"key": "team", "value": "data"}, ...] -> {"team": "data"}."""
+    if not labels_json:
+        return None
+    return {item["key"]: item.get("value") for item in json.loads(labels_json) if item.get("key")}
+
+
+def _decimal_or_none(value: Any) -> Decimal | None:
+    return None if value is None else to_decimal(value)
+
+
+def unified_row(
+    line: Mapping[str, Any], account: Account, billing_period: str, ingested_at: datetime, estimated: bool
+) -> dict[str, Any]:
+    """One aggregated line of `export_query.charges_sql` -> one cost_daily row."""
+    period_start, period_end = month_bounds(billing_period)
+    charge_start, charge_end = day_bounds(line["usage_day"])
+    amount = to_decimal(line["amount"], field="amount")
+    cost_type = line["cost_type"] or "regular"
+    if line["line"] == "credit":
+        category, charge_class = "Credit", None
+        list_cost = contracted_cost = ZERO
+        description = line["credit_name"] or line["credit_type"]
+        source_type = line["credit_type"]
+        pricing_quantity = consumed_quantity = None
+        pricing_unit = consumed_unit = None
+    else:
+        category, charge_class = CHARGE_CATEGORIES.get(cost_type, ("Adjustment", None))
+        list_cost = contracted_cost = amount
+        description = line["sku_description"]
+        source_type = cost_type
+        pricing_quantity, consumed_quantity = _decimal_or_none(line["pricing_amount"]), _decimal_or_none(line["usage_amount"])
+        pricing_unit, consumed_unit = line["pricing_unit"], line["usage_unit"]
+    service = line["service_name"] or "Unknown"
+    rate = line["currency_conversion_rate"]
+    return {
+        "BilledCost": amount,
+        "EffectiveCost": amount,
+        "ListCost": list_cost,
+        "ContractedCost": contracted_cost,
+        "BillingCurrency": line["currency"],
+        "BillingPeriodStart": period_start,
+        "BillingPeriodEnd": period_end,
+        "ChargePeriodStart": charge_start,
+        "ChargePeriodEnd": charge_end,
+        "ChargeCategory": category,
+        "ChargeClass": charge_class,
+        "ChargeDescription": description,
+        "BillingAccountId": account.settings["billing_account_id"],
+        "BillingAccountName": account.name,
+        "SubAccountId": line["project_id"],
+        "SubAccountName": line["project_name"],
+        "InvoiceIssuerName": "Google Cloud",
+        "ProviderName": PROVIDER.focus_name,
+        "PublisherName": PROVIDER.focus_name,
+        "ServiceName": service,
+        "ServiceCategory": "Other" if category == "Tax" else service_category(service),
+        "RegionId": line["region"],
+        "ResourceId": line.get("resource_global_name"),
+        "ResourceName": line.get("resource_name"),
+        "SkuId": line["sku_id"],
+        "PricingQuantity": pricing_quantity,
+        "PricingUnit": pricing_unit,
+        "ConsumedQuantity": consumed_quantity,
+        "ConsumedUnit": consumed_unit,
+        "Tags": tags_json(_labels(line["labels_json"])),
+        "x_Provider": "gcp",
+        "x_Source": SOURCE,
+        "x_AccountKey": account.key,
+        "x_Estimated": estimated,
+        "x_SourceChargeType": source_type,
+        "x_CurrencyConversionRate": None if rate is None else to_decimal(rate, field="currency_conversion_rate"),
+        "x_SourceUpdatedAt": line["last_export_time"],
+        "x_IngestedAt": ingested_at,
+    }
+
+
+def unified_rows(
+    lines: Iterable[Mapping[str, Any]], account: Account, billing_period: str, ingested_at: datetime, estimated_from: date
+) -> dict[date, list[dict[str, Any]]]:
+    """Lines -> cost_daily rows per partition day. Days on or after `estimated_from` may still change."""
+    by_day: dict[date, list[dict[str, Any]]] = {}
+    for line in lines:
+        day = line["partition_day"]
+        by_day.setdefault(day, []).append(unified_row(line, account, billing_period, ingested_at, day >= estimated_from))
+    return by_day

@@ -1,1 +1,0 @@
-"""DigitalOcean billing (billing insights, balance, invoices) through pydo."""

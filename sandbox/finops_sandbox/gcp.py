@@ -1,0 +1,560 @@
+"""BigQuery stand-in on 127.0.0.1: the REST endpoints google-cloud-bigquery calls, over DuckDB.
+
+It implements datasets.get, tables.list and jobs.query (what `Client.get_dataset`, `list_tables` and
+`query_and_wait` send) in BigQuery's JSON wire format, and runs the SQL the pipeline sends for real:
+sqlglot translates it from BigQuery to DuckDB, and DuckDB runs it over seeded tables shaped like the
+billing export (STRUCT and ARRAY columns, `_PARTITIONTIME`). So tests prove the pipeline's query, not
+a canned answer. Errors come back in BigQuery's error JSON (404 notFound, 403 accessDenied, 400
+invalidQuery), so the client raises the same exceptions it raises against Google.
+
+`totalBytesProcessed` is an estimate in BigQuery's spirit: rows left after `_PARTITIONTIME` pruning
+times a fixed width per referenced column. It is good enough to show that pruning works, not a bill.
+
+Never used for a real account.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import threading
+import uuid
+import zlib
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Iterable, Sequence
+from urllib.parse import parse_qs, urlsplit
+
+import duckdb
+import pyarrow as pa
+import sqlglot
+from sqlglot import exp
+
+from finops_sandbox.server import LoopbackServer
+from finops_sandbox.synthetic import Charge, daily_charges
+
+_LABELS = "STRUCT(key VARCHAR, value VARCHAR)[]"
+# The billing export's columns (standard table); the detailed table adds `resource`.
+EXPORT_COLUMNS: dict[str, str] = {
+    "billing_account_id": "VARCHAR",
+    "service": "STRUCT(id VARCHAR, description VARCHAR)",
+    "sku": "STRUCT(id VARCHAR, description VARCHAR)",
+    "usage_start_time": "TIMESTAMPTZ",
+    "usage_end_time": "TIMESTAMPTZ",
+    "project": f"STRUCT(id VARCHAR, number VARCHAR, name VARCHAR, labels {_LABELS}, ancestry_numbers VARCHAR)",
+    "labels": _LABELS,
+    "system_labels": _LABELS,
+    "location": "STRUCT(location VARCHAR, country VARCHAR, region VARCHAR, zone VARCHAR)",
+    "export_time": "TIMESTAMPTZ",
+    "cost": "DOUBLE",
+    "currency": "VARCHAR",
+    "currency_conversion_rate": "DOUBLE",
+    "usage": "STRUCT(amount DOUBLE, unit VARCHAR, amount_in_pricing_units DOUBLE, pricing_unit VARCHAR)",
+    "credits": "STRUCT(name VARCHAR, amount DOUBLE, full_name VARCHAR, id VARCHAR, type VARCHAR)[]",
+    "invoice": "STRUCT(month VARCHAR)",
+    "cost_type": "VARCHAR",
+    "_PARTITIONTIME": "TIMESTAMPTZ",
+}
+RESOURCE_COLUMN = ("resource", "STRUCT(name VARCHAR, global_name VARCHAR)")
+
+# Approximate stored bytes per row of each column, for totalBytesProcessed. _PARTITIONTIME is free.
+_COLUMN_BYTES = {
+    "billing_account_id": 22, "service": 40, "sku": 70, "usage_start_time": 8, "usage_end_time": 8,
+    "project": 80, "labels": 48, "system_labels": 48, "location": 32, "export_time": 8, "cost": 8,
+    "currency": 5, "currency_conversion_rate": 8, "usage": 40, "credits": 64, "invoice": 8,
+    "cost_type": 9, "resource": 96, "_PARTITIONTIME": 0,
+}
+
+
+class BigQueryError(Exception):
+    def __init__(self, status: int, reason: str, message: str):
+        super().__init__(message)
+        self.status, self.reason, self.message = status, reason, message
+
+    def body(self) -> bytes:
+        status_names = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND"}
+        return json.dumps({
+            "error": {
+                "code": self.status,
+                "message": self.message,
+                "errors": [{"message": self.message, "domain": "global", "reason": self.reason}],
+                "status": status_names.get(self.status, "UNKNOWN"),
+            }
+        }).encode()
+
+
+@dataclass
+class _Dataset:
+    location: str = "US"
+    denied: bool = False  # the caller lacks BigQuery Data Viewer on it
+    tables: dict[str, str] = field(default_factory=dict)  # BigQuery table name -> DuckDB table name
+
+
+class BigQuerySandbox(LoopbackServer):
+    """A threaded HTTP server on 127.0.0.1 (port 0 picks a free one)."""
+
+    def __init__(self, port: int = 0):
+        self._db = duckdb.connect()
+        self._db.execute("SET TimeZone = 'UTC'")
+        self._lock = threading.Lock()
+        self.datasets: dict[tuple[str, str], _Dataset] = {}
+        self.queries: list[dict[str, Any]] = []  # every query run: sql, parameters, bytes
+        self.projects_without_job_user: set[str] = set()  # projects where the caller may not run jobs
+        sandbox = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output quiet
+                pass
+
+            def _reply(self, status: int, payload: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=UTF-8")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def _handle(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                try:
+                    result = sandbox._route(self.command, self.path, json.loads(body) if body else {})
+                    self._reply(200, json.dumps(result).encode())
+                except BigQueryError as error:
+                    self._reply(error.status, error.body())
+
+            do_GET = do_POST = do_DELETE = do_PATCH = _handle
+
+        self._serve(ThreadingHTTPServer(("127.0.0.1", port), Handler), "bigquery-sandbox")
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+
+    def _release(self) -> None:
+        self._db.close()
+
+
+    # --- seeding -----------------------------------------------------------------------------------
+
+    def create_dataset(self, project: str, dataset: str, location: str = "US", denied: bool = False) -> None:
+        with self._lock:
+            self.datasets.setdefault((project, dataset), _Dataset(location=location)).denied = denied
+
+    def create_export_table(self, project: str, dataset: str, table: str, detailed: bool | None = None) -> None:
+        """An empty billing export table; `detailed` defaults to what the table's name says."""
+        detailed = table.startswith("gcp_billing_export_resource_v1_") if detailed is None else detailed
+        columns = dict(EXPORT_COLUMNS)
+        if detailed:
+            columns[RESOURCE_COLUMN[0]] = RESOURCE_COLUMN[1]
+        internal = f"t_{uuid.uuid4().hex}"
+        ddl = ", ".join(f'"{name}" {kind}' for name, kind in columns.items())
+        with self._lock:
+            self._dataset(project, dataset, for_seeding=True).tables[table] = internal
+            self._db.execute(f"CREATE TABLE {internal} ({ddl})")
+
+    def insert_rows(self, project: str, dataset: str, table: str, rows: Sequence[dict[str, Any]]) -> None:
+        """Append export rows (dicts shaped like the export; money as Decimal or str, stored as FLOAT64)."""
+        if not rows:
+            return
+        with self._lock:
+            internal = self._dataset(project, dataset, for_seeding=True).tables[table]
+            names = [c[0] for c in self._db.execute(f"DESCRIBE {internal}").fetchall()]
+            placeholders = ", ".join("?" for _ in names)
+            self._db.executemany(
+                f"INSERT INTO {internal} VALUES ({placeholders})",
+                [[_storage_value(row.get(name)) for name in names] for row in rows],
+            )
+
+    def _dataset(self, project: str, dataset: str, for_seeding: bool = False) -> _Dataset:
+        found = self.datasets.get((project, dataset))
+        if found is None:
+            if for_seeding:
+                raise KeyError(f"create_dataset({project!r}, {dataset!r}) first")
+            raise BigQueryError(404, "notFound", f"Not found: Dataset {project}:{dataset}")
+        if found.denied and not for_seeding:
+            raise BigQueryError(
+                403, "accessDenied",
+                f"Access Denied: Dataset {project}:{dataset}: Permission bigquery.datasets.get denied on dataset "
+                f"{project}:{dataset} (or it may not exist).",
+            )
+        return found
+
+    # --- REST --------------------------------------------------------------------------------------
+
+    def _route(self, method: str, raw_path: str, body: dict[str, Any]) -> dict[str, Any]:
+        parts = urlsplit(raw_path)
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        path = parts.path.removeprefix("/bigquery/v2")
+        with self._lock:
+            if m := re.fullmatch(r"/projects/([^/]+)/datasets/([^/]+)", path):
+                if method == "GET":
+                    return self._get_dataset(*m.groups())
+            if m := re.fullmatch(r"/projects/([^/]+)/datasets/([^/]+)/tables", path):
+                if method == "GET":
+                    return self._list_tables(*m.groups(), query)
+            if m := re.fullmatch(r"/projects/([^/]+)/queries", path):
+                if method == "POST":
+                    return self._query(m.group(1), body)
+        raise BigQueryError(400, "invalid", f"The BigQuery stand-in does not implement {method} {parts.path}")
+
+    def _get_dataset(self, project: str, dataset: str) -> dict[str, Any]:
+        found = self._dataset(project, dataset)
+        return {
+            "kind": "bigquery#dataset",
+            "id": f"{project}:{dataset}",
+            "datasetReference": {"projectId": project, "datasetId": dataset},
+            "location": found.location,
+        }
+
+    def _list_tables(self, project: str, dataset: str, query: dict[str, str]) -> dict[str, Any]:
+        names = sorted(self._dataset(project, dataset).tables)
+        start = int(query.get("pageToken") or 0)
+        size = int(query.get("maxResults") or 50)
+        page = names[start : start + size]
+        result: dict[str, Any] = {
+            "kind": "bigquery#tableList",
+            "totalItems": len(names),
+            "tables": [
+                {
+                    "kind": "bigquery#table",
+                    "id": f"{project}:{dataset}.{name}",
+                    "tableReference": {"projectId": project, "datasetId": dataset, "tableId": name},
+                    "type": "TABLE",
+                    "timePartitioning": {"type": "DAY"},
+                }
+                for name in page
+            ],
+        }
+        if start + size < len(names):
+            result["nextPageToken"] = str(start + size)
+        return result
+
+    def _query(self, project: str, body: dict[str, Any]) -> dict[str, Any]:
+        if project in self.projects_without_job_user:
+            raise BigQueryError(403, "accessDenied", f"Access Denied: Project {project}: User does not have bigquery.jobs.create permission in project {project}.")
+        sql = body.get("query", "")
+        if body.get("useLegacySql"):
+            raise BigQueryError(400, "invalidQuery", "The BigQuery stand-in only runs GoogleSQL (useLegacySql=false)")
+        try:
+            tree = sqlglot.parse_one(sql, read="bigquery")
+        except sqlglot.errors.ParseError as exc:
+            raise BigQueryError(400, "invalidQuery", f"Syntax error: {exc}") from None
+        default = body.get("defaultDataset") or {}
+        scanned = self._bind_tables(tree, project, default)
+        for data_type in tree.find_all(exp.DataType):
+            if data_type.this == exp.DataType.Type.DECIMAL and not data_type.expressions:
+                data_type.replace(exp.DataType.build("DECIMAL(38, 9)"))  # BigQuery NUMERIC
+        parameters = {p["name"]: _parameter_value(p["parameterType"], p.get("parameterValue", {})) for p in body.get("queryParameters", [])}
+        duck_sql = tree.sql(dialect="duckdb")
+        cursor = self._db.cursor()
+        try:
+            used = {name: value for name, value in parameters.items() if f"${name}" in duck_sql}
+            table = cursor.sql(duck_sql, params=used).to_arrow_table()
+            bytes_processed = self._bytes_processed(cursor, tree, scanned, parameters)
+        except duckdb.Error as exc:
+            raise BigQueryError(400, "invalidQuery", f"Query error: {exc}") from None
+        finally:
+            cursor.close()
+        self.queries.append({"sql": sql, "parameters": parameters, "bytes": bytes_processed, "rows": table.num_rows})
+        job_id = f"job_{uuid.uuid4().hex}"
+        response: dict[str, Any] = {
+            "kind": "bigquery#queryResponse",
+            "schema": {"fields": [_field(f) for f in table.schema]},
+            "jobReference": {"projectId": project, "jobId": job_id, "location": body.get("location") or "US"},
+            "totalRows": str(table.num_rows),
+            "totalBytesProcessed": str(bytes_processed),
+            "jobComplete": True,
+            "cacheHit": False,
+            "queryId": job_id,
+        }
+        if table.num_rows:
+            kinds = [f["type"] for f in response["schema"]["fields"]]
+            response["rows"] = [
+                {"f": [{"v": _wire_value(value, kind)} for value, kind in zip(row.values(), kinds)]}
+                for row in table.to_pylist()
+            ]
+        return response
+
+    def _bind_tables(self, tree: exp.Expression, project: str, default: dict[str, str]) -> list[tuple[exp.Table, str]]:
+        """Point every export table reference at its DuckDB table; unknown ones fail like BigQuery."""
+        ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+        scanned = []
+        for table in list(tree.find_all(exp.Table)):
+            if not table.db and table.name in ctes:
+                continue
+            table_project = table.catalog or default.get("projectId") or project
+            dataset_name = table.db or default.get("datasetId")
+            if not dataset_name:
+                raise BigQueryError(400, "invalidQuery", f'Table "{table.name}" must be qualified with a dataset (e.g. dataset.table).')
+            dataset = self._dataset(table_project, dataset_name)
+            internal = dataset.tables.get(table.name)
+            if internal is None:
+                raise BigQueryError(404, "notFound", f"Not found: Table {table_project}:{dataset_name}.{table.name} was not found in location {dataset.location}")
+            alias = table.alias or table.name
+            replacement = exp.to_table(internal)
+            replacement.set("alias", exp.TableAlias(this=exp.to_identifier(alias)))
+            table.replace(replacement)
+            scanned.append((replacement, internal))
+        return scanned
+
+    def _bytes_processed(self, cursor: Any, tree: exp.Expression, scanned: list[tuple[exp.Table, str]], parameters: dict[str, Any]) -> int:
+        referenced = {part.lower() for column in tree.find_all(exp.Column) for part in (column.table, column.name) if part}
+        partition_filters = []
+        for where in tree.find_all(exp.Where):
+            for conjunct in where.this.flatten() if isinstance(where.this, exp.And) else [where.this]:
+                columns = list(conjunct.find_all(exp.Column))
+                if columns and all(c.name.lower() == "_partitiontime" for c in columns):
+                    partition_filters.append(conjunct.sql(dialect="duckdb"))
+        total = 0
+        for internal in sorted({name for _, name in scanned}):
+            names = [c[0] for c in cursor.execute(f"DESCRIBE {internal}").fetchall()]
+            width = sum(_COLUMN_BYTES.get(name, 16) for name in names if name.lower() in referenced)
+            where = " AND ".join(partition_filters) or "TRUE"
+            count_sql = f"SELECT count(*) FROM {internal} WHERE {where}"
+            used = {name: value for name, value in parameters.items() if f"${name}" in count_sql}
+            total += cursor.execute(count_sql, used).fetchone()[0] * width
+        return total
+
+
+# --- wire format helpers ---------------------------------------------------------------------------
+
+def _storage_value(value: Any) -> Any:
+    """Export amounts are FLOAT64: store Decimals as floats, recursively."""
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _storage_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storage_value(v) for v in value]
+    return value
+
+
+def _parameter_value(kind: dict[str, Any], value: dict[str, Any]) -> Any:
+    if kind.get("type") == "ARRAY":
+        return [_parameter_value(kind["arrayType"], item) for item in value.get("arrayValues", [])]
+    raw = value.get("value")
+    if raw is None:
+        return None
+    scalar = kind.get("type")
+    if scalar == "DATE":
+        return date.fromisoformat(raw)
+    if scalar == "TIMESTAMP":
+        parsed = datetime.fromisoformat(raw.replace(" UTC", "+00:00").replace("Z", "+00:00"))
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    if scalar in ("INT64", "INTEGER"):
+        return int(raw)
+    if scalar in ("NUMERIC", "BIGNUMERIC"):
+        return Decimal(raw)
+    if scalar in ("FLOAT64", "FLOAT"):
+        return float(raw)
+    if scalar in ("BOOL", "BOOLEAN"):
+        return raw.lower() == "true"
+    return raw
+
+
+def _field(arrow_field: pa.Field) -> dict[str, Any]:
+    t = arrow_field.type
+    if pa.types.is_decimal(t):
+        kind = "NUMERIC"
+    elif pa.types.is_timestamp(t):
+        kind = "TIMESTAMP"
+    elif pa.types.is_date(t):
+        kind = "DATE"
+    elif pa.types.is_floating(t):
+        kind = "FLOAT"
+    elif pa.types.is_integer(t):
+        kind = "INTEGER"
+    elif pa.types.is_boolean(t):
+        kind = "BOOLEAN"
+    else:
+        kind = "STRING"
+    return {"name": arrow_field.name, "type": kind, "mode": "NULLABLE"}
+
+
+def _wire_value(value: Any, kind: str) -> Any:
+    if value is None:
+        return None
+    if kind == "TIMESTAMP":  # the client asks for useInt64Timestamp: microseconds since the epoch
+        moment = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        delta = moment - datetime(1970, 1, 1, tzinfo=timezone.utc)
+        return str((delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds)
+    if kind == "DATE":
+        return value.isoformat()
+    if kind == "NUMERIC":
+        return format(value, "f")
+    if kind == "FLOAT":
+        return repr(float(value))
+    if kind == "BOOLEAN":
+        return "true" if value else "false"
+    return str(value)
+
+
+# --- seeding from synthetic charges ----------------------------------------------------------------
+
+def export_table_name(billing_account_id: str, detailed: bool = True) -> str:
+    kind = "resource_v1" if detailed else "v1"
+    return f"gcp_billing_export_{kind}_{billing_account_id.replace('-', '_')}"
+
+
+def _at(day: date, hour: int = 0) -> datetime:
+    return datetime.combine(day, time(hour), tzinfo=timezone.utc)
+
+
+def export_row(
+    *,
+    billing_account_id: str,
+    day: date,
+    project_id: str,
+    service: str,
+    sku: str,
+    cost: Decimal,
+    currency: str = "USD",
+    region: str | None = "us-central1",
+    credits: Iterable[tuple[str, str, Decimal]] = (),
+    cost_type: str = "regular",
+    invoice_month: str | None = None,
+    partition_day: date | None = None,
+    export_time: datetime | None = None,
+    labels: dict[str, str] | None = None,
+    resource: str | None = None,
+    conversion_rate: Decimal = Decimal(1),
+    usage_amount: Decimal | None = None,  # seconds
+    project_name: str | None = None,
+) -> dict[str, Any]:
+    """One billing export row. `credits` are (type, name, amount) with negative amounts."""
+    service_id = "".join(f"{b:02X}" for b in service.encode()[:3]) + "-ID"
+    row = {
+        "billing_account_id": billing_account_id,
+        "service": {"id": service_id, "description": service},
+        "sku": {"id": f"{zlib.crc32(sku.encode()) % 0xFFFF:04X}-{len(sku):04X}", "description": sku},
+        "usage_start_time": _at(day),
+        "usage_end_time": _at(day) + timedelta(hours=1),
+        "project": {"id": project_id, "number": str(zlib.crc32(project_id.encode())), "name": project_name or project_id, "labels": [], "ancestry_numbers": None},
+        "labels": [{"key": k, "value": v} for k, v in sorted((labels or {}).items())],
+        "system_labels": [],
+        "location": {"location": region, "country": None, "region": region, "zone": None},
+        "export_time": export_time or _at(day + timedelta(days=1), 6),
+        "cost": cost,
+        "currency": currency,
+        "currency_conversion_rate": conversion_rate,
+        "usage": _usage(cost_type, usage_amount),
+        "credits": [{"name": n, "amount": a, "full_name": n, "id": f"{t.lower()}-{n.lower().replace(' ', '-')}", "type": t} for t, n, a in credits],
+        "invoice": {"month": invoice_month or day.strftime("%Y%m")},
+        "cost_type": cost_type,
+        "_PARTITIONTIME": _at(partition_day or day),
+    }
+    if resource is not None:
+        row["resource"] = {"name": resource.rsplit("/", 1)[-1], "global_name": resource}
+    return row
+
+
+def _usage(cost_type: str, seconds: Decimal | None) -> dict[str, Any]:
+    """Usage in seconds, priced per hour; tax, adjustment and rounding rows have no usage."""
+    if cost_type != "regular":
+        return {"amount": None, "unit": None, "amount_in_pricing_units": None, "pricing_unit": None}
+    seconds = Decimal(3600) if seconds is None else seconds
+    return {"amount": seconds, "unit": "seconds", "amount_in_pricing_units": seconds / 3600, "pricing_unit": "hour"}
+
+
+def rows_from_charges(charges: Sequence[Charge], billing_account_id: str, detailed: bool = True) -> list[dict[str, Any]]:
+    """Synthetic charges -> export rows, with the amortized discount as a credit, 6 decimal places like the export."""
+    rows = []
+    for charge in charges:
+        cost = charge.amount.quantize(Decimal("0.000001"))
+        discount = (charge.amortized - charge.amount).quantize(Decimal("0.000001"))
+        credits = [("SUSTAINED_USAGE_DISCOUNT", "Sustained usage discount", discount)] if discount else []
+        rows.append(export_row(
+            billing_account_id=billing_account_id, day=charge.day, project_id=charge.account_id,
+            project_name=charge.account_name, service=charge.service, sku=f"{charge.service} usage",
+            cost=cost, currency=charge.currency, region=charge.region, credits=credits,
+            labels={"team": "platform" if "Compute" in charge.service else "data"},
+            resource=f"//{charge.service.lower().replace(' ', '')}.googleapis.com/projects/{charge.account_id}/{charge.service.lower().replace(' ', '-')}-1" if detailed else None,
+        ))
+    return rows
+
+
+def raw_totals(rows: Iterable[dict[str, Any]], invoice_month: str | None = None) -> dict[str, Decimal]:
+    """Net cost (cost + credits) per currency of seeded rows: what a test expects the lake to hold."""
+    totals: dict[str, Decimal] = {}
+    for row in rows:
+        if invoice_month and row["invoice"]["month"] != invoice_month.replace("-", ""):
+            continue
+        net = Decimal(row["cost"]) + sum((Decimal(c["amount"]) for c in row["credits"]), Decimal(0))
+        totals[row["currency"]] = totals.get(row["currency"], Decimal(0)) + net
+    return totals
+
+
+DEMO_SERVICES: tuple[tuple[str, str | None, Decimal], ...] = (
+    ("Compute Engine", "us-central1", Decimal("182.40")),
+    ("Cloud Storage", "us-central1", Decimal("23.15")),
+    ("BigQuery", "US", Decimal("41.80")),
+    ("Cloud SQL", "europe-west1", Decimal("36.20")),
+    ("Kubernetes Engine", "us-central1", Decimal("64.00")),
+    ("Networking", None, Decimal("12.75")),
+)
+
+
+class GcpDemo:
+    """The demo's GCP side: a billing account whose detailed export holds 60+ days of synthetic
+    cost (with credits and monthly tax), and one connected hours ago whose export has not created
+    its tables yet (PENDING)."""
+
+    BILLING_ACCOUNT = "01A2B3-C4D5E6-F7A8B9"
+    NEW_BILLING_ACCOUNT = "0B1C2D-3E4F5A-6B7C8D"
+    PROJECT = "finops-demo-billing"
+    DATASET = "billing_export"
+    NEW_DATASET = "billing_export_new"
+
+    def __init__(self) -> None:
+        self.sandbox: BigQuerySandbox | None = None
+
+    def start(self, port: int) -> None:
+        self.sandbox = BigQuerySandbox(port).start()
+
+    def stop(self) -> None:
+        if self.sandbox is not None:
+            self.sandbox.stop()
+            self.sandbox = None
+
+    def accounts(self, now: datetime) -> list[dict[str, Any]]:
+        assert self.sandbox is not None, "start() first"
+
+        def account(key: str, name: str, billing: str, dataset: str, connected: timedelta) -> dict[str, Any]:
+            return {
+                "key": key, "provider": "gcp", "source": "bigquery_export", "name": name,
+                "connected_at": (now - connected).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "billing_account_id": billing, "project_id": self.PROJECT, "dataset": dataset,
+                "api_endpoint": self.sandbox.url,
+            }
+
+        return [
+            account("gcp-acme", "Acme Google Cloud", self.BILLING_ACCOUNT, self.DATASET, timedelta(days=120)),
+            account("gcp-new-billing", "New GCP billing account", self.NEW_BILLING_ACCOUNT, self.NEW_DATASET, timedelta(hours=6)),
+        ]
+
+    def environment(self) -> dict[str, str]:
+        return {}  # the stand-in takes anonymous requests; real accounts name credentials_env
+
+    def seed(self, config: Any, periods: list[str], today: date) -> None:
+        """Synthetic export rows from the first day of the oldest period (at least 62 days back) to yesterday."""
+        assert self.sandbox is not None, "start() first"
+        first = min([today - timedelta(days=62)] + [date.fromisoformat(f"{p}-01") for p in periods])
+        self.sandbox.create_dataset(self.PROJECT, self.NEW_DATASET)  # export enabled, no tables yet
+        for account in config.for_source("gcp", "bigquery_export"):
+            if account.settings.get("api_endpoint") != self.sandbox.url or account.settings["dataset"] != self.DATASET:
+                continue
+            billing = account.settings["billing_account_id"]
+            project = account.settings.get("dataset_project_id") or account.settings["project_id"]
+            table = export_table_name(billing)
+            self.sandbox.create_dataset(project, self.DATASET)
+            self.sandbox.create_export_table(project, self.DATASET, table)
+            charges = daily_charges(
+                f"gcp-demo-{account.key}", first, (today - first).days,
+                [("acme-web-prod", "Acme Web (prod)"), ("acme-data-lake", "Acme Data Lake")], DEMO_SERVICES,
+            )
+            rows = rows_from_charges(charges, billing)
+            rng = random.Random(account.key)
+            for month_start in sorted({c.day.replace(day=1) for c in charges}):
+                rows.append(export_row(billing_account_id=billing, day=month_start, project_id="acme-web-prod", service="Invoice",
+                                       sku="Tax", cost=Decimal(rng.randint(500, 900)) / 100, cost_type="tax", region=None))
+            self.sandbox.insert_rows(project, self.DATASET, table, rows)
