@@ -15,7 +15,6 @@ A source's `definitions.py` stays thin: it calls `source_definitions` with a pul
 adds what only it has (the CUR sensor, the DigitalOcean invoice check).
 """
 
-from __future__ import annotations
 
 import os
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import dagster as dg
+from dagster import AssetCheckExecutionContext, AssetExecutionContext
 
 from finops_pipeline.catalog import MART_TABLES
 from finops_pipeline.config import Account, FinopsConfig, registry_for_definitions
@@ -155,7 +155,7 @@ def source_assets(spec: SourceDagsterSpec, accounts: Sequence[Account], periods:
     by_key = {account_asset_key(a): a.key for a in accounts}
 
     @dg.multi_asset(name=f"{source.id}_accounts", specs=specs, can_subset=True, partitions_def=periods)
-    def pull_accounts(context: dg.AssetExecutionContext, finops: FinopsResource) -> Iterator[dg.MaterializeResult]:
+    def pull_accounts(context: AssetExecutionContext, finops: FinopsResource) -> Iterator[dg.MaterializeResult]:
         config = finops.load_config()  # read now: settings and secrets as they are at run time
         wanted = {by_key[k] for k in context.selected_asset_keys}
         selected = [a for a in config.for_source(source.provider.key, source.name) if a.key in wanted]
@@ -192,7 +192,7 @@ def source_checks(source: Source, accounts: Sequence[Account]) -> list[dg.AssetC
         ],
         can_subset=True,
     )
-    def billing_data_within_48h(context: dg.AssetCheckExecutionContext, finops: FinopsResource) -> Iterator[dg.AssetCheckResult]:
+    def billing_data_within_48h(context: AssetCheckExecutionContext, finops: FinopsResource) -> Iterator[dg.AssetCheckResult]:
         wanted = {k.asset_key for k in context.selected_asset_check_keys}
         statuses = {s.account_key: s for s in connection_statuses(finops.load_config(), finops.data_path(), finops.current_time())}
         for account_key, asset_key in keys.items():
@@ -231,7 +231,7 @@ def source_checks(source: Source, accounts: Sequence[Account]) -> list[dg.AssetC
         ],
         can_subset=True,
     )
-    def reconciles_with_source(context: dg.AssetCheckExecutionContext, finops: FinopsResource) -> Iterator[dg.AssetCheckResult]:
+    def reconciles_with_source(context: AssetCheckExecutionContext, finops: FinopsResource) -> Iterator[dg.AssetCheckResult]:
         wanted = {k.asset_key for k in context.selected_asset_check_keys}
         for account_key, asset_key in keys.items():
             if asset_key not in wanted:

@@ -12,11 +12,15 @@ import dagster as dg
 from finops_pipeline.resources import FinopsResource
 
 
-def load_definitions() -> dg.Definitions:
-    """Everything in the defs folder, for the registry FINOPS_CONFIG names now."""
+def load_definitions(finops: FinopsResource | None = None) -> dg.Definitions:
+    """Everything in the defs folder, for the registry FINOPS_CONFIG names now.
+
+    `finops` replaces the default resource (paths from the environment, the real clock): the CLI and
+    the tests pass their own.
+    """
     return dg.Definitions.merge(
         dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
-        dg.Definitions(resources={"finops": FinopsResource()}),
+        dg.Definitions(resources={"finops": finops or FinopsResource()}),
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any, Iterator
 import pytest
 import yaml
 
+from finops_pipeline.jobs import Refreshed
 from finops_pipeline.resources import FinopsResource
 from finops_sandbox.aws import MotoSandbox
 
@@ -51,23 +52,45 @@ def finops_resource(config: Path, data_dir: Path, now: str | None = None) -> Fin
     return FinopsResource(config_file=str(config), data_dir=str(data_dir), now=now)
 
 
-def run_refresh(config: Path, data_dir: Path, period: str, now: str | None = None):
-    """Run the real `refresh_costs` job in-process for one billing period."""
-    from finops_pipeline.definitions import defs
+def run_refresh(config: Path, data_dir: Path, period: str, now: str | None = None, **select: str) -> Refreshed:
+    """Refresh one billing period of every configured account (or `provider=`, `source=`, `account=`)
+    through the real source jobs, then rebuild the tables, as `finops-pipeline refresh` does."""
+    from finops_pipeline.config import load_config
+    from finops_pipeline.jobs import refresh, select_accounts
 
-    return defs.resolve_job_def("refresh_costs").execute_in_process(
-        partition_key=period, resources={"finops": finops_resource(config, data_dir, now)}, raise_on_error=True
-    )
+    accounts = select_accounts(load_config(config), **select)
+    return refresh(finops_resource(config, data_dir, now), accounts, [period])
 
 
 def run_checks(config: Path, data_dir: Path, now: str | None = None):
-    from finops_pipeline.definitions import defs
+    from finops_pipeline.jobs import run_checks as checks_job
 
-    return defs.resolve_job_def("check_billing_connections").execute_in_process(
-        resources={"finops": finops_resource(config, data_dir, now)}, raise_on_error=True
-    )
+    result = checks_job(finops_resource(config, data_dir, now))
+    assert result.success, result.get_run_failure_event()
+    return result
 
 
 def check_results(result) -> dict[tuple[str, str], Any]:
-    """{(asset, check name): AssetCheckEvaluation} from a run."""
+    """{(asset, check name): AssetCheckEvaluation} from a run; per-account assets read '<source id>/<account key>'."""
     return {(e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()}
+
+
+def statuses(result, source_id: str) -> dict[str, str]:
+    """{account key: status} from the 48-hour checks of one source."""
+    return {
+        asset.split("/", 1)[1]: e.metadata["status"].value
+        for (asset, name), e in check_results(result).items()
+        if name == "billing_data_within_48h" and asset.startswith(source_id + "/")
+    }
+
+
+def by_account(refreshed: Refreshed) -> dict[str, Any]:
+    """{account key: AccountResult} of a one-period refresh."""
+    return {r.account: r for r in refreshed.results}
+
+
+def run_events(refreshed: Refreshed) -> str:
+    """Every event of the refresh's runs, as text (for the secret checks)."""
+    import json
+
+    return json.dumps([str(e) for run in refreshed.runs for e in run.all_events])

@@ -18,10 +18,14 @@ from finops_sandbox.aws import MotoSandbox, cost_explorer_pages
 from finops_sandbox.faults import FaultProxy
 from finops_sandbox.synthetic import daily_charges, totals
 from finops_pipeline_tests.aws.test_cost_explorer import LINKED, SERVICES, account_entry
-from finops_pipeline_tests.conftest import check_results, run_checks, run_refresh, write_config
+from finops_pipeline_tests.conftest import by_account, check_results, run_checks, run_events, run_refresh, statuses, write_config
 
 SECRET = "ext-id-4f1c9b"
-CHECK = ("aws_cost_explorer_costs", "billing_data_within_48h")
+SOURCE_ID = "aws_cost_explorer"
+
+
+def check(account: str, name: str = "billing_data_within_48h") -> tuple[str, str]:
+    return (f"{SOURCE_ID}/{account}", name)
 
 
 @pytest.fixture(autouse=True)
@@ -68,12 +72,15 @@ def test_refresh_writes_the_lake_the_catalog_and_the_dashboard_tables(seeded) ->
     result = run_refresh(config_path, data_dir, "2026-10", now="2026-11-26T08:00:00Z")
     run_refresh(config_path, data_dir, "2026-11", now="2026-11-26T08:00:00Z")
 
-    source = result.asset_materializations_for_node("aws_cost_explorer_costs")[0].metadata
-    assert source["accounts_ok"].value == 3 and source["accounts_failed"].value == 0
-    assert source["api_calls"].value == 3 + 3 + 1  # 31 days in pages of 12 for two accounts, one empty answer
-    expected_october = month_total(charges["aws-main"], 10) + month_total(charges["aws-second"], 10)
-    assert source["totals_by_currency"].value == {"USD": str(expected_october)}
-    assert "| aws-main |" in source["preview"].value
+    assert result.ok
+    accounts = by_account(result)
+    assert [accounts[k].api_calls for k in ("aws-main", "aws-second", "aws-empty")] == [3, 3, 1]  # 31 days in pages of 12; one empty answer
+    assert Decimal(accounts["aws-main"].totals["USD"]) == month_total(charges["aws-main"], 10)
+    assert Decimal(accounts["aws-second"].totals["USD"]) == month_total(charges["aws-second"], 10)
+    main = accounts["aws-main"].metadata
+    assert Decimal(main["totals_by_currency"].value["USD"]) == month_total(charges["aws-main"], 10)
+    assert main["billed"].value == f"USD {month_total(charges['aws-main'], 10):,.2f}"
+    assert accounts["aws-empty"].rows == 0 and "no costs" in accounts["aws-empty"].metadata["note"].value
 
     # The lake: one partition per account and month, exact to the last decimal.
     main_october = read_partition(data_dir, PartitionKey("aws", "cost_explorer", "aws-main", "2026-10"))
@@ -87,8 +94,8 @@ def test_refresh_writes_the_lake_the_catalog_and_the_dashboard_tables(seeded) ->
     assert summary == [("aws", "USD", november_to_date, True)]
     _, trend = query(data_dir, "SELECT count(*), min(day), max(day) FROM daily_cost_trend")
     assert trend == [(30, date(2026, 10, 27), date(2026, 11, 25))]
-    _, by_account = query(data_dir, "SELECT cloud_account_id, cloud_account_name FROM cost_by_account ORDER BY 1")
-    assert by_account == [("111111111111", "payer"), ("222222222222", "production"), ("444444444444", "data")]
+    _, cloud_accounts = query(data_dir, "SELECT cloud_account_id, cloud_account_name FROM cost_by_account ORDER BY 1")
+    assert cloud_accounts == [("111111111111", "payer"), ("222222222222", "production"), ("444444444444", "data")]
     _, status = query(data_dir, "SELECT account_key, status FROM billing_connection_status ORDER BY account_key")
     assert status == [("aws-empty", "NO_DATA"), ("aws-main", "OK"), ("aws-second", "OK")]  # connected 5.8 days before
 
@@ -97,32 +104,38 @@ def test_the_48_hour_check_waits_then_fails_with_the_fix(seeded) -> None:
     config_path, data_dir, _ = seeded
     run_refresh(config_path, data_dir, "2026-11", now="2026-11-22T11:00:00Z")
 
-    at_47h = check_results(run_checks(config_path, data_dir, now="2026-11-22T11:00:00Z"))[CHECK]
+    result = run_checks(config_path, data_dir, now="2026-11-22T11:00:00Z")
+    at_47h = check_results(result)[check("aws-empty")]
     assert at_47h.passed
-    assert at_47h.metadata["by_status"].value["aws-empty"] == "PENDING"
+    assert statuses(result, SOURCE_ID) == {"aws-main": "OK", "aws-second": "OK", "aws-empty": "PENDING"}
+    assert at_47h.metadata["becomes_no_data_at"].value == "2026-11-22T12:00:00+00:00"
+    assert at_47h.metadata["connected"].value == "47 hours"
 
-    at_49h = check_results(run_checks(config_path, data_dir, now="2026-11-22T13:00:00Z"))[CHECK]
-    assert not at_49h.passed
-    assert at_49h.severity == AssetCheckSeverity.ERROR
-    fixes = at_49h.metadata["fixes"].value
-    assert list(fixes) == ["aws-empty"]
-    assert fixes["aws-empty"]["status"] == "NO_DATA"
-    assert "AWSCostExplorerReadOnlyAccess" in fixes["aws-empty"]["fix"]
-    assert "Cost Explorer" in fixes["aws-empty"]["cause"]
+    result = run_checks(config_path, data_dir, now="2026-11-22T13:00:00Z")
+    at_49h = check_results(result)[check("aws-empty")]
+    assert not at_49h.passed and at_49h.severity == AssetCheckSeverity.ERROR
+    assert [a for a, s in statuses(result, SOURCE_ID).items() if s != "OK"] == ["aws-empty"]
+    assert at_49h.metadata["status"].value == "NO_DATA" and at_49h.metadata["connected"].value == "2 days"
+    # Its pulls succeed and return nothing: that disproves "cannot read Cost Explorer"; the fix is about the payer.
+    assert "returns no costs" in at_49h.metadata["cause"].value
+    assert "payer (management) account" in at_49h.metadata["fix"].value
+    assert "not be activated" not in at_49h.metadata["cause"].value
 
 
 def test_reconciliation_check_catches_a_partition_that_disagrees_with_its_source(seeded) -> None:
     config_path, data_dir, _ = seeded
     run_refresh(config_path, data_dir, "2026-10")
     checks = check_results(run_checks(config_path, data_dir))
-    assert checks[("aws_cost_explorer_costs", "reconciles_with_source")].passed
+    assert checks[check("aws-second", "reconciles_with_source")].passed
 
     key = PartitionKey("aws", "cost_explorer", "aws-second", "2026-10")
     rows = read_partition(data_dir, key)
     write_partition(data_dir, key, rows.slice(1), {"USD": sum(rows.column("BilledCost").to_pylist())})  # one row lost
-    failed = check_results(run_checks(config_path, data_dir))[("aws_cost_explorer_costs", "reconciles_with_source")]
+    checks = check_results(run_checks(config_path, data_dir))
+    failed = checks[check("aws-second", "reconciles_with_source")]
     assert not failed.passed
     assert list(failed.metadata["mismatches"].value) == ["aws-second/2026-10"]
+    assert checks[check("aws-main", "reconciles_with_source")].passed
 
 
 def test_a_failing_account_keeps_its_last_good_month_and_does_not_stop_the_others(seeded, proxy: FaultProxy) -> None:
@@ -132,10 +145,17 @@ def test_a_failing_account_keeps_its_last_good_month_and_does_not_stop_the_other
 
     result = run_refresh(config_path, data_dir, "2026-10", now="2026-11-26T09:00:00Z")
 
-    assert result.success  # the run goes on; the failure is in the metadata, the status table and the check
-    metadata = result.asset_materializations_for_node("aws_cost_explorer_costs")[0].metadata
-    assert metadata["accounts_failed"].value == 1
-    assert "aws-main" in metadata["failures"].value and "AWSCostExplorerReadOnlyAccess" in metadata["failures"].value
+    # The run is red, the healthy accounts are written and materialized, the failed one names its fix.
+    assert not result.ok
+    [run] = [r for r in result.runs if r.job_def.name == "refresh_aws_cost_explorer"]
+    assert not run.success
+    failure = run.get_step_failure_events()[0].step_failure_data.user_failure_data
+    assert "aws-main" in failure.description and "AWSCostExplorerReadOnlyAccess" in failure.description
+    materialized = {e.asset_key.to_user_string() for e in run.get_asset_materialization_events()}
+    assert materialized == {"aws_cost_explorer/aws-second", "aws_cost_explorer/aws-empty"}
+    accounts = by_account(result)
+    assert (accounts["aws-main"].ok, accounts["aws-main"].code) == (False, "aws.cost_explorer_access_denied")
+    assert accounts["aws-second"].ok
     kept = read_partition(data_dir, PartitionKey("aws", "cost_explorer", "aws-main", "2026-10"))
     assert sum(kept.column("BilledCost").to_pylist()) == month_total(charges["aws-main"], 10)
     second = read_partition(data_dir, PartitionKey("aws", "cost_explorer", "aws-second", "2026-10"))
@@ -146,16 +166,15 @@ def test_a_failing_account_keeps_its_last_good_month_and_does_not_stop_the_other
     )
     assert (status, code) == ("ERROR", "aws.cost_explorer_access_denied")
     assert "AWSCostExplorerReadOnlyAccess" in fix
-    check = check_results(run_checks(config_path, data_dir, now="2026-11-26T09:00:00Z"))[CHECK]
-    assert not check.passed
-    fixes = check.metadata["fixes"].value
-    assert fixes["aws-main"]["status"] == "ERROR" and "AWSCostExplorerReadOnlyAccess" in fixes["aws-main"]["fix"]
-    assert fixes["aws-empty"]["status"] == "NO_DATA"
+    checks = run_checks(config_path, data_dir, now="2026-11-26T09:00:00Z")
+    main = check_results(checks)[check("aws-main")]
+    assert not main.passed and main.severity == AssetCheckSeverity.WARN  # its data flowed before: a warning
+    assert main.metadata["status"].value == "ERROR" and "AWSCostExplorerReadOnlyAccess" in main.metadata["fix"].value
+    assert statuses(checks, SOURCE_ID) == {"aws-main": "ERROR", "aws-second": "OK", "aws-empty": "NO_DATA"}
 
     # The secret the provider echoed back is nowhere: not in the status, the state, the event log.
     assert SECRET not in error and "***" in error
     for path in data_dir.rglob("*"):
         if path.is_file():
             assert SECRET.encode() not in path.read_bytes(), path
-    events = json.dumps([str(e) for e in result.all_events])
-    assert SECRET not in events
+    assert SECRET not in run_events(result)

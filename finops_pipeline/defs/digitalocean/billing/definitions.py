@@ -4,6 +4,7 @@ from decimal import Decimal
 from typing import Any, Iterator, Sequence
 
 import dagster as dg
+from dagster import AssetCheckExecutionContext
 
 from finops_pipeline.config import Account
 from finops_pipeline.dagster_sources import SourceDagsterSpec, account_asset_key, source_definitions
@@ -51,7 +52,7 @@ def invoice_checks(accounts: Sequence[Account]) -> list[dg.AssetChecksDefinition
         specs=[dg.AssetCheckSpec("invoice_matches_daily", asset=key, description=INVOICE_CHECK_DESCRIPTION) for key in keys.values()],
         can_subset=True,
     )
-    def invoice_matches_daily(context: dg.AssetCheckExecutionContext, finops: FinopsResource) -> Iterator[dg.AssetCheckResult]:
+    def invoice_matches_daily(context: AssetCheckExecutionContext, finops: FinopsResource) -> Iterator[dg.AssetCheckResult]:
         from finops_pipeline.defs.digitalocean.billing.invoice_check import compare_invoices
 
         wanted = {k.asset_key for k in context.selected_asset_check_keys}
