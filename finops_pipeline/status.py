@@ -3,8 +3,8 @@
 Billing data takes 24 to 48 hours to appear after access is granted, so an account without data is
 PENDING until 48 hours after `connected_at` and NO_DATA after that. An account is ERROR when the
 latest pull of a month that matters failed: its open billing period(s), and every month from its
-first data on. A failed pull of an older month (a backfill from before the export existed) is
-reported on that partition only. The "not there yet" errors (Cost Explorer not activated yet, data
+first data on (any month while it has no data at all). A failed pull of a month older than its first
+data (a backfill from before the export existed) is reported on that partition only. The "not there yet" errors (Cost Explorer not activated yet, data
 not ingested yet) stay PENDING inside the window. A pull that succeeded and found nothing is its own
 case, with its own cause and fix: its success disproves "cannot read it".
 """
@@ -95,8 +95,13 @@ def _time(value: str | None) -> datetime | None:
 
 def account_status(account: Account, records: dict[str, dict[str, Any]], covered: Coverage | None, now: datetime) -> ConnectionStatus:
     """One account's status from its pull records (billing period -> last outcome) and its data in the lake."""
-    first_month = covered.first_day.strftime("%Y-%m") if covered else None
-    matters = set(open_periods(now)) | {p for p in records if first_month and p >= first_month}
+    # With data somewhere, the months that matter are the open ones and those from its first data on; a
+    # failed backfill of an older month says nothing about today. Without any data, every failure may be why.
+    if covered:
+        first_month = covered.first_day.strftime("%Y-%m")
+        matters = set(open_periods(now)) | {p for p in records if p >= first_month}
+    else:
+        matters = set(records)
     failing = sorted(
         (_time(r.get("last_failure_at")), period, r.get("last_error") or {})
         for period, r in records.items()

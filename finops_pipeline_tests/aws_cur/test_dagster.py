@@ -1,19 +1,24 @@
-"""The CUR asset through Dagster: the refresh_costs job, the lake, the catalog and both checks."""
+"""CUR accounts through Dagster: the refresh_aws_cur job, the lake, the catalog and both checks."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
+from dagster import AssetKey
+
 from finops_pipeline.catalog import query
 from finops_pipeline.lake import PartitionKey, read_partition_totals
 from finops_sandbox import cur as sandbox_cur
 
-from finops_pipeline_tests.conftest import check_results, run_checks, run_refresh, write_config
+from finops_pipeline_tests.conftest import by_account, check_results, run_checks, run_refresh, write_config
 
 from .conftest import BUCKET, entry, lines_for
 
 PERIOD = "2026-10"
-ASSET = "aws_cur_costs"
+
+
+def check(account: str, name: str = "billing_data_within_48h") -> tuple[str, str]:
+    return (f"aws_cur/{account}", name)
 
 
 def test_materialization_lake_catalog_and_checks(moto, bucket, tmp_path):
@@ -30,11 +35,10 @@ def test_materialization_lake_catalog_and_checks(moto, bucket, tmp_path):
     data_dir = tmp_path / "data"
 
     result = run_refresh(config, data_dir, PERIOD, now="2026-10-22T11:00:00Z")
-    assert result.success
-    materialization = [m for m in result.asset_materializations_for_node(ASSET)][0]
-    assert materialization.metadata["accounts_ok"].value == 2
-    assert materialization.metadata["accounts_failed"].value == 1
-    assert "aws.cur_manifest_missing" in materialization.metadata["failures"].value
+    assert not result.ok  # cur-new has no manifest: its step fails after the others are written
+    accounts = by_account(result)
+    assert accounts["cur-legacy"].ok and accounts["cur-v2"].ok
+    assert accounts["cur-new"].code == "aws.cur_manifest_missing"
 
     for key, lines in (("cur-legacy", legacy), ("cur-v2", current)):
         path = PartitionKey("aws", "cur", key, PERIOD).path(data_dir)
@@ -48,26 +52,26 @@ def test_materialization_lake_catalog_and_checks(moto, bucket, tmp_path):
 
     # 47 h after cur-new was connected: still inside the window, the check passes.
     checks = check_results(run_checks(config, data_dir, now="2026-10-22T11:00:00Z"))
-    assert checks[(ASSET, "reconciles_with_source")].passed
-    assert checks[(ASSET, "billing_data_within_48h")].passed
-    # 49 h: cur-new has no data and its last pull found no manifest -> the check fails with the CUR fix.
+    assert all(checks[check(a, "reconciles_with_source")].passed for a in ("cur-legacy", "cur-v2", "cur-new"))
+    assert all(checks[check(a)].passed for a in ("cur-legacy", "cur-v2", "cur-new"))
+    # 49 h: cur-new has no data and its last pull found no manifest -> its check fails with the CUR fix.
     checks = check_results(run_checks(config, data_dir, now="2026-10-22T13:00:00Z"))
-    within = checks[(ASSET, "billing_data_within_48h")]
-    assert not within.passed
-    fixes = within.metadata["fixes"].value
-    assert set(fixes) == {"cur-new"}
-    assert "Data Exports" in fixes["cur-new"]["fix"] and "s3:GetObject" in fixes["cur-new"]["fix"]
-    assert checks[(ASSET, "reconciles_with_source")].passed
+    assert [a for a in ("cur-legacy", "cur-v2", "cur-new") if not checks[check(a)].passed] == ["cur-new"]
+    fix = checks[check("cur-new")].metadata["fix"].value
+    assert "Data Exports" in fix and "s3:GetObject" in fix
+    assert checks[check("cur-v2", "reconciles_with_source")].passed
 
 
 def test_48h_check_for_an_account_never_pulled(moto, tmp_path):
     config = write_config(tmp_path, [entry("cur-quiet", report="x", endpoint=moto.url, connected_at="2026-10-20T12:00:00Z")])
     data_dir = tmp_path / "data"
-    assert check_results(run_checks(config, data_dir, now="2026-10-22T11:00:00Z"))[(ASSET, "billing_data_within_48h")].passed
-    failed = check_results(run_checks(config, data_dir, now="2026-10-22T13:00:00Z"))[(ASSET, "billing_data_within_48h")]
+    assert check_results(run_checks(config, data_dir, now="2026-10-22T11:00:00Z"))[check("cur-quiet")].passed
+    failed = check_results(run_checks(config, data_dir, now="2026-10-22T13:00:00Z"))[check("cur-quiet")]
     assert not failed.passed
-    fix = failed.metadata["fixes"].value["cur-quiet"]
-    assert fix["status"] == "NO_DATA" and "Data Exports" in fix["fix"]
+    assert failed.metadata["status"].value == "NO_DATA" and "Data Exports" in failed.metadata["fix"].value
+    # Nothing was pulled, so nothing proves or disproves a cause: it says so and how to run one.
+    assert "No pull of this account has run yet" in failed.metadata["cause"].value
+    assert "finops-pipeline refresh --account cur-quiet" in failed.metadata["fix"].value
 
 
 def test_a_failing_account_keeps_its_last_good_data_and_the_others_refresh(moto, bucket, s3, tmp_path):
@@ -77,14 +81,15 @@ def test_a_failing_account_keeps_its_last_good_data_and_the_others_refresh(moto,
     broken_b = sandbox_cur.deliver(bucket, BUCKET, "exports", "rep-b", PERIOD, good_b, "cur2-csv-gz")
     config = write_config(tmp_path, [entry("cur-a", report="rep-a", endpoint=moto.url), entry("cur-b", report="rep-b", endpoint=moto.url)])
     data_dir = tmp_path / "data"
-    assert run_refresh(config, data_dir, PERIOD).success
+    assert run_refresh(config, data_dir, PERIOD).ok
 
     # Next delivery: a restates its month, b's manifest lists a file that is gone.
     restated_a = lines_for(PERIOD, seed="a2")
     sandbox_cur.deliver(bucket, BUCKET, "exports", "rep-a", PERIOD, restated_a, "cur2-parquet")
     broken_b = sandbox_cur.deliver(bucket, BUCKET, "exports", "rep-b", PERIOD, lines_for(PERIOD, seed="b2"), "cur2-csv-gz")
     s3.delete_object(Bucket=BUCKET, Key=broken_b.data_keys[0])
-    assert run_refresh(config, data_dir, PERIOD).success
+    second = run_refresh(config, data_dir, PERIOD)
+    assert not second.ok and by_account(second)["cur-a"].ok and by_account(second)["cur-b"].code == "aws.cur_file_missing"
 
     _, rows = query(data_dir, "SELECT x_AccountKey, sum(BilledCost) FROM cost_daily GROUP BY 1 ORDER BY 1")
     assert {k: Decimal(str(v)) for k, v in rows} == {
@@ -96,16 +101,16 @@ def test_a_failing_account_keeps_its_last_good_data_and_the_others_refresh(moto,
 
 
 def test_a_sensor_run_refreshes_only_its_account(moto, bucket, tmp_path):
-    from finops_pipeline.definitions import defs
-    from finops_pipeline.dagster_sources import ACCOUNT_TAG
+    from finops_pipeline.jobs import load_definitions_for
     from finops_pipeline_tests.conftest import finops_resource
 
     for report in ("rep-a", "rep-b"):
         sandbox_cur.deliver(bucket, BUCKET, "exports", report, PERIOD, lines_for(PERIOD, seed=report), "cur2-parquet")
     config = write_config(tmp_path, [entry("cur-a", report="rep-a", endpoint=moto.url), entry("cur-b", report="rep-b", endpoint=moto.url)])
     data_dir = tmp_path / "data"
-    result = defs.resolve_job_def("refresh_cur").execute_in_process(
-        partition_key=PERIOD, tags={ACCOUNT_TAG: "cur-b"}, resources={"finops": finops_resource(config, data_dir)})
+    defs = load_definitions_for(finops_resource(config, data_dir))
+    result = defs.resolve_job_def("refresh_aws_cur").execute_in_process(partition_key=PERIOD, asset_selection=[AssetKey(["aws_cur", "cur-b"])])
     assert result.success
+    assert {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()} == {"aws_cur/cur-b"}
     assert PartitionKey("aws", "cur", "cur-b", PERIOD).path(data_dir).exists()
     assert not PartitionKey("aws", "cur", "cur-a", PERIOD).path(data_dir).exists()

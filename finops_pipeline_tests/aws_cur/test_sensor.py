@@ -7,22 +7,24 @@ import os
 
 from dagster import SensorResult, build_sensor_context
 
-from finops_pipeline.defs.aws.cur.sensors import cur_manifest_sensor, watched_periods
+from finops_pipeline.defs.aws.cur.sensors import watched_periods
+from finops_pipeline.jobs import load_definitions_for
 from finops_pipeline.resources import FinopsResource
 from finops_sandbox import cur as sandbox_cur
-from finops_pipeline.dagster_sources import ACCOUNT_TAG
 
 from finops_pipeline_tests.conftest import write_config
 
 from .conftest import BUCKET, entry, lines_for
 
 NOW = "2026-11-03T08:00:00Z"
+ACCOUNT_TAG = "finops/account"
 
 
 def _tick(config, tmp_path, cursor: str | None) -> SensorResult:
     resource = FinopsResource(config_file=str(config), data_dir=str(tmp_path / "data"), now=NOW)
-    context = build_sensor_context(cursor=cursor, resources={"finops": resource})
-    return cur_manifest_sensor(context)
+    sensor = load_definitions_for(resource).resolve_sensor_def("cur_manifest_sensor")
+    with build_sensor_context(cursor=cursor, resources={"finops": resource}) as context:
+        return sensor(context)
 
 
 def test_watched_periods_are_the_open_and_previous_month():
@@ -48,6 +50,11 @@ def test_ticks_new_same_and_rewritten_manifests(moto, bucket, tmp_path):
     requested = sorted((r.tags[ACCOUNT_TAG], r.partition_key) for r in second.run_requests)
     assert requested == [("cur-legacy", "2026-10"), ("cur-v2", "2026-11")]
     assert all(r.run_key and r.run_key.startswith(f"cur:{r.tags[ACCOUNT_TAG]}:{r.partition_key}:") for r in second.run_requests)
+    # Each run refreshes only its account's asset, then the tables downstream.
+    for request in second.run_requests:
+        selected = {k.to_user_string() for k in request.asset_selection}
+        assert f"aws_cur/{request.tags[ACCOUNT_TAG]}" in selected and "cost_daily" in selected
+        assert not any(k.startswith("aws_cur/") and k != f"aws_cur/{request.tags[ACCOUNT_TAG]}" for k in selected)
 
     # The same manifests again: nothing to do.
     third = _tick(config, tmp_path, second.cursor)

@@ -8,7 +8,7 @@ from decimal import Decimal
 from finops_pipeline import catalog
 from finops_pipeline.lake import PartitionKey, read_partition, read_partition_totals
 from finops_sandbox.azure import seed_subscription
-from finops_pipeline_tests.conftest import check_results, run_checks, run_refresh, write_config
+from finops_pipeline_tests.conftest import by_account, check_results, run_checks, run_events, run_refresh, statuses, write_config
 
 from .conftest import SECRET
 
@@ -16,7 +16,7 @@ PERIOD = "2026-10"
 CONNECTED = "2026-11-01T00:00:00Z"
 AT_47H = "2026-11-02T23:00:00Z"
 AT_49H = "2026-11-03T01:00:00Z"
-ASSET = "azure_cost_management_costs"
+SOURCE_ID = "azure_cost_management"
 
 
 def expected(records, attribute):
@@ -37,10 +37,8 @@ def catalog_totals(data_dir, account_key):
     return {c: b for c, b, _ in rows}, {c: e for c, _, e in rows}
 
 
-def azure_materialization(result):
-    events = [e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == ASSET]
-    assert len(events) == 1
-    return events[0].materialization.metadata
+def check(account: str, name: str = "billing_data_within_48h") -> tuple[str, str]:
+    return (f"{SOURCE_ID}/{account}", name)
 
 
 def test_refresh_writes_the_month_and_the_48_hour_rule_holds(azure, tenant, tmp_path):
@@ -55,7 +53,7 @@ def test_refresh_writes_the_month_and_the_48_hour_rule_holds(azure, tenant, tmp_
     data_dir = tmp_path / "data"
 
     result = run_refresh(config, data_dir, PERIOD, now=AT_47H)
-    assert result.success
+    assert result.ok
 
     # The lake partition, with the raw source totals it must reconcile to.
     key = PartitionKey("azure", "cost_management", "prod", PERIOD)
@@ -71,26 +69,25 @@ def test_refresh_writes_the_month_and_the_48_hour_rule_holds(azure, tenant, tmp_
     _, rows = catalog.query(data_dir, "SELECT count(*) FROM cost_daily WHERE x_AccountKey = 'prod' AND ChargePeriodStart < '2026-10-01'")
     assert rows == [(0,)]
 
-    metadata = azure_materialization(result)
-    assert metadata["accounts_ok"].value == 3 and metadata["accounts_failed"].value == 0
-    details = metadata["source_details"].data
-    assert details["prod"]["queries"] == 2 and details["prod"]["qpu_consumed"] >= 2
+    details = by_account(result)["prod"].metadata["source_details"].data
+    assert details["queries"] == 2 and details["qpu_consumed"] >= 2
 
     checks = check_results(run_checks(config, data_dir, now=AT_47H))
-    assert checks[(ASSET, "reconciles_with_source")].passed
-    assert checks[(ASSET, "billing_data_within_48h")].passed  # 'empty' is still PENDING at 47 h
+    assert all(checks[check(a, "reconciles_with_source")].passed for a in ("prod", "eu", "empty"))
+    assert checks[check("empty")].passed  # 'empty' is still PENDING at 47 h
 
-    checks = check_results(run_checks(config, data_dir, now=AT_49H))
-    assert checks[(ASSET, "reconciles_with_source")].passed
-    no_data = checks[(ASSET, "billing_data_within_48h")]
+    later = run_checks(config, data_dir, now=AT_49H)
+    checks = check_results(later)
+    assert checks[check("prod", "reconciles_with_source")].passed
+    no_data = checks[check("empty")]
     assert not no_data.passed
     assert no_data.severity.value == "ERROR"
-    fixes = no_data.metadata["fixes"].data
-    assert set(fixes) == {"empty"} and fixes["empty"]["status"] == "NO_DATA"
-    assert "Cost Management Reader" in fixes["empty"]["fix"] and "subscription" in fixes["empty"]["fix"]
+    assert statuses(later, SOURCE_ID) == {"prod": "OK", "eu": "OK", "empty": "NO_DATA"}
+    # The queries succeed with no rows: the role works, so the fix is about the subscription, not the role.
+    assert "subscription_id" in no_data.metadata["fix"].value and "Cost Management Reader" not in no_data.metadata["fix"].value
 
-    _, statuses = catalog.query(data_dir, "SELECT account_key, status FROM billing_connection_status WHERE provider = 'azure' ORDER BY 1")
-    assert statuses == [("empty", "NO_DATA"), ("eu", "OK"), ("prod", "OK")]
+    _, table = catalog.query(data_dir, "SELECT account_key, status FROM billing_connection_status WHERE provider = 'azure' ORDER BY 1")
+    assert table == [("empty", "NO_DATA"), ("eu", "OK"), ("prod", "OK")]
 
 
 def test_a_failing_subscription_keeps_its_last_data_and_never_stops_the_others(azure, tenant, tmp_path):
@@ -107,7 +104,8 @@ def test_a_failing_subscription_keeps_its_last_data_and_never_stops_the_others(a
     more = seed_subscription(azure, prod, date(2026, 10, 21), 11, seed="more")
     azure.assign_reader(eu, tenant.client_id, "resourceGroup:rg-data")
     result = run_refresh(config, data_dir, PERIOD, now=AT_49H)
-    assert result.success  # one broken subscription does not fail the run
+    assert not result.ok  # the run is red for eu; prod is still written
+    assert by_account(result)["prod"].ok
 
     prod_records = [r for r in azure.subscriptions[prod].records]
     billed, _ = catalog_totals(data_dir, "prod")
@@ -116,17 +114,16 @@ def test_a_failing_subscription_keeps_its_last_data_and_never_stops_the_others(a
     billed, _ = catalog_totals(data_dir, "eu")
     assert billed == expected(eu_records, "cost")
 
-    metadata = azure_materialization(result)
-    assert metadata["accounts_failed"].value == 1
-    assert "azure.rbac_access_denied" in metadata["failures"].value and "Cost Management Reader" in metadata["failures"].value
+    eu_result = by_account(result)["eu"]
+    assert eu_result.code == "azure.rbac_access_denied" and "Cost Management Reader" in eu_result.fix
 
     checks = check_results(run_checks(config, data_dir, now=AT_49H))
-    within_48h = checks[(ASSET, "billing_data_within_48h")]
+    within_48h = checks[check("eu")]
     assert not within_48h.passed
     assert within_48h.severity.value == "WARN"  # its data is there, its latest pull failed
-    assert within_48h.metadata["fixes"].data["eu"]["status"] == "ERROR"
-    assert "not a resource group" in within_48h.metadata["fixes"].data["eu"]["fix"]
-    assert checks[(ASSET, "reconciles_with_source")].passed
+    assert within_48h.metadata["status"].value == "ERROR"
+    assert "not a resource group" in within_48h.metadata["fix"].value
+    assert checks[check("prod")].passed and checks[check("eu", "reconciles_with_source")].passed
 
     _, rows = catalog.query(data_dir, "SELECT status, error_code, fix FROM billing_connection_status WHERE account_key = 'eu'")
     assert rows[0][0] == "ERROR" and rows[0][1] == "azure.rbac_access_denied" and "Cost Management Reader" in rows[0][2]
@@ -135,7 +132,7 @@ def test_a_failing_subscription_keeps_its_last_data_and_never_stops_the_others(a
     for path in data_dir.rglob("*"):
         if path.is_file():
             assert SECRET.encode() not in path.read_bytes(), path
-    assert all(SECRET not in str(event) for event in result.all_events)
+    assert SECRET not in run_events(result)
 
 
 def test_bad_secret_is_diagnosed_in_the_status_table(azure, tenant, tmp_path, monkeypatch):
@@ -150,4 +147,4 @@ def test_bad_secret_is_diagnosed_in_the_status_table(azure, tenant, tmp_path, mo
     for path in data_dir.rglob("*"):
         if path.is_file():
             assert wrong.encode() not in path.read_bytes(), path
-    assert all(wrong not in str(event) for event in result.all_events)
+    assert wrong not in run_events(result)

@@ -11,17 +11,21 @@ from dagster import AssetCheckSeverity
 from finops_pipeline.catalog import query
 from finops_pipeline.lake import PartitionKey, read_partition_totals
 from finops_sandbox.digitalocean import ACCOUNT_READ, seed_team, team_charges
-from finops_pipeline_tests.conftest import check_results, run_checks, run_refresh, write_config
+from finops_pipeline_tests.conftest import by_account, check_results, run_checks, run_events, run_refresh, statuses, write_config
 from finops_pipeline_tests.digitalocean.conftest import do_entry
 
 TODAY = date.today()
 OPEN = TODAY.strftime("%Y-%m")
 CLOSED = (TODAY.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
-ASSET = "digitalocean_billing_costs"
+SOURCE_ID = "digitalocean_billing"
 T0 = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=5)  # when the empty team was connected
 LONG_AGO = T0 - timedelta(days=120)
 TOKENS = {"DO_TOKEN_PROD": "dop_v1_prod_7f3a9c1e5b", "DO_TOKEN_EMPTY": "dop_v1_empty_2d8e4b6a0c",
           "DO_TOKEN_FLAKY": "dop_v1_flaky_9b1d3f5a7e", "DO_TOKEN_NOSCOPE": "dop_v1_noscope_4c6e8a0b2d"}
+
+
+def check(account: str, name: str = "billing_data_within_48h") -> tuple[str, str]:
+    return (f"{SOURCE_ID}/{account}", name)
 
 
 def iso(moment: datetime) -> str:
@@ -71,26 +75,25 @@ def test_months_land_in_the_lake_and_catalog_and_the_checks_follow_the_48_hour_r
         assert by_period[("do-prod", OPEN)][3:] == (True, True)  # the open month is an estimate
     assert not any(key == "do-empty" for key, _ in by_period)
 
-    checks = check_results(run_checks(config, data, now=before))
-    assert checks[(ASSET, "reconciles_with_source")].passed
-    within = checks[(ASSET, "billing_data_within_48h")]
-    assert within.metadata["by_status"].data == {"do-prod": "OK", "do-empty": "PENDING"}, within.metadata
-    assert within.passed  # do-empty is 47 h old: still PENDING
-    assert within.metadata["by_status"].data == {"do-prod": "OK", "do-empty": "PENDING"}
-    invoice = checks[(ASSET, "invoice_matches_daily")]
+    result = run_checks(config, data, now=before)
+    checks = check_results(result)
+    assert checks[check("do-prod", "reconciles_with_source")].passed
+    assert statuses(result, SOURCE_ID) == {"do-prod": "OK", "do-empty": "PENDING"}
+    assert checks[check("do-empty")].passed  # do-empty is 47 h old: still PENDING
+    invoice = checks[check("do-prod", "invoice_matches_daily")]
     assert not invoice.passed and invoice.severity == AssetCheckSeverity.WARN
-    month = invoice.metadata["by_month"].data[f"do-prod/{CLOSED}"]
+    month = invoice.metadata["by_month"].data[CLOSED]
     assert Decimal(month["difference"]) == Decimal("-3.17")
     assert Decimal(month["invoice_amount"]) == month_sum(charges, CLOSED) + Decimal("3.17")
     assert Decimal(month["daily_total"]) == month_sum(charges, CLOSED)
 
     after = check_results(run_checks(config, data, now=iso(T0 + timedelta(hours=49))))
-    within = after[(ASSET, "billing_data_within_48h")]
+    within = after[check("do-empty")]
     assert not within.passed and within.severity == AssetCheckSeverity.ERROR
-    assert within.metadata["by_status"].data["do-empty"] == "NO_DATA"
-    fix = within.metadata["fixes"].data["do-empty"]
-    assert fix["cause"] == "The API token lacks billing read access."
-    assert "Regenerate a token with billing read access" in fix["fix"]
+    assert within.metadata["status"].value == "NO_DATA"
+    # Its billing calls succeed with no usage: the token can read billing, so the fix is about the team.
+    assert within.metadata["cause"].value == "The pulls succeed, but billing insights report no usage for this team."
+    assert "tokens are per team" in within.metadata["fix"].value
 
 
 def test_a_failing_team_keeps_its_last_good_month_and_never_stops_the_others(do, monkeypatch, tmp_path: Path):
@@ -124,27 +127,28 @@ def test_a_failing_team_keeps_its_last_good_month_and_never_stops_the_others(do,
     _, rows = query(data, "SELECT x_AccountKey, sum(BilledCost) FROM cost_daily WHERE x_Provider = 'digitalocean' GROUP BY 1")
     assert dict(rows) == {"do-prod": month_sum(new_prod, CLOSED), "do-flaky": month_sum(flaky_charges, CLOSED)}
 
-    materialization = next(m for m in result.asset_materializations_for_node(ASSET))
-    failures = materialization.metadata["failures"].value
-    assert "do-flaky" in failures and "digitalocean.token_rejected" in failures
-    assert "do-noscope" in failures and "digitalocean.missing_billing_scope" in failures
+    accounts = by_account(result)
+    assert not result.ok and accounts["do-prod"].ok
+    assert accounts["do-flaky"].code == "digitalocean.token_rejected"
+    assert accounts["do-noscope"].code == "digitalocean.missing_billing_scope"
 
     checks = run_checks(config, data, now=now)
-    within = check_results(checks)[(ASSET, "billing_data_within_48h")]
-    assert not within.passed and within.severity == AssetCheckSeverity.ERROR  # do-noscope never had data
-    fixes = within.metadata["fixes"].data
-    assert fixes["do-flaky"]["status"] == fixes["do-noscope"]["status"] == "ERROR"
-    assert "revoked" in fixes["do-flaky"]["cause"] and "billing read access" in fixes["do-flaky"]["fix"]
-    assert fixes["do-noscope"]["cause"] == "The API token lacks billing read access."
+    results = check_results(checks)
+    noscope, flaky = results[check("do-noscope")], results[check("do-flaky")]
+    assert not noscope.passed and noscope.severity == AssetCheckSeverity.ERROR  # do-noscope never had data
+    assert not flaky.passed and flaky.severity == AssetCheckSeverity.WARN  # do-flaky's data flowed before
+    assert statuses(checks, SOURCE_ID) == {"do-prod": "OK", "do-flaky": "ERROR", "do-noscope": "ERROR"}
+    assert "revoked" in flaky.metadata["cause"].value and "billing read access" in flaky.metadata["fix"].value
+    assert noscope.metadata["cause"].value == "The API token lacks billing read access."
 
-    _, statuses = query(data, "SELECT account_key, status, error_code, fix FROM billing_connection_status ORDER BY 1")
-    by_key = {key: (status, code, fix) for key, status, code, fix in statuses}
+    _, table = query(data, "SELECT account_key, status, error_code, fix FROM billing_connection_status ORDER BY 1")
+    by_key = {key: (status, code, fix) for key, status, code, fix in table}
     assert by_key["do-prod"][:2] == ("OK", None)
     assert by_key["do-flaky"][:2] == ("ERROR", "digitalocean.token_rejected")
     assert by_key["do-noscope"][:2] == ("ERROR", "digitalocean.missing_billing_scope")
 
     # The tokens appear nowhere: not in the lake, the state files, the catalog or the run's events.
     written = b"".join(p.read_bytes() for p in data.rglob("*") if p.is_file())
-    events = " ".join(str(e) for e in [*result.all_events, *checks.all_events])
+    events = run_events(result) + " ".join(str(e) for e in checks.all_events)
     for token in TOKENS.values():
         assert token.encode() not in written and token not in events

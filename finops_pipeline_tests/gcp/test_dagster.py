@@ -8,12 +8,16 @@ from decimal import Decimal
 from finops_pipeline import catalog
 from finops_pipeline.lake import PartitionKey, read_partition_totals
 from finops_sandbox.gcp import export_table_name, raw_totals
-from finops_pipeline_tests.conftest import check_results, run_checks, run_refresh, write_config
+from finops_pipeline_tests.conftest import by_account, check_results, run_checks, run_refresh, statuses, write_config
 from finops_pipeline_tests.gcp.scenario import EUR_BILLING, NOW, PROJECT, USD_BILLING, account
 
-ASSET = "gcp_bigquery_export_costs"
+SOURCE_ID = "gcp_bigquery_export"
 CONNECTED = NOW - timedelta(days=40)
 EMPTY_BILLING = "0F0F0F-0F0F0F-0F0F0F"
+
+
+def check(account: str, name: str = "billing_data_within_48h") -> tuple[str, str]:
+    return (f"{SOURCE_ID}/{account}", name)
 
 
 def _iso(moment) -> str:
@@ -41,7 +45,7 @@ def test_materialization_writes_lake_and_catalog_and_passes_checks(scenario, big
         account("gcp-new", EMPTY_BILLING, "billing_new", bigquery.url, _iso(connected_new)),
     ])
     result = run_refresh(config, data_dir, "2026-11", now=_iso(NOW))
-    assert result.success
+    assert result.ok
 
     expected = {("gcp-usd", "USD"): raw_totals(scenario.rows[USD_BILLING], "2026-11")["USD"],
                 ("gcp-eur", "EUR"): raw_totals(scenario.rows[EUR_BILLING], "2026-11")["EUR"]}
@@ -49,21 +53,20 @@ def test_materialization_writes_lake_and_catalog_and_passes_checks(scenario, big
     partition = PartitionKey("gcp", "bigquery_export", "gcp-usd", "2026-11").path(data_dir)
     assert partition.exists() and read_partition_totals(partition) == {"USD": expected[("gcp-usd", "USD")]}
 
-    materialization = result.asset_materializations_for_node(ASSET)[0]
-    details = materialization.metadata["source_details"].value
-    assert details["gcp-usd"]["bytes_processed"] > 0 and details["gcp-usd"]["export_table_kind"] == "detailed"
-    assert materialization.metadata["accounts_failed"].value == 0
+    details = by_account(result)["gcp-usd"].metadata["source_details"].value
+    assert details["bytes_processed"] > 0 and details["export_table_kind"] == "detailed"
 
     # 47 h after gcp-new was connected it has no data yet: PENDING, the check passes.
     checks = check_results(run_checks(config, data_dir, now=_iso(NOW)))
-    assert checks[(ASSET, "reconciles_with_source")].passed
-    assert checks[(ASSET, "billing_data_within_48h")].passed
-    # At 49 h it fails, with the knowledge base's fix.
-    later = check_results(run_checks(config, data_dir, now=_iso(connected_new + timedelta(hours=49))))
-    no_data = later[(ASSET, "billing_data_within_48h")]
+    assert all(checks[check(a, "reconciles_with_source")].passed for a in ("gcp-usd", "gcp-eur"))
+    assert checks[check("gcp-new")].passed
+    # At 49 h it fails. Its pulls succeed on an empty export table, so the fix is about which billing account
+    # exports there, not about access (the successful pull disproves "no access").
+    later = run_checks(config, data_dir, now=_iso(connected_new + timedelta(hours=49)))
+    no_data = check_results(later)[check("gcp-new")]
     assert not no_data.passed
-    assert no_data.metadata["by_status"].value == {"gcp-usd": "OK", "gcp-eur": "OK", "gcp-new": "NO_DATA"}
-    assert "BigQuery Data Viewer on the billing dataset" in no_data.metadata["fixes"].value["gcp-new"]["fix"]
+    assert statuses(later, SOURCE_ID) == {"gcp-usd": "OK", "gcp-eur": "OK", "gcp-new": "NO_DATA"}
+    assert "billing_account_id" in no_data.metadata["fix"].value
 
 
 def test_failing_account_keeps_its_last_good_data_and_others_refresh(scenario, bigquery, tmp_path):
@@ -77,15 +80,14 @@ def test_failing_account_keeps_its_last_good_data_and_others_refresh(scenario, b
 
     bigquery.create_dataset(PROJECT, "billing_usd", denied=True)  # someone removed Data Viewer
     result = run_refresh(config, data_dir, "2026-11", now=_iso(NOW + timedelta(hours=6)))
-    failures = result.asset_materializations_for_node(ASSET)[0].metadata["failures"].value
-    assert "gcp-usd" in failures and "gcp.permission_denied" in failures and "gcp-eur" not in failures
+    assert by_account(result)["gcp-usd"].code == "gcp.permission_denied" and by_account(result)["gcp-eur"].ok
     assert _gcp_totals(data_dir, "2026-11") == before  # its last good month is still there
 
-    checks = check_results(run_checks(config, data_dir, now=_iso(NOW + timedelta(hours=6))))
-    flowing = checks[(ASSET, "billing_data_within_48h")]
+    checks = run_checks(config, data_dir, now=_iso(NOW + timedelta(hours=6)))
+    flowing = check_results(checks)[check("gcp-usd")]
     assert not flowing.passed
-    assert flowing.metadata["by_status"].value == {"gcp-usd": "ERROR", "gcp-eur": "OK"}
-    assert "BigQuery Data Viewer" in flowing.metadata["fixes"].value["gcp-usd"]["fix"]
+    assert statuses(checks, SOURCE_ID) == {"gcp-usd": "ERROR", "gcp-eur": "OK"}
+    assert "BigQuery Data Viewer" in flowing.metadata["fix"].value
     _, status = catalog.query(data_dir, "SELECT account_key, status, error_code FROM billing_connection_status ORDER BY 1")
     assert status == [("gcp-eur", "OK", None), ("gcp-usd", "ERROR", "gcp.permission_denied")]
 
@@ -95,7 +97,7 @@ def test_missing_dataset_and_missing_export_table_reach_the_status_table(bigquer
     bigquery.create_dataset(PROJECT, "billing_empty")
     config = write_config(tmp_path, [
         account("gcp-typo", USD_BILLING, "billing_typo", bigquery.url, _iso(CONNECTED)),
-        account("gcp-empty", USD_BILLING, "billing_empty", bigquery.url, _iso(NOW - timedelta(hours=3))),
+        account("gcp-empty", EMPTY_BILLING, "billing_empty", bigquery.url, _iso(NOW - timedelta(hours=3))),
     ])
     run_refresh(config, data_dir, "2026-11", now=_iso(NOW))
     _, status = catalog.query(data_dir, "SELECT account_key, status, error_code, fix FROM billing_connection_status ORDER BY 1")
