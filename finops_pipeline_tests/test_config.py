@@ -64,23 +64,28 @@ def test_config_path_and_data_dir_come_from_the_environment(tmp_path: Path, monk
         ({"source": "cur"}, "missing required field 'report_name'"),
         ({"connected_at": "last tuesday"}, "field 'connected_at' must be an ISO 8601 time"),
         ({"external_id_env": "s3cr3t value!"}, "must be the NAME of an environment variable"),
-        ({"colour": "blue"}, "unknown field(s) ['colour']"),
+        ({"colour": "blue"}, "unknown field 'colour' for aws/cost_explorer"),
         ({"role_arn": None}, "external_id_env is set but role_arn is not"),
+        ({"access_key_id_env": "KEY_ID"}, "give both access_key_id_env and secret_access_key_env, or neither"),
         ({"key": "Main Account"}, "'key' must be a short slug"),
     ],
 )
 def test_invalid_account_names_file_account_and_field(tmp_path: Path, change: dict, message: str) -> None:
     path = config_with(tmp_path, {**AWS, **change})
     with pytest.raises(ConfigError) as error:
-        load_config(path)
+        load_config(path, strict=True)
     assert str(path) in str(error.value)
     assert message in str(error.value)
+    assert "Fix: " in str(error.value)
 
 
 def test_duplicate_key_is_refused(tmp_path: Path) -> None:
     path = config_with(tmp_path, AWS, {**AWS, "name": "Again"})
-    with pytest.raises(ConfigError, match=r"account 'aws-main': duplicate key \(also accounts\[0\]\)"):
-        load_config(path)
+    config = load_config(path)
+    assert [a.name for a in config.accounts] == ["Main"]  # the second entry cannot be placed
+    assert [str(p) for p in config.problems] == [
+        f"{path}: account 'aws-main': duplicate key (also accounts[0]). Fix: every account needs its own key"
+    ]
 
 
 def test_malformed_yaml_says_where(tmp_path: Path) -> None:
@@ -114,5 +119,7 @@ def test_check_config_command_reports_unset_variables(tmp_path: Path, monkeypatc
 
 def test_check_config_command_on_a_broken_file_is_an_error_not_a_traceback(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     path = config_with(tmp_path, {**AWS, "provider": "oracle"})
-    assert main(["check-config", "--config", str(path)]) == 2
-    assert capsys.readouterr().err.startswith("error: ")
+    assert main(["check-config", "--config", str(path)]) == 1
+    assert capsys.readouterr().err.startswith(f"error: {path}: account 'aws-main': unknown provider 'oracle'")
+    assert main(["check-config", "--config", str(tmp_path / "nope.yaml")]) == 2  # unreadable: the only exit 2
+    assert "Copy finops.example.yaml" in capsys.readouterr().err
