@@ -204,7 +204,8 @@ class Problem:
 
     def __str__(self) -> str:
         where = f"account '{self.account_key}'" if self.account_key else f"accounts[{self.index}]" if self.index is not None else None
-        return f"{self.path}: " + (f"{where}: " if where else "") + f"{self.message}. Fix: {self.fix}"
+        stop = "" if self.message.endswith(("?", ".")) else "."
+        return f"{self.path}: " + (f"{where}: " if where else "") + f"{self.message}{stop} Fix: {self.fix}"
 
 
 def _joined(problems: tuple[Problem, ...] | list[Problem]) -> str:
@@ -581,7 +582,7 @@ def _validate_settings(spec: Any, given: dict[str, Any], problem: Any) -> tuple[
     for error in errors:
         field_name = str(error["loc"][0]) if error["loc"] else None
         info = model_class.model_fields.get(field_name) if field_name else None
-        described = f" ({info.description})" if info is not None and info.description else ""
+        described = f" ({info.description.rstrip('.')})" if info is not None and info.description else ""
         cause = (error.get("ctx") or {}).get("error")
         if field_name is not None:
             bad_fields.add(field_name)
