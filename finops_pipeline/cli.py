@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
-from finops_pipeline.config import ConfigError, data_dir, load_config
+from finops_pipeline.config import ConfigError, data_dir, load_config, read_registry
 from finops_pipeline.display import format_table, trend_chart
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -187,14 +187,21 @@ def _query(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    """Every mistake in one pass, each with its fix: exit 1 if any, 2 only when the file cannot be read."""
+    config = read_registry(args.config)
     print(f"{config.path}: {len(config.accounts)} account(s)")
     for account in config.accounts:
-        print(f"  {account.key:<24} {account.provider + '/' + account.source:<28} connected {account.connected_at:%Y-%m-%d %H:%MZ}")
-    missing = config.missing_environment()
-    for problem in missing:
+        state = "ERROR (see below)" if account.broken else f"connected {account.connected_at:%Y-%m-%d %H:%MZ}"
+        print(f"  {account.key:<24} {account.provider + '/' + account.source:<28} {state}")
+    for problem in config.problems:
         print(f"error: {problem}", file=sys.stderr)
-    return 1 if missing else 0
+    missing = config.missing_environment()
+    for variable in missing:
+        print(f"error: {variable}", file=sys.stderr)
+    problems = len(config.problems) + len(missing)
+    if problems:
+        print(f"{problems} problem(s) in {config.path}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 def _status(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
+    from finops_pipeline.config import SourceSettings
     from finops_pipeline.diagnosis import Advice, Diagnosis
 
 
@@ -37,7 +38,7 @@ class Source:
     provider: Provider
     name: str  # the `source` field in finops.yaml and the x_Source column
     title: str
-    settings: type | None  # the Pydantic model of an account's settings (registry.SourceSettings subclass)
+    settings: type[SourceSettings]  # the Pydantic model of an account's settings (config.SourceSettings subclass)
     no_data: Advice  # 48 h after connection, nothing pulled and no provider error said why
     empty_pull: Advice  # a pull succeeded and the provider answered with no costs
     classify: Callable[[BaseException, str], Diagnosis | None]  # provider errors -> diagnosis (imports its SDK lazily)

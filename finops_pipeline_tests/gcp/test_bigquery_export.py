@@ -120,8 +120,8 @@ def test_recent_days_setting_widens_the_rechecked_window(scenario, bigquery, tmp
 
 
 def test_dataset_name_with_sql_is_refused_before_any_query(bigquery, tmp_path):
-    with pytest.raises(ConfigError, match="dataset.*letters, digits, underscores"):
-        _account(account("bad", USD_BILLING, "billing; DROP TABLE x", bigquery.url))
+    with pytest.raises(ConfigError, match="dataset.*letters, digits, underscores"):  # a broken account fails when used
+        _pull(account("bad", USD_BILLING, "billing; DROP TABLE x", bigquery.url), "2026-11", tmp_path)
     entry = _account(account("bad", USD_BILLING, "billing_usd", bigquery.url))
     forged = Account(entry.key, "gcp", "bigquery_export", entry.name, entry.connected_at,
                      {**entry.settings, "dataset": "billing`; DROP TABLE x; --"})

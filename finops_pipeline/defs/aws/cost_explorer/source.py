@@ -3,6 +3,7 @@
 from finops_pipeline.defs.aws import PROVIDER
 from finops_pipeline.defs.aws.diagnosis import classify_aws
 from finops_pipeline.diagnosis import Advice, Diagnosis
+from finops_pipeline.defs.aws.cost_explorer.settings import CostExplorerSettings
 from finops_pipeline.sources import Source
 
 # The knowledge base: why an account shows "No data" 48 hours after it was connected.
@@ -27,7 +28,7 @@ SOURCE = Source(
     provider=PROVIDER,
     name="cost_explorer",
     title="AWS Cost Explorer",
-    settings=None,
+    settings=CostExplorerSettings,
     no_data=NO_DATA,
     empty_pull=EMPTY_PULL,
     classify=classify,

@@ -3,6 +3,7 @@
 from finops_pipeline.defs.aws import PROVIDER
 from finops_pipeline.defs.aws.diagnosis import classify_aws
 from finops_pipeline.diagnosis import Advice, Diagnosis
+from finops_pipeline.defs.aws.cur.settings import CurSettings
 from finops_pipeline.sources import Source
 
 # The knowledge base: why an account shows "No data" 48 hours after it was connected.
@@ -28,7 +29,7 @@ SOURCE = Source(
     provider=PROVIDER,
     name="cur",
     title="AWS Cost and Usage Reports",
-    settings=None,
+    settings=CurSettings,
     no_data=NO_DATA,
     empty_pull=EMPTY_PULL,
     classify=classify,

@@ -3,6 +3,7 @@
 from finops_pipeline.defs.azure import PROVIDER
 from finops_pipeline.defs.azure.cost_management.diagnosis import NO_DATA, classify
 from finops_pipeline.diagnosis import Advice
+from finops_pipeline.defs.azure.cost_management.settings import CostManagementSettings
 from finops_pipeline.sources import Source
 
 EMPTY_PULL = Advice(
@@ -15,7 +16,7 @@ SOURCE = Source(
     provider=PROVIDER,
     name="cost_management",
     title="Azure Cost Management",
-    settings=None,
+    settings=CostManagementSettings,
     no_data=NO_DATA,
     empty_pull=EMPTY_PULL,
     classify=classify,

@@ -3,6 +3,7 @@
 from finops_pipeline.defs.digitalocean import PROVIDER
 from finops_pipeline.defs.digitalocean.billing.diagnosis import NO_DATA, classify
 from finops_pipeline.diagnosis import Advice
+from finops_pipeline.defs.digitalocean.billing.settings import BillingSettings
 from finops_pipeline.sources import Source
 
 EMPTY_PULL = Advice(
@@ -15,7 +16,7 @@ SOURCE = Source(
     provider=PROVIDER,
     name="billing",
     title="DigitalOcean billing",
-    settings=None,
+    settings=BillingSettings,
     no_data=NO_DATA,
     empty_pull=EMPTY_PULL,
     classify=classify,

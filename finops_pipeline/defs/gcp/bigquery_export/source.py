@@ -3,6 +3,7 @@
 from finops_pipeline.defs.gcp import PROVIDER
 from finops_pipeline.defs.gcp.bigquery_export.diagnosis import NO_DATA, classify
 from finops_pipeline.diagnosis import Advice
+from finops_pipeline.defs.gcp.bigquery_export.settings import BigQueryExportSettings
 from finops_pipeline.sources import Source
 
 EMPTY_PULL = Advice(
@@ -15,7 +16,7 @@ SOURCE = Source(
     provider=PROVIDER,
     name="bigquery_export",
     title="GCP BigQuery billing export",
-    settings=None,
+    settings=BigQueryExportSettings,
     no_data=NO_DATA,
     empty_pull=EMPTY_PULL,
     classify=classify,
