@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
-from finops_pipeline.config import ConfigError, data_dir, load_config, read_registry
+from finops_pipeline.config import ConfigError, config_path, data_dir, load_config, read_registry
 from finops_pipeline.display import format_table, trend_chart
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -204,9 +204,67 @@ def _check_config(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def _periods(args: argparse.Namespace, now: datetime) -> list[str]:
+    """--period, or the last N billing periods, or the open one(s) as the schedule would."""
+    from finops_pipeline.dagster_sources import month_shift
+    from finops_pipeline.status import open_periods
+
+    if args.period:
+        return [args.period]
+    if args.last:
+        current = now.strftime("%Y-%m")
+        return [month_shift(current, -n) for n in reversed(range(args.last))]
+    return sorted(open_periods(now))
+
+
+def _result_line(result) -> str:
+    from finops_pipeline.dagster_sources import money
+
+    where = f"{result.account:<24} {result.provider}/{result.source:<16} {result.billing_period}"
+    if result.ok:
+        billed = ", ".join(money(v, c) for c, v in result.totals.items()) or "no costs"
+        return f"ok    {where}  {result.rows:>7,} rows  {billed}  ({result.api_calls} API calls)"
+    return f"FAIL  {where}  [{result.code}] {result.cause}\n      Fix: {result.fix}"
+
+
+def _refresh(args: argparse.Namespace) -> int:
+    from dagster import DagsterInstance
+
+    from finops_pipeline.jobs import QUIET, refresh, select_accounts
+    from finops_pipeline.resources import FinopsResource
+
+    config_file = Path(args.config).absolute() if args.config else config_path().absolute()
+    config = load_config(config_file)
+    accounts = select_accounts(config, args.provider, args.source, args.account)
+    if not accounts:
+        wanted = ", ".join(f"{k}={v}" for k, v in (("provider", args.provider), ("source", args.source), ("account", args.account)) if v)
+        print(f"error: no account in {config.path} matches {wanted or 'the registry'}; "
+              f"`finops-pipeline check-config` lists them", file=sys.stderr)
+        return 2
+    ensure_dagster_home()
+    finops = FinopsResource(config_file=str(config_file), data_dir=str(_data_dir(args)))
+    periods = _periods(args, datetime.now(timezone.utc))
+    print(f"Refreshing {len(accounts)} account(s) for {', '.join(periods)} (runs recorded in the Dagster instance at {os.environ['DAGSTER_HOME']})", flush=True)
+    refreshed = refresh(finops, accounts, periods, instance=DagsterInstance.get(), run_config=QUIET)
+    for result in refreshed.results:
+        print(_result_line(result))
+    failed = [r for r in refreshed.results if not r.ok]
+    if failed:
+        print(f"\n{len(failed)} of {len(refreshed.results)} account pull(s) failed; the runs are red in the Dagster UI.", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def _status(args: argparse.Namespace) -> int:
     _print_connections(_data_dir(args))
     return 0
+
+
+def _billing_period(text: str) -> str:
+    try:
+        datetime.strptime(text, "%Y-%m")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a billing period like 2026-11") from None
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -236,6 +294,19 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate finops.yaml and the environment variables it names")
     check.add_argument("--config", help="default: $FINOPS_CONFIG or ./finops.yaml")
     check.set_defaults(run=_check_config)
+
+    refresh = commands.add_parser(
+        "refresh", help="pull billing now through the real Dagster jobs (the knowledge base's 'click Refresh') and print each account's result"
+    )
+    refresh.add_argument("--provider", help="only this provider's accounts (aws, gcp, azure, digitalocean)")
+    refresh.add_argument("--source", help="only this source (cost_explorer, cur, bigquery_export, cost_management, billing)")
+    refresh.add_argument("--account", help="only the account with this key")
+    when = refresh.add_mutually_exclusive_group()
+    when.add_argument("--period", type=_billing_period, help="one billing period, YYYY-MM (default: the open one(s), as the schedule does)")
+    when.add_argument("--last", type=int, metavar="N", help="the last N billing periods, this one included")
+    refresh.add_argument("--config", help="default: $FINOPS_CONFIG or ./finops.yaml")
+    refresh.add_argument("--data-dir", help="default: $FINOPS_DATA_DIR or ./data")
+    refresh.set_defaults(run=_refresh)
 
     status = commands.add_parser("status", help="print the billing connection status table")
     status.add_argument("--data-dir")

@@ -75,10 +75,55 @@ def test_headless_materialization_with_the_dagster_cli(moto: MotoSandbox, tmp_pa
     data_dir = tmp_path / "data"
     env = _env(tmp_path, FINOPS_CONFIG=str(config_path), FINOPS_DATA_DIR=str(data_dir))
     command = [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "finops_pipeline.definitions",
-               "--select", "aws_cost_explorer_costs,cost_daily", "--partition", "2026-10"]
+               "--select", "aws_cost_explorer/aws-main,cost_daily", "--partition", "2026-10"]
     completed = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240)
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert query(data_dir, "SELECT sum(BilledCost) FROM cost_daily")[1] == [(totals(charges)["USD"],)]
+
+
+def test_refresh_runs_one_account_and_exits_non_zero_with_the_fix_when_it_fails(
+    moto: MotoSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`finops-pipeline refresh`: the knowledge base's 'click Refresh', through the real jobs, per account."""
+    from finops_sandbox.faults import FaultProxy
+
+    monkeypatch.setenv("FINOPS_TEST_EXTERNAL_ID", "ext")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    proxy = FaultProxy(moto.url).start()
+    try:
+        config_path = write_config(tmp_path, [
+            account_entry("aws-main", "111111111111", moto.url),
+            account_entry("aws-denied", "222222222222", proxy.url),
+        ])
+        config = load_config(config_path)
+        charges = daily_charges("cli", date(2026, 10, 1), 31, LINKED, SERVICES)
+        moto.seed_cost_explorer(config.account("aws-main"), {"2026-10": cost_explorer_pages(charges, "2026-10")})
+        proxy.fail("GetCostAndUsage", "AccessDeniedException", "not authorized to perform ce:GetCostAndUsage")
+        data_dir = tmp_path / "data"
+        common = ["--config", str(config_path), "--data-dir", str(data_dir), "--period", "2026-10"]
+
+        assert main(["refresh", "--account", "aws-main", *common]) == 0
+        out = capsys.readouterr().out
+        assert "ok    aws-main" in out and f"USD {totals(charges)['USD']:,.2f}" in out and "aws-denied" not in out
+
+        assert main(["refresh", "--account", "aws-denied", *common]) == 1
+        captured = capsys.readouterr()
+        assert "FAIL  aws-denied" in captured.out and "[aws.cost_explorer_access_denied]" in captured.out
+        assert "Fix: Attach AWSCostExplorerReadOnlyAccess" in captured.out
+        assert "failed; the runs are red" in captured.err
+        # The healthy account's month is intact; the runs are in the instance, the failed one red.
+        assert query(data_dir, "SELECT sum(BilledCost) FROM cost_daily")[1] == [(totals(charges)["USD"],)]
+        from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+
+        with DagsterInstance.get() as instance:
+            runs = instance.get_runs(RunsFilter(job_name="refresh_aws_cost_explorer"))
+            assert sorted(r.status.value for r in runs) == sorted([DagsterRunStatus.SUCCESS.value, DagsterRunStatus.FAILURE.value])
+
+        assert main(["refresh", "--account", "nobody", *common]) == 2
+        assert "no account" in capsys.readouterr().err
+    finally:
+        proxy.stop()
 
 
 def test_the_demo_runs_end_to_end(tmp_path: Path) -> None:

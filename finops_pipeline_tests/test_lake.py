@@ -82,22 +82,6 @@ def test_a_reader_holding_the_old_file_keeps_reading_it(tmp_path: Path) -> None:
     assert read_partition(tmp_path, KEY).num_rows == 1
 
 
-def test_the_newest_pull_decides_even_when_the_clock_does_not_move(tmp_path: Path) -> None:
-    from datetime import datetime, timezone
-
-    from finops_pipeline import pulls
-    from finops_pipeline.diagnosis import Diagnosis
-
-    at = datetime(2026, 11, 26, 8, tzinfo=timezone.utc)
-    failure = Diagnosis("aws.throttled", "ERROR", "throttled", "retry", "detail")
-    pulls.record_success(tmp_path, "a", "2026-11", at, rows=3, api_calls=1)
-    pulls.record_failure(tmp_path, "a", "2026-11", at, failure)
-    assert pulls.summarize(tmp_path, "a").failing_periods == ("2026-11",)
-    pulls.record_success(tmp_path, "a", "2026-11", at, rows=3, api_calls=1)
-    summary = pulls.summarize(tmp_path, "a")
-    assert not summary.failing and summary.last_success_at == at
-
-
 def test_a_produced_file_with_nulls_in_a_required_column_is_refused(tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -29,10 +30,14 @@ def lines_for(period: str, seed: str = "cur-tests", **kwargs: Any) -> list[dict[
 
 def entry(key: str = "cur-main", *, report: str = "main-report", version: str = "cur2", bucket: str | None = BUCKET,
           local_dir: Path | None = None, endpoint: str | None = None, connected_at: str = "2026-09-01T00:00:00Z",
-          prefix: str = "exports") -> dict[str, Any]:
-    """A finops.yaml account entry for a CUR source."""
+          prefix: str = "exports", account_id: str | None = None) -> dict[str, Any]:
+    """A finops.yaml account entry for a CUR source.
+
+    Each report gets its own payer unless told otherwise: the registry refuses two accounts that read
+    one payer's billing (they would count it twice)."""
+    payer = account_id or (PAYER if key == "cur-main" else f"{zlib.crc32(key.encode()) % 10**12:012d}")
     item: dict[str, Any] = {"key": key, "provider": "aws", "source": "cur", "name": f"CUR {key}", "connected_at": connected_at,
-                            "account_id": PAYER, "prefix": prefix, "report_name": report, "cur_version": version}
+                            "account_id": payer, "prefix": prefix, "report_name": report, "cur_version": version}
     if local_dir is not None:
         item["local_dir"] = str(local_dir)
     else:
