@@ -8,10 +8,10 @@ export DAGSTER_HOME := $(CURDIR)/.dagster
 
 .PHONY: setup browser demo test ui dashboard dagster-home clean
 
-$(VENV)/.installed: pyproject.toml constraints.txt
+$(VENV)/.installed: pyproject.toml sandbox/pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]' -e ./sandbox
 	touch $@
 
 setup: $(VENV)/.installed
