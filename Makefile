@@ -16,8 +16,9 @@ $(VENV)/.installed: pyproject.toml sandbox/pyproject.toml constraints.txt
 
 setup: $(VENV)/.installed
 
-dagster-home:
-	@mkdir -p .dagster && ln -sf ../dagster.yaml .dagster/dagster.yaml
+# $(DAGSTER_HOME)/dagster.yaml (copied from finops_pipeline/instance/ when missing) and workspace.yaml.
+dagster-home: setup
+	@$(BIN)/python -c 'from finops_pipeline.cli import ensure_dagster_home; ensure_dagster_home()'
 
 demo: setup dagster-home
 	$(BIN)/finops-pipeline demo
