@@ -98,6 +98,7 @@ def test_a_non_editable_install_works_outside_the_checkout(tmp_path: Path) -> No
     shutil.rmtree(project)  # nothing may be read from a checkout
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
+    (elsewhere / "home").mkdir()  # DAGSTER_HOME must exist for the dagster CLI
     (elsewhere / "finops.yaml").write_text(REGISTRY)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "FINOPS_CONFIG", "DAGSTER_HOME")}
     env.update(FINOPS_AWS_MAIN_EXTERNAL_ID="ext", FINOPS_DATA_DIR=str(elsewhere / "data"), DAGSTER_HOME=str(elsewhere / "home"))
