@@ -8,16 +8,17 @@ export DAGSTER_HOME := $(CURDIR)/.dagster
 
 .PHONY: setup browser demo test ui dashboard dagster-home clean
 
-$(VENV)/.installed: pyproject.toml constraints.txt
+$(VENV)/.installed: pyproject.toml sandbox/pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]' -e ./sandbox
 	touch $@
 
 setup: $(VENV)/.installed
 
-dagster-home:
-	@mkdir -p .dagster && ln -sf ../dagster.yaml .dagster/dagster.yaml
+# $(DAGSTER_HOME)/dagster.yaml (copied from finops_pipeline/instance/ when missing) and workspace.yaml.
+dagster-home: setup
+	@$(BIN)/python -c 'from finops_pipeline.cli import ensure_dagster_home; ensure_dagster_home()'
 
 demo: setup dagster-home
 	$(BIN)/finops-pipeline demo

@@ -16,18 +16,35 @@ from typing import Sequence
 from finops_pipeline.config import ConfigError, config_path, data_dir, load_config, read_registry
 from finops_pipeline.display import format_table, trend_chart
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+# Shipped in the package (not read from a checkout), so an installed finops_pipeline finds them.
+INSTANCE_TEMPLATES = Path(__file__).resolve().parent / "instance"
 
 
 def ensure_dagster_home() -> Path:
-    """A persistent local Dagster home: $DAGSTER_HOME, else ./.dagster; the repo's dagster.yaml is linked in."""
+    """A persistent local Dagster home: $DAGSTER_HOME, else ./.dagster, holding the instance settings and workspace file.
+
+    dagster.yaml is copied from the package's template only when the home has none, so local edits
+    (another storage, other limits) survive; workspace.yaml is ours and rewritten every time.
+    """
     home = Path(os.environ.get("DAGSTER_HOME") or Path.cwd() / ".dagster")
     home.mkdir(parents=True, exist_ok=True)
-    settings = REPO_ROOT / "dagster.yaml"
-    if settings.exists() and not (home / "dagster.yaml").exists():
-        (home / "dagster.yaml").symlink_to(settings)
+    settings = home / "dagster.yaml"
+    if settings.is_symlink() and not settings.exists():
+        settings.unlink()  # a link to the checkout's old dagster.yaml, which moved into the package
+    if not settings.exists():
+        shutil.copyfile(INSTANCE_TEMPLATES / "dagster.yaml", settings)
+    (home / "workspace.yaml").write_text((INSTANCE_TEMPLATES / "workspace.yaml").read_text())
     os.environ["DAGSTER_HOME"] = str(home)
     return home
+
+
+def _sandbox_missing() -> int:
+    print(
+        "error: the demo and the sandbox need the finops_sandbox package (the local stand-ins), which is not installed:\n"
+        "  pip install -e ./sandbox    from a checkout of finops_pipeline (`make demo` and `make ui` do this)",
+        file=sys.stderr,
+    )
+    return 2
 
 
 def _data_dir(args: argparse.Namespace) -> Path:
@@ -79,7 +96,12 @@ def _print_connections(directory: Path) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from finops_sandbox.demo import run_demo
+    try:
+        from finops_sandbox.demo import run_demo
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] != "finops_sandbox":
+            raise
+        return _sandbox_missing()
 
     home = ensure_dagster_home()
     directory = _data_dir(args)
@@ -104,7 +126,12 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 
 def _sandbox(args: argparse.Namespace) -> int:
-    from finops_sandbox.demo import running_sandbox
+    try:
+        from finops_sandbox.demo import running_sandbox
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] != "finops_sandbox":
+            raise
+        return _sandbox_missing()
 
     signal.signal(signal.SIGTERM, _raise_interrupt)  # `kill` stops the stand-ins and dagster dev like Ctrl-C
 
@@ -120,7 +147,7 @@ def _sandbox(args: argparse.Namespace) -> int:
             except KeyboardInterrupt:
                 return 0
         dagster = shutil.which("dagster", path=str(Path(sys.executable).parent)) or "dagster"
-        command = [dagster, "dev", "-h", "127.0.0.1", "-p", str(args.port), "-w", str(REPO_ROOT / "workspace.yaml")]
+        command = [dagster, "dev", "-h", "127.0.0.1", "-p", str(args.port), "-w", str(home / "workspace.yaml")]
         # Its own process group, so that on Ctrl-C we can stop dagster dev and everything it started.
         process = subprocess.Popen(command, env=env, cwd=home, start_new_session=True)
         try:

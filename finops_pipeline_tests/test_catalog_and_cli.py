@@ -63,7 +63,7 @@ def test_query_command_prints_a_table_or_csv_and_errors_cleanly(tmp_path: Path, 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     home = tmp_path / "dagster_home"
     home.mkdir(exist_ok=True)
-    (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+    (home / "dagster.yaml").write_text((REPO / "finops_pipeline" / "instance" / "dagster.yaml").read_text())
     return {**os.environ, "DAGSTER_HOME": str(home), **extra}
 
 

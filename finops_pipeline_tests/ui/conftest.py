@@ -119,7 +119,7 @@ def dagster_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterDev
     root = tmp_path_factory.mktemp("dagster_dev")
     data_dir, home, log = root / "data", root / "dagster_home", root / "dagster-dev.log"
     home.mkdir()
-    (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+    (home / "dagster.yaml").write_text((REPO / "finops_pipeline" / "instance" / "dagster.yaml").read_text())
     now = datetime.now(timezone.utc)
     _reset_moto()
     with running_sandbox(data_dir, now, base_port=0) as config:
@@ -134,7 +134,7 @@ def dagster_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterDev
         dagster = Path(sys.executable).parent / "dagster"
         with open(log, "wb") as output:
             process = subprocess.Popen(
-                [str(dagster), "dev", "-h", "127.0.0.1", "-p", str(port), "-w", str(REPO / "workspace.yaml")],
+                [str(dagster), "dev", "-h", "127.0.0.1", "-p", str(port), "-w", str(REPO / "finops_pipeline" / "instance" / "workspace.yaml")],
                 cwd=root, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
             )
         server = DagsterDev(f"http://127.0.0.1:{port}", data_dir, home, config, now, log, process)

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import os
-from typing import Any
-
-import boto3
-from botocore.config import Config
+from typing import TYPE_CHECKING, Any
 
 from finops_pipeline.config import Account
+
+if TYPE_CHECKING:  # boto3 is imported where a session is made: loading the definitions stays cheap
+    import boto3
+    from botocore.config import Config
 
 # Standard retry mode backs off exponentially with jitter on throttling, LimitExceededException
 # (Cost Explorer's) included; a refresh gives up after this many attempts (AWS_MAX_ATTEMPTS, the
 # SDK's own variable, overrides it) and the failure is diagnosed as throttling.
 def retry_config() -> Config:
+    from botocore.config import Config
+
     return Config(
         retries={"mode": "standard", "max_attempts": int(os.environ.get("AWS_MAX_ATTEMPTS") or 6)},
         user_agent_extra="finops-pipeline",
@@ -22,6 +25,8 @@ def retry_config() -> Config:
 
 def aws_session(account: Account) -> boto3.Session:
     """Credentials from the named environment variables, else the default chain; then the role, if any."""
+    import boto3
+
     settings = account.settings
     region = settings.get("region", "us-east-1")
     base = boto3.Session(

@@ -24,8 +24,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import duckdb
-from boto3.s3.transfer import TransferConfig
-from botocore.exceptions import ClientError
 
 from finops_pipeline.config import Account
 from finops_pipeline.diagnosis import ERROR, PENDING, Diagnosis, ProviderError
@@ -41,7 +39,7 @@ SOURCE = "cur"
 # (see docs/aws_cur.md). FINOPS_CUR_MEMORY_LIMIT (a DuckDB size like "3GB") overrides it.
 DUCKDB_MEMORY_LIMIT = "1400MB"
 # s3transfer streams ranged GETs to disk in chunks; a few in flight keeps memory flat.
-TRANSFER = TransferConfig(multipart_chunksize=16 * 1024 * 1024, max_concurrency=4, max_io_queue=32)
+TRANSFER_SETTINGS = {"multipart_chunksize": 16 * 1024 * 1024, "max_concurrency": 4, "max_io_queue": 32}
 
 
 # --- where the report lives -------------------------------------------------------------------------
@@ -88,9 +86,13 @@ class S3Store:
         return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
 
     def fetch(self, key: str, target: Path) -> Path:
+        # boto3 here, not at module level: the definitions import this module and must load cheaply.
+        from boto3.s3.transfer import TransferConfig
+        from botocore.exceptions import ClientError
+
         self.calls += 1
         try:
-            self.client.download_file(self.bucket, key, str(target), Config=TRANSFER)
+            self.client.download_file(self.bucket, key, str(target), Config=TransferConfig(**TRANSFER_SETTINGS))
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
                 raise _missing_file(self.describe(key)) from exc

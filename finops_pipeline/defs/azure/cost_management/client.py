@@ -10,22 +10,24 @@ would only spend quota on another 429.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-from azure.core.pipeline.policies import RetryPolicy
-from azure.identity import AzureAuthorityHosts, ClientSecretCredential
-from azure.mgmt.costmanagement import CostManagementClient
 
 from finops_pipeline.config import Account
 from finops_pipeline.tls import connection_verify
 
-# cloud setting -> (management endpoint, Entra ID authority host)
+if TYPE_CHECKING:  # the Azure SDK is imported where a client is made: loading the definitions stays cheap
+    from azure.identity import ClientSecretCredential
+    from azure.mgmt.costmanagement import CostManagementClient
+
+# cloud setting -> (management endpoint, Entra ID authority host). The hosts are azure.identity's
+# AzureAuthorityHosts values, spelled out so that this module does not import the SDK (a test checks them).
 CLOUDS = {
-    "public": ("https://management.azure.com", AzureAuthorityHosts.AZURE_PUBLIC_CLOUD),
-    "china": ("https://management.chinacloudapi.cn", AzureAuthorityHosts.AZURE_CHINA),
-    "usgovernment": ("https://management.usgovcloudapi.net", AzureAuthorityHosts.AZURE_GOVERNMENT),
+    "public": ("https://management.azure.com", "login.microsoftonline.com"),
+    "china": ("https://management.chinacloudapi.cn", "login.chinacloudapi.cn"),
+    "usgovernment": ("https://management.usgovcloudapi.net", "login.microsoftonline.us"),
 }
 _KNOWN_AUTHORITIES = {host for _, host in CLOUDS.values()}
 RATE_LIMIT_PREFIX = "x-ms-ratelimit-microsoft.costmanagement-"
@@ -92,40 +94,49 @@ class QuotaMeter:
         }
 
 
-class CostManagementRetryPolicy(RetryPolicy):
-    """azure-core's retry policy, taught Cost Management's QPU retry headers and a ceiling on waits."""
+@functools.cache
+def retry_policy_class() -> type:
+    """The retry policy class, made on first use: it subclasses azure-core's, which is imported only then."""
+    from azure.core.pipeline.policies import RetryPolicy
 
-    def __init__(self, meter: QuotaMeter, max_wait: float, **kwargs: Any):
-        kwargs.setdefault("retry_status", THROTTLE_RETRIES)
-        super().__init__(**kwargs)
-        self.meter = meter
-        self.max_wait = max_wait
+    class CostManagementRetryPolicy(RetryPolicy):
+        """azure-core's retry policy, taught Cost Management's QPU retry headers and a ceiling on waits."""
 
-    def get_retry_after(self, response: Any) -> float | None:
-        return throttle_wait(response.http_response.headers)
+        def __init__(self, meter: QuotaMeter, max_wait: float, **kwargs: Any):
+            kwargs.setdefault("retry_status", THROTTLE_RETRIES)
+            super().__init__(**kwargs)
+            self.meter = meter
+            self.max_wait = max_wait
 
-    def is_retry(self, settings: dict[str, Any], response: Any) -> bool:
-        http_response = response.http_response
-        self.meter.record(http_response)
-        if http_response.status_code == 429:
-            wait = throttle_wait(http_response.headers)
-            if wait is not None and wait > self.max_wait:
-                self.meter.refused_wait_seconds = wait
-                return False
-            return bool(settings["total"]) and settings["status"] > 0  # the query is a read: safe to repeat
-        return super().is_retry(settings, response)
+        def get_retry_after(self, response: Any) -> float | None:
+            return throttle_wait(response.http_response.headers)
 
-    def _sleep_for_retry(self, response: Any, transport: Any) -> bool:
-        wait = self.get_retry_after(response)
-        if wait is not None:  # "0" means retry now, not "back off exponentially"
-            self.meter.waited_seconds += wait
-            transport.sleep(wait)
-            return True
-        return False
+        def is_retry(self, settings: dict[str, Any], response: Any) -> bool:
+            http_response = response.http_response
+            self.meter.record(http_response)
+            if http_response.status_code == 429:
+                wait = throttle_wait(http_response.headers)
+                if wait is not None and wait > self.max_wait:
+                    self.meter.refused_wait_seconds = wait
+                    return False
+                return bool(settings["total"]) and settings["status"] > 0  # the query is a read: safe to repeat
+            return super().is_retry(settings, response)
+
+        def _sleep_for_retry(self, response: Any, transport: Any) -> bool:
+            wait = self.get_retry_after(response)
+            if wait is not None:  # "0" means retry now, not "back off exponentially"
+                self.meter.waited_seconds += wait
+                transport.sleep(wait)
+                return True
+            return False
+
+    return CostManagementRetryPolicy
 
 
 def credential(account: Account) -> ClientSecretCredential:
     """The app registration's service principal; the secret is read from its variable only here."""
+    from azure.identity import ClientSecretCredential
+
     _, authority = endpoints(account)
     host = urlsplit(authority if "://" in authority else f"https://{authority}").netloc
     return ClientSecretCredential(
@@ -141,13 +152,15 @@ def credential(account: Account) -> ClientSecretCredential:
 
 
 def cost_management_client(account: Account, meter: QuotaMeter, token_credential: ClientSecretCredential) -> CostManagementClient:
+    from azure.mgmt.costmanagement import CostManagementClient
+
     endpoint, _ = endpoints(account)
     max_wait = float(account.settings.get("max_throttle_wait_seconds", DEFAULT_MAX_THROTTLE_WAIT))
     return CostManagementClient(
         token_credential,
         base_url=endpoint,
         credential_scopes=[f"{endpoint}/.default"],
-        retry_policy=CostManagementRetryPolicy(meter, max_wait),
+        retry_policy=retry_policy_class()(meter, max_wait),
         connection_verify=connection_verify(account),
         user_agent="finops-pipeline",
     )

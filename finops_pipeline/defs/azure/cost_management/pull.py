@@ -15,27 +15,8 @@ import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-from azure.core.exceptions import (
-    ClientAuthenticationError,
-    HttpResponseError,
-    ResourceExistsError,
-    ResourceNotFoundError,
-    ResourceNotModifiedError,
-    map_error,
-)
-from azure.core.rest import HttpRequest
-from azure.mgmt.core.exceptions import ARMErrorFormat
-from azure.mgmt.costmanagement import CostManagementClient
-from azure.mgmt.costmanagement.models import (
-    QueryAggregation,
-    QueryDataset,
-    QueryDefinition,
-    QueryGrouping,
-    QueryTimePeriod,
-)
 
 from finops_pipeline.config import Account
 from finops_pipeline.diagnosis import ERROR, Diagnosis, ProviderError
@@ -44,6 +25,10 @@ from finops_pipeline.refresh import Pull
 from finops_pipeline.defs.azure import PROVIDER
 from finops_pipeline.schema import day_bounds, month_bounds, rows_to_table, service_category, to_decimal
 
+if TYPE_CHECKING:  # the Azure SDK is imported where a query runs: loading the definitions stays cheap
+    from azure.mgmt.costmanagement import CostManagementClient
+    from azure.mgmt.costmanagement.models import QueryDefinition
+
 SOURCE = "cost_management"
 GROUP_BY = ("ServiceName", "ChargeType")
 COST_TYPES = ("ActualCost", "AmortizedCost")
@@ -51,7 +36,6 @@ COST_COLUMNS = ("Cost", "PreTaxCost", "totalCost", "CostUSD", "PreTaxCostUSD")
 MAX_PAGES = 1000  # a runaway nextLink chain is a bug, not a bill
 # Days after a month ends until its invoice is final; rows of a month still inside it are estimated.
 INVOICE_CLOSE_DAYS = 5
-_ERROR_MAP = {401: ClientAuthenticationError, 404: ResourceNotFoundError, 409: ResourceExistsError, 304: ResourceNotModifiedError}
 
 # Cost Management ChargeType -> (FOCUS ChargeCategory, ChargeClass)
 CHARGE_TYPES: dict[str, tuple[str, str | None]] = {
@@ -78,6 +62,8 @@ class QueryPages:
 
 
 def query_definition(cost_type: str, billing_period: str) -> QueryDefinition:
+    from azure.mgmt.costmanagement.models import QueryAggregation, QueryDataset, QueryDefinition, QueryGrouping, QueryTimePeriod
+
     start, end = month_bounds(billing_period)
     return QueryDefinition(
         type=cost_type,
@@ -114,6 +100,18 @@ def _check_next_link(next_link: str, endpoint: str) -> None:
 
 def fetch_query(client: CostManagementClient, scope: str, definition: QueryDefinition, endpoint: str) -> QueryPages:
     """Run one query and follow its nextLink chain by POSTing the same body."""
+    from azure.core.exceptions import (
+        ClientAuthenticationError,
+        HttpResponseError,
+        ResourceExistsError,
+        ResourceNotFoundError,
+        ResourceNotModifiedError,
+        map_error,
+    )
+    from azure.core.rest import HttpRequest
+    from azure.mgmt.core.exceptions import ARMErrorFormat
+
+    error_map = {401: ClientAuthenticationError, 404: ResourceNotFoundError, 409: ResourceExistsError, 304: ResourceNotModifiedError}
     result = QueryPages(str(definition.type))
     response = client.query.usage(scope, definition, cls=lambda pipeline_response, _deserialized, _headers: pipeline_response.http_response)
     while True:
@@ -136,7 +134,7 @@ def fetch_query(client: CostManagementClient, scope: str, definition: QueryDefin
         _check_next_link(next_link, endpoint)
         response = client.send_request(HttpRequest("POST", next_link, json=definition.as_dict()))
         if response.status_code not in (200, 204):
-            map_error(status_code=response.status_code, response=response, error_map=_ERROR_MAP)
+            map_error(status_code=response.status_code, response=response, error_map=error_map)
             raise HttpResponseError(response=response, error_format=ARMErrorFormat)
 
 

@@ -10,17 +10,18 @@ authority, if any, comes from `ca_bundle`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
-
-import pydo
-from azure.core.pipeline.policies import RetryPolicy
+from typing import TYPE_CHECKING, Any, Callable
 
 from finops_pipeline.config import Account
 from finops_pipeline.tls import connection_verify
+
+if TYPE_CHECKING:  # pydo is imported where a client is made: loading the definitions stays cheap
+    import pydo
 
 DEFAULT_ENDPOINT = "https://api.digitalocean.com"
 REQUESTS_PER_MINUTE = 250  # DigitalOcean's burst limit per token
@@ -66,21 +67,28 @@ def limiter_for(token: str) -> RateLimiter:
         return _limiters.setdefault(key, RateLimiter())
 
 
-class BoundedRetryPolicy(RetryPolicy):
-    """azure-core's retry, but a Retry-After beyond a minute ends the attempt instead of blocking a run."""
+@functools.cache
+def retry_policy_class() -> type:
+    """The retry policy class, made on first use: it subclasses azure-core's, which is imported only then."""
+    from azure.core.pipeline.policies import RetryPolicy
 
-    def is_retry(self, settings: dict[str, Any], response: Any) -> bool:
-        if response.http_response.status_code == 429:
-            retry_after = self.get_retry_after(response)
-            if retry_after is not None and retry_after > MAX_RETRY_AFTER_SECONDS:
+    class BoundedRetryPolicy(RetryPolicy):
+        """azure-core's retry, but a Retry-After beyond a minute ends the attempt instead of blocking a run."""
+
+        def is_retry(self, settings: dict[str, Any], response: Any) -> bool:
+            if response.http_response.status_code == 429:
+                retry_after = self.get_retry_after(response)
+                if retry_after is not None and retry_after > MAX_RETRY_AFTER_SECONDS:
+                    return False
+            return super().is_retry(settings, response)
+
+        def increment(self, settings: dict[str, Any], response: Any = None, error: Exception | None = None) -> bool:
+            # A plain-http endpoint or an untrusted certificate is a setting to fix, not a blip to retry.
+            if error is not None and any(marker in str(error) for marker in _NOT_RETRYABLE):
                 return False
-        return super().is_retry(settings, response)
+            return super().increment(settings, response=response, error=error)
 
-    def increment(self, settings: dict[str, Any], response: Any = None, error: Exception | None = None) -> bool:
-        # A plain-http endpoint or an untrusted certificate is a setting to fix, not a blip to retry.
-        if error is not None and any(marker in str(error) for marker in _NOT_RETRYABLE):
-            return False
-        return super().increment(settings, response=response, error=error)
+    return BoundedRetryPolicy
 
 
 _NOT_RETRYABLE = ("non-TLS", "CERTIFICATE_VERIFY_FAILED")
@@ -109,14 +117,16 @@ class CallStats:
 
 def make_client(account: Account, stats: CallStats) -> pydo.Client:
     """A pydo client for the account's token (read from its environment variable now)."""
+    import pydo
+
     token = account.env("token_env")
     limiter = limiter_for(token)
     return pydo.Client(
         token=token,
         endpoint=account.settings.get("endpoint") or DEFAULT_ENDPOINT,
         timeout=TIMEOUT_SECONDS,
-        retry_policy=BoundedRetryPolicy(retry_total=MAX_RETRIES, retry_backoff_factor=0.5, retry_backoff_max=30,
-                                        timeout=TIMEOUT_SECONDS * (MAX_RETRIES + 1)),
+        retry_policy=retry_policy_class()(retry_total=MAX_RETRIES, retry_backoff_factor=0.5, retry_backoff_max=30,
+                                          timeout=TIMEOUT_SECONDS * (MAX_RETRIES + 1)),
         raw_request_hook=lambda _request: limiter.acquire(),
         raw_response_hook=stats.on_response,
         connection_verify=connection_verify(account),

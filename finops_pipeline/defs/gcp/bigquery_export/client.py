@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import os
-
-from google.api_core.client_options import ClientOptions
-from google.auth.credentials import AnonymousCredentials, Credentials
-from google.cloud import bigquery
+from typing import TYPE_CHECKING
 
 from finops_pipeline.config import Account
 from finops_pipeline.diagnosis import ERROR, Diagnosis, ProviderError
+
+if TYPE_CHECKING:  # the Google SDK is imported where a client is made: loading the definitions stays cheap
+    from google.auth.credentials import Credentials
+    from google.cloud import bigquery
 
 SCOPES = ("https://www.googleapis.com/auth/bigquery.readonly",)
 
@@ -34,6 +35,8 @@ def _credentials_problem(account: Account, what: str) -> ProviderError:
 
 def account_credentials(account: Account) -> Credentials | None:
     """The account's credentials; None means application default credentials (found by the client)."""
+    from google.auth.credentials import AnonymousCredentials
+
     if account.settings.get("api_endpoint"):
         return AnonymousCredentials()  # the local stand-in only; it never serves a real account
     secret = account.env("credentials_env")
@@ -58,6 +61,9 @@ def account_credentials(account: Account) -> Credentials | None:
 
 
 def bigquery_client(account: Account) -> bigquery.Client:
+    from google.api_core.client_options import ClientOptions
+    from google.cloud import bigquery
+
     settings = account.settings
     options = ClientOptions(api_endpoint=settings["api_endpoint"]) if settings.get("api_endpoint") else None
     return bigquery.Client(

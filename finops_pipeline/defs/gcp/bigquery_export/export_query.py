@@ -11,10 +11,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
-
-from google.cloud import bigquery
+from typing import TYPE_CHECKING
 
 from finops_pipeline.diagnosis import ERROR, Diagnosis, ProviderError
+
+if TYPE_CHECKING:  # google-cloud-bigquery is imported where parameters are made: loading the definitions stays cheap
+    from google.cloud import bigquery
 
 _PROJECT = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]")
 _DATASET = re.compile(r"[A-Za-z0-9_]{1,1024}")
@@ -184,6 +186,8 @@ GROUP BY {names}, credit_type, credit_name
 
 def day_parameters(days: list[date], invoice_month: str) -> list[bigquery.ScalarQueryParameter | bigquery.ArrayQueryParameter]:
     """Query parameters for a set of partition days of one invoice month ('2026-11' -> '202611')."""
+    from google.cloud import bigquery
+
     return [
         bigquery.ScalarQueryParameter("first_day", "DATE", min(days)),
         bigquery.ScalarQueryParameter("last_day", "DATE", max(days)),
@@ -193,4 +197,6 @@ def day_parameters(days: list[date], invoice_month: str) -> list[bigquery.Scalar
 
 
 def as_of_parameter(as_of: datetime) -> bigquery.ScalarQueryParameter:
+    from google.cloud import bigquery
+
     return bigquery.ScalarQueryParameter("as_of", "TIMESTAMP", as_of)

@@ -21,9 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable
-
-from google.cloud import bigquery
+from typing import TYPE_CHECKING, Any, Callable
 
 from finops_pipeline.config import Account
 from finops_pipeline.defs.gcp.bigquery_export.diagnosis import NO_DATA
@@ -44,6 +42,9 @@ from finops_pipeline.defs.gcp.bigquery_export.normalize import unified_rows
 from finops_pipeline.refresh import Pull
 from finops_pipeline.schema import month_bounds
 
+if TYPE_CHECKING:  # google-cloud-bigquery is imported where a query runs: loading the definitions stays cheap
+    from google.cloud import bigquery
+
 SOURCE = "bigquery_export"
 PARTITION_MARGIN_DAYS = 15
 
@@ -63,6 +64,8 @@ class QueryLog:
     queries: int = 0
 
     def run(self, client: bigquery.Client, sql: str, parameters: list[Any]) -> list[dict[str, Any]]:
+        from google.cloud import bigquery
+
         rows = client.query_and_wait(sql, job_config=bigquery.QueryJobConfig(query_parameters=parameters))
         result = [dict(row.items()) for row in rows]
         self.api_calls += 1
@@ -80,6 +83,8 @@ def partition_days(billing_period: str, today: date) -> list[date]:
 
 
 def find_export_table(client: bigquery.Client, account: Account, log: QueryLog) -> ExportTable:
+    from google.cloud import bigquery
+
     settings = account.settings
     project = checked_project(settings.get("dataset_project_id") or settings["project_id"])
     dataset = checked_dataset(settings["dataset"])
