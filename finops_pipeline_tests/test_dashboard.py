@@ -179,8 +179,9 @@ def test_a_provider_without_data_says_no_data_with_the_status_and_fix(page) -> N
     assert set(html.cards) == {"aws", "gcp", "digitalocean"}  # whatever providers the tables hold
     card = html.cards["digitalocean"]
     assert card.startswith("DigitalOcean No data")
-    assert "do-team NO_DATA The API token lacks billing read access." in card
-    assert "Fix: Regenerate a token with billing read access" in card
+    # Never pulled: it says so, names the usual cause, and how to pull it now.
+    assert "do-team NO_DATA No pull of this account has run yet." in card and "The API token lacks billing read access." in card
+    assert "Fix: Run `finops-pipeline refresh --account do-team`" in card and "Regenerate a token with billing read access" in card
     # A provider with data still flags its failing account, with the diagnosed cause and fix.
     assert "aws-broken ERROR The role is missing the Cost Explorer read permission. Fix: Attach AWSCostExplorerReadOnlyAccess" in html.cards["aws"]
 
@@ -279,7 +280,8 @@ def test_the_dashboard_asset_materializes_with_the_pipeline(seeded) -> None:
     """Through Dagster on moto: the refresh job writes the page; its metadata has the path and a preview image."""
     config_path, data_dir, charges = seeded
     result = run_refresh(config_path, data_dir, "2026-11", now="2026-11-26T08:00:00Z")
-    [materialization] = result.asset_materializations_for_node("finops_dashboard")
+    [materialization] = [e.materialization for run in result.runs for e in run.get_asset_materialization_events()
+                         if e.asset_key.to_user_string() == "finops_dashboard"]
     metadata = materialization.metadata
     path = Path(metadata["path"].value)
     assert path == dashboard_path(data_dir) and path.exists()

@@ -76,11 +76,15 @@ class DagsterDev:
 
     # --- what a user does in the UI, through its GraphQL API -------------------------------------
 
-    def launch(self, job: str, partition: str | None = None, in_process: bool = True) -> str:
-        """Launch from the webserver, as the Launchpad does. Choosing in-process execution for a job on
-        the default executor (one process per run instead of one per step, a Launchpad choice) keeps
-        the test affordable on a small shared machine; the CUR sensor's runs use the default."""
+    def launch(self, job: str, partition: str | None = None, in_process: bool = True, assets: list[list[str]] | None = None) -> str:
+        """Launch from the webserver, as the Launchpad does (with `assets`, as "Materialize selected"
+        does). Choosing in-process execution for a job on the default executor (one process per run
+        instead of one per step, a Launchpad choice) keeps the test affordable on a small shared
+        machine; the CUR sensor's runs use the default."""
         tags = [{"key": "dagster/partition", "value": partition}] if partition else []
+        selector: dict[str, Any] = {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "jobName": job}
+        if assets:
+            selector["assetSelection"] = [{"path": path} for path in assets]
         data = self.graphql(
             """mutation Launch($params: ExecutionParams!) {
                  launchRun(executionParams: $params) {
@@ -89,7 +93,7 @@ class DagsterDev:
                    ... on PythonError { message }
                    ... on RunConfigValidationInvalid { errors { message } }
                  } }""",
-            {"params": {"selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "jobName": job},
+            {"params": {"selector": selector,
                         "runConfigData": {"execution": {"config": {"in_process": {}}}} if in_process else {}, "executionMetadata": {"tags": tags}}},
         )["launchRun"]
         assert data["__typename"] == "LaunchRunSuccess", data
@@ -98,16 +102,16 @@ class DagsterDev:
     def run_status(self, run_id: str) -> str:
         return self.graphql("query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }", {"id": run_id})["runOrError"]["status"]
 
-    def wait_for_run(self, run_id: str, timeout: float = 120) -> str:
+    def wait_for_run(self, run_id: str, timeout: float = 120, expect: str = "SUCCESS") -> str:
         status = self.wait_for(f"run {run_id}", lambda: (s := self.run_status(run_id)) in TERMINAL and s, timeout)
-        if status != "SUCCESS":
+        if status != expect:
             logs = self.graphql(
                 """query($id: ID!) { logsForRun(runId: $id) { ... on EventConnection { events {
                      __typename ... on MessageEvent { message } } } } }""",
                 {"id": run_id},
             )
             messages = [e.get("message") for e in logs["logsForRun"]["events"] if e.get("message")]
-            pytest.fail(f"run {run_id} ended {status}:\n" + "\n".join(messages[-15:]))
+            pytest.fail(f"run {run_id} ended {status}, expected {expect}:\n" + "\n".join(messages[-15:]))
         return status
 
     def selector(self, kind: str, name: str) -> dict[str, str]:
@@ -240,14 +244,29 @@ def _active_runs(dev: DagsterDev) -> list[str]:
 
 
 @pytest.fixture(scope="package")
-def materialized(dagster_dev: DagsterDev, instigators_on: dict[str, Any]) -> dict[str, str]:
-    """refresh_costs for the billing periods the last 30 days touch, launched from the webserver."""
+def materialized(dagster_dev: DagsterDev, instigators_on: dict[str, Any]) -> dict[tuple[str, str], str]:
+    """Each source's refresh job for the billing periods the last 30 days touch, its accounts selected,
+    launched from the webserver; then the tables once. A run is red exactly when one of its accounts'
+    pulls failed (the demo has accounts set up to fail): that is checked here, run by run."""
     from datetime import timedelta
 
+    from finops_pipeline import pulls
+
     periods = sorted({(dagster_dev.now - timedelta(days=n)).strftime("%Y-%m") for n in range(0, 31)})
-    runs = {period: dagster_dev.launch("refresh_costs", period) for period in periods}
-    for run_id in runs.values():
-        dagster_dev.wait_for_run(run_id, timeout=180)
+    by_source: dict[str, list[Any]] = {}
+    for account in dagster_dev.config.accounts:
+        by_source.setdefault(f"{account.provider}_{account.source}", []).append(account)
+    runs = {
+        (source_id, period): dagster_dev.launch(f"refresh_{source_id}", period, assets=[[source_id, a.key] for a in accounts])
+        for source_id, accounts in by_source.items() for period in periods
+    }
+    for (source_id, period), run_id in runs.items():
+        status = dagster_dev.wait_for(f"run {run_id}", lambda: (s := dagster_dev.run_status(run_id)) in TERMINAL and s, 180)
+        records = [pulls.read_record(dagster_dev.data_dir, a.key, period) or {} for a in by_source[source_id]]
+        assert all(r.get("run_id") == run_id for r in records), (source_id, period, records)
+        failed = [r for r in records if r.get("last_outcome") == "failure"]
+        assert status == ("FAILURE" if failed else "SUCCESS"), (source_id, period, status, failed)
+    dagster_dev.wait_for_run(dagster_dev.launch("build_cost_tables"), timeout=180)
     return runs
 
 

@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 from datetime import date, datetime, timezone
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
 from finops_pipeline.catalog import query
-from finops_pipeline.lake import list_partitions, read_partition_totals
-from finops_pipeline.schedules import periods_to_refresh
+from finops_pipeline import pulls
+from finops_pipeline.lake import PartitionKey, read_partition_totals
+from finops_pipeline.status import open_periods
 from finops_pipeline_tests.ui.conftest import DagsterDev
 
 pytestmark = pytest.mark.e2e
@@ -30,24 +32,32 @@ def charged(dev: DagsterDev, provider: str, currency: str, first: date, last: da
     return Decimal(total)
 
 
-def test_a_provider_partition_materializes_from_the_webserver(dagster_dev: DagsterDev, materialized: dict[str, str]) -> None:
-    period = dagster_dev.now.strftime("%Y-%m")
+def _materializations(dagster_dev: DagsterDev, path: list[str], period: str) -> list[dict[str, Any]]:
     data = dagster_dev.graphql(
         """query($key: AssetKeyInput!, $partition: String!) { assetOrError(assetKey: $key) { ... on Asset {
              assetMaterializations(partitions: [$partition], limit: 1) { runId partition
                metadataEntries { label ... on JsonMetadataEntry { jsonString } ... on IntMetadataEntry { intValue } } } } } }""",
-        {"key": {"path": ["aws_cost_explorer_costs"]}, "partition": period},
+        {"key": {"path": path}, "partition": period},
     )
-    [materialization] = data["assetOrError"]["assetMaterializations"]
-    assert materialization["runId"] == materialized[period]
+    return data["assetOrError"]["assetMaterializations"]
+
+
+def test_each_account_partition_materializes_from_the_webserver(dagster_dev: DagsterDev, materialized: dict[tuple[str, str], str]) -> None:
+    period = dagster_dev.now.strftime("%Y-%m")
+    [materialization] = _materializations(dagster_dev, ["aws_cost_explorer", "aws-data-platform"], period)
+    assert materialization["runId"] == materialized[("aws_cost_explorer", period)]
     entries = {e["label"]: e for e in materialization["metadataEntries"]}
-    cost_explorer = {}
-    for key, path in list_partitions(dagster_dev.data_dir, "aws", "cost_explorer"):
-        if key.billing_period == period:
-            for currency, amount in read_partition_totals(path).items():
-                cost_explorer[currency] = cost_explorer.get(currency, Decimal(0)) + amount
-    assert cost_explorer and {c: Decimal(v) for c, v in json.loads(entries["totals_by_currency"]["jsonString"]).items()} == cost_explorer
-    assert entries["accounts_failed"]["intValue"] == 0
+    path = PartitionKey("aws", "cost_explorer", "aws-data-platform", period).path(dagster_dev.data_dir)
+    totals = {c: Decimal(v) for c, v in json.loads(entries["totals_by_currency"]["jsonString"]).items()}
+    assert totals and totals == read_partition_totals(path)
+    # An account whose pull failed has no materialization from that run: its run is red, its data unchanged.
+    failed = [a for a in dagster_dev.config.accounts
+              if (pulls.read_record(dagster_dev.data_dir, a.key, period) or {}).get("last_outcome") == "failure"]
+    assert failed, "the demo has accounts set up to fail"
+    for account in failed:
+        path_ = [f"{account.provider}_{account.source}", account.key]
+        assert all(m["runId"] != materialized[(path_[0], period)] for m in _materializations(dagster_dev, path_, period))
+        assert dagster_dev.run_status(materialized[(path_[0], period)]) == "FAILURE"
     # The dashboard tables agree with the unified rows: each provider's month to date is the sum of its
     # rows charged since the 1st. (Not the billing period's total: a correction billed this month for a
     # day of last month, as CUR delivers them, belongs to the invoice but not to this month's days.)
@@ -64,34 +74,34 @@ def test_a_provider_partition_materializes_from_the_webserver(dagster_dev: Dagst
 
 
 def test_the_48_hour_checks_run_and_name_the_account_and_its_fix(dagster_dev: DagsterDev, checked: str) -> None:
-    def latest(check: str) -> dict:
+    def latest(account: str, check: str) -> dict:
         """The execution from our run (the check schedule, turned on, may have run them since)."""
         data = dagster_dev.graphql(
             """query($key: AssetKeyInput!, $check: String!) { assetCheckExecutions(assetKey: $key, checkName: $check, limit: 20) {
                  runId status evaluation { success severity
-                   metadataEntries { label ... on MarkdownMetadataEntry { mdStr } ... on JsonMetadataEntry { jsonString } } } } }""",
-            {"key": {"path": ["aws_cost_explorer_costs"]}, "check": check},
+                   metadataEntries { label ... on TextMetadataEntry { text } ... on JsonMetadataEntry { jsonString } } } } }""",
+            {"key": {"path": ["aws_cost_explorer", account]}, "check": check},
         )
         [execution] = [e for e in data["assetCheckExecutions"] if e["runId"] == checked]
         return execution
 
-    no_data = latest("billing_data_within_48h")
-    assert no_data["runId"] == checked and no_data["status"] == "FAILED"
-    assert no_data["evaluation"]["severity"] == "ERROR"
-    entries = {e["label"]: e for e in no_data["evaluation"]["metadataEntries"]}
-    statuses = json.loads(entries["by_status"]["jsonString"])
     _, with_rows = query(dagster_dev.data_dir, "SELECT DISTINCT x_AccountKey FROM cost_daily")
     expected = {  # the 48-hour rule, applied to the registry's connected_at and what the lake holds
         a.key: ("NO_DATA" if (dagster_dev.now - a.connected_at).total_seconds() > 48 * 3600 else "PENDING")
         for a in dagster_dev.config.for_source("aws", "cost_explorer")
         if (a.key,) not in with_rows
     }
-    assert {k: v for k, v in statuses.items() if k in expected} == expected and "NO_DATA" in expected.values()
-    for key in (k for k, v in expected.items() if v == "NO_DATA"):
-        assert f"**{key}**" in entries["failing_accounts"]["mdStr"]
-    assert "AWSCostExplorerReadOnlyAccess" in entries["failing_accounts"]["mdStr"]
-    reconciliation = latest("reconciles_with_source")
-    assert reconciliation["runId"] == checked and reconciliation["evaluation"]["success"] is True
+    assert "NO_DATA" in expected.values()
+    for account, status in expected.items():
+        execution = latest(account, "billing_data_within_48h")
+        entries = {e["label"]: e for e in execution["evaluation"]["metadataEntries"]}
+        assert entries["status"]["text"] == status
+        if status == "NO_DATA":
+            assert execution["status"] == "FAILED" and execution["evaluation"]["severity"] == "ERROR"
+            assert "payer (management) account" in entries["fix"]["text"]  # its pulls succeed empty
+    healthy = [a.key for a in dagster_dev.config.for_source("aws", "cost_explorer") if (a.key,) in with_rows]
+    assert healthy and all(latest(a, "billing_data_within_48h")["status"] == "SUCCEEDED" for a in healthy)
+    assert all(latest(a, "reconciles_with_source")["evaluation"]["success"] is True for a in healthy)
 
 
 def test_the_refresh_schedule_asks_for_the_open_month_and_the_restated_one(dagster_dev: DagsterDev) -> None:
@@ -101,12 +111,12 @@ def test_the_refresh_schedule_asks_for_the_open_month_and_the_restated_one(dagst
         """mutation($selector: ScheduleSelector!, $at: Float!) { scheduleDryRun(selectorData: $selector, timestamp: $at) {
              __typename ... on DryRunInstigationTick { evaluationResult { skipReason error { message }
                runRequests { runKey tags { key value } } } } ... on PythonError { message } } }""",
-        {"selector": dagster_dev.selector("schedule", "refresh_costs_schedule"), "at": at.timestamp()},
+        {"selector": dagster_dev.selector("schedule", "refresh_aws_cur_schedule"), "at": at.timestamp()},
     )["scheduleDryRun"]
     assert data["__typename"] == "DryRunInstigationTick", data
     requests = data["evaluationResult"]["runRequests"]
     partitions = [next(t["value"] for t in r["tags"] if t["key"] == "dagster/partition") for r in requests]
-    assert partitions == periods_to_refresh(at) == ["2026-11", "2026-10"]
+    assert partitions == open_periods(at) == ["2026-11", "2026-10"]
 
 
 def test_the_check_schedule_ticks_and_its_run_succeeds(dagster_dev: DagsterDev, check_schedule_ticked: list[str]) -> None:
