@@ -36,7 +36,11 @@ browser:
 		echo "make browser: /usr/bin/chromium is missing and this is not root with apt-get; the browser tests will be skipped (apt-get install chromium to run them)"; \
 	fi
 
-test: setup browser
+.PHONY: lint
+lint: setup
+	$(BIN)/ruff check .
+
+test: setup browser lint
 	$(BIN)/python -m pytest
 
 dashboard: setup

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from html import escape
-from typing import Sequence
 
 # Provider colors, from each vendor's palette but far enough apart to tell stacked bars apart (three
 # of the four brands are blue); other providers take the fallback colors in order.
@@ -35,7 +35,7 @@ class Series:
     def peak(self) -> Decimal:
         return max((self.day_total(d) for d in self.days), default=Decimal(0))
 
-    def last(self, count: int) -> "Series":
+    def last(self, count: int) -> Series:
         return Series(self.currency, self.days[-count:], self.providers, self.amounts)
 
 

@@ -9,9 +9,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Sequence
 
 from finops_pipeline.config import ConfigError, config_path, data_dir, load_config, read_registry
 from finops_pipeline.display import format_table, trend_chart

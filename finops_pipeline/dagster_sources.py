@@ -17,11 +17,12 @@ adds what only it has (the CUR sensor, the DigitalOcean invoice check).
 
 
 import os
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import dagster as dg
 from dagster import AssetCheckExecutionContext, AssetExecutionContext

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from finops_pipeline.catalog import CATALOG_FILE, MART_TABLES, catalog_path, query
-from finops_pipeline.sources import providers
 from finops_pipeline.charts import Series, legend_html, money, png_bar_chart, series_by_currency, svg_bar_chart
 from finops_pipeline.lake import atomic_file, mart_path
+from finops_pipeline.sources import providers
 
 DASHBOARD_FILE = "dashboard.html"
 ATTENTION = ("ERROR", "NO_DATA")
@@ -264,7 +264,8 @@ _STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;background:#f5f6f8;color:#1d232b}
 header{background:#1d232b;color:#fff;padding:16px 28px}header h1{margin:0;font-size:22px}header p{margin:4px 0 0;color:#c3cad4}
 main{padding:20px 28px;max-width:1280px}h2{margin:28px 0 12px;font-size:18px}h3{margin:0 0 8px;font-size:16px}h4{margin:14px 0 4px;font-size:13px;color:#555}
-.cards{display:flex;flex-wrap:wrap;gap:16px}.card{background:#fff;border-radius:8px;padding:16px 18px;min-width:260px;max-width:400px;flex:1;box-shadow:0 1px 3px #0002}
+.cards{display:flex;flex-wrap:wrap;gap:16px}
+.card{background:#fff;border-radius:8px;padding:16px 18px;min-width:260px;max-width:400px;flex:1;box-shadow:0 1px 3px #0002}
 .currency+.currency{border-top:1px solid #eee;margin-top:10px;padding-top:10px}
 .big{font-size:26px;font-weight:600;margin:2px 0 6px}.label{color:#666;font-size:12px;text-transform:uppercase;letter-spacing:.04em}
 .row{display:flex;justify-content:space-between;gap:12px}.muted{color:#6b7480;font-size:12px}.change{margin:6px 0 4px}

@@ -9,9 +9,10 @@ secrets the registry names before it is stored or shown.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from enum import StrEnum
-from typing import Any, Iterable
+from typing import Any
 
 from finops_pipeline.config import ConfigError, MissingEnvironmentVariable
 
@@ -76,9 +77,11 @@ def diagnose(provider: str, source: str, exc: BaseException, secrets: Iterable[s
         return Diagnosis(d.code, d.status, d.cause, d.fix, redact(d.detail, secrets), d.retryable)
     detail = redact(f"{type(exc).__name__}: {exc}", secrets)[:2000]
     if isinstance(exc, MissingEnvironmentVariable):
-        return Diagnosis("config.missing_environment_variable", ERROR, f"Environment variable {exc.variable} is not set.", str(exc).split("Fix: ", 1)[-1], detail)
+        fix = str(exc).split("Fix: ", 1)[-1]
+        return Diagnosis("config.missing_environment_variable", ERROR, f"Environment variable {exc.variable} is not set.", fix, detail)
     if isinstance(exc, ConfigError):
-        return Diagnosis("config.invalid", ERROR, "The account's settings in finops.yaml are not usable.", "Correct the field named in the detail and run again.", detail)
+        return Diagnosis("config.invalid", ERROR, "The account's settings in finops.yaml are not usable.",
+                         "Correct the field named in the detail and run again.", detail)
     spec = get_source(provider, source)
     found = spec.classify(exc, detail)
     if found is not None:

@@ -8,10 +8,11 @@ which the run wrote (matched by run id), so what is printed is what the pipeline
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import dagster as dg
 

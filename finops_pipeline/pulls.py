@@ -6,10 +6,11 @@ the same file. Messages in it are already redacted by diagnostics.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from finops_pipeline.diagnosis import Diagnosis
 from finops_pipeline.lake import read_json, write_json

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Optional
 
 from dagster import ConfigurableResource
 
@@ -18,9 +17,9 @@ class FinopsResource(ConfigurableResource):
     production.
     """
 
-    config_file: Optional[str] = None
-    data_dir: Optional[str] = None
-    now: Optional[str] = None
+    config_file: str | None = None
+    data_dir: str | None = None
+    now: str | None = None
 
     def load_config(self) -> FinopsConfig:
         return load_config(Path(self.config_file) if self.config_file else config_path())

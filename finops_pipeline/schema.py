@@ -9,10 +9,11 @@ never touch a total.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import pyarrow as pa
 
@@ -71,7 +72,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("ChargeCategory", pa.string(), False, "Usage, Purchase, Tax, Credit or Adjustment."),
     Column("ChargeClass", pa.string(), True, "'Correction' when the row corrects an earlier invoiced period, else NULL."),
     Column("ChargeDescription", pa.string(), True, "The source's description of the charge."),
-    Column("BillingAccountId", pa.string(), False, "The account that pays the invoice (AWS payer, GCP billing account, Azure subscription's billing scope, DO team)."),
+    Column("BillingAccountId", pa.string(), False,
+           "The account that pays the invoice (AWS payer, GCP billing account, Azure subscription's billing scope, DO team)."),
     Column("BillingAccountName", pa.string(), True, "Display name of the billing account (from finops.yaml when the source has none)."),
     Column("SubAccountId", pa.string(), True, "AWS linked account, GCP project, Azure subscription, DO project."),
     Column("SubAccountName", pa.string(), True, "Display name of the sub account."),

@@ -14,14 +14,14 @@ import pytest
 
 from finops_pipeline.catalog import build_catalog, catalog_path, query
 from finops_pipeline.cli import main
-from finops_pipeline.lake import PartitionKey, write_partition
-from finops_sandbox.aws import MotoSandbox, cost_explorer_pages
 from finops_pipeline.config import load_config
-from finops_sandbox.synthetic import daily_charges, totals
+from finops_pipeline.lake import PartitionKey, write_partition
 from finops_pipeline.schema import rows_to_table
 from finops_pipeline_tests.aws.test_cost_explorer import LINKED, SERVICES, account_entry
 from finops_pipeline_tests.conftest import write_config
 from finops_pipeline_tests.test_schema import row
+from finops_sandbox.aws import MotoSandbox, cost_explorer_pages
+from finops_sandbox.synthetic import daily_charges, totals
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -293,7 +293,7 @@ def test_a_field_or_top_level_key_given_twice_is_reported_with_its_lines(tmp_pat
 
 def test_a_file_that_is_not_utf8_says_where(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     path = tmp_path / "finops.yaml"
-    path.write_bytes("accounts:\n  - key: aws-main\n    name: Caf".encode() + "é".encode("latin-1") + b"\n")
+    path.write_bytes(b"accounts:\n  - key: aws-main\n    name: Caf" + "é".encode("latin-1") + b"\n")
     with pytest.raises(ConfigError) as raised:
         load_config(path)
     assert str(raised.value).startswith(f"{path}: not UTF-8: byte 41 (line 3) is 0xe9")

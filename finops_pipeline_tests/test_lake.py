@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,8 +16,8 @@ from finops_pipeline.lake import (
     read_partition_totals,
     write_partition,
 )
-from finops_pipeline_tests.test_schema import row
 from finops_pipeline.schema import rows_to_table
+from finops_pipeline_tests.test_schema import row
 
 KEY = PartitionKey("aws", "cost_explorer", "aws-main", "2026-11")
 

@@ -6,21 +6,20 @@ from sandbox.faults.FaultProxy, which answers in Cost Explorer's JSON error form
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from finops_pipeline.config import load_config
-from finops_pipeline.diagnosis import diagnose
-from finops_pipeline.lake import PartitionKey, read_partition
 from finops_pipeline.defs.aws.cost_explorer.pull import normalize, pull_cost_explorer, raw_totals
+from finops_pipeline.diagnosis import diagnose
+from finops_pipeline_tests.conftest import write_config
 from finops_sandbox.aws import MotoSandbox, cost_explorer_pages
 from finops_sandbox.faults import FaultProxy
 from finops_sandbox.synthetic import daily_charges, totals
-from finops_pipeline_tests.conftest import write_config
 
 SERVICES = [
     ("Amazon Elastic Compute Cloud - Compute", "us-east-1", Decimal("120.50")),

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from dagster import AssetCheckSeverity
 
 from finops_pipeline.catalog import query
-from finops_pipeline.lake import PartitionKey, read_partition, write_partition
 from finops_pipeline.config import load_config
+from finops_pipeline.lake import PartitionKey, read_partition, write_partition
+from finops_pipeline_tests.aws.test_cost_explorer import LINKED, SERVICES, account_entry
+from finops_pipeline_tests.conftest import by_account, check_results, run_checks, run_events, run_refresh, statuses, write_config
 from finops_sandbox.aws import MotoSandbox, cost_explorer_pages
 from finops_sandbox.faults import FaultProxy
 from finops_sandbox.synthetic import daily_charges, totals
-from finops_pipeline_tests.aws.test_cost_explorer import LINKED, SERVICES, account_entry
-from finops_pipeline_tests.conftest import by_account, check_results, run_checks, run_events, run_refresh, statuses, write_config
 
 SECRET = "ext-id-4f1c9b"
 SOURCE_ID = "aws_cost_explorer"

@@ -8,9 +8,8 @@ from dagster import AssetKey
 
 from finops_pipeline.catalog import query
 from finops_pipeline.lake import PartitionKey, read_partition_totals
-from finops_sandbox import cur as sandbox_cur
-
 from finops_pipeline_tests.conftest import by_account, check_results, run_checks, run_refresh, write_config
+from finops_sandbox import cur as sandbox_cur
 
 from .conftest import BUCKET, entry, lines_for
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from finops_pipeline.defs.aws.cur.normalize import snake_case
+from finops_pipeline.defs.aws.cur.pull import pull_cur
 from finops_pipeline.diagnosis import ProviderError
 from finops_pipeline.lake import read_partition_totals
-from finops_pipeline.defs.aws.cur.pull import pull_cur
-from finops_pipeline.defs.aws.cur.normalize import snake_case
-from finops_sandbox import cur as sandbox_cur
 from finops_pipeline.schema import COST_DAILY_SCHEMA, SERVICE_CATEGORIES, service_category
+from finops_sandbox import cur as sandbox_cur
 
 from .conftest import account_of, effective_oracle, entry, lines_for
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from finops_pipeline.diagnosis import PENDING, diagnose
 from finops_pipeline.defs.aws.cur.pull import pull_cur
-from finops_pipeline.refresh import refresh_accounts
+from finops_pipeline.diagnosis import PENDING, diagnose
 from finops_pipeline.lake import PartitionKey, read_partition
-from finops_sandbox import cur as sandbox_cur
+from finops_pipeline.refresh import refresh_accounts
 from finops_pipeline.schema import totals_by_currency
+from finops_sandbox import cur as sandbox_cur
 
 from .conftest import BUCKET, account_of, entry, lines_for
 

@@ -10,9 +10,8 @@ from dagster import SensorResult, build_sensor_context
 from finops_pipeline.defs.aws.cur.sensors import watched_periods
 from finops_pipeline.jobs import load_definitions_for
 from finops_pipeline.resources import FinopsResource
-from finops_sandbox import cur as sandbox_cur
-
 from finops_pipeline_tests.conftest import write_config
+from finops_sandbox import cur as sandbox_cur
 
 from .conftest import BUCKET, entry, lines_for
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from finops_pipeline.config import parse_config
-from finops_pipeline.diagnosis import diagnose
 from finops_pipeline.defs.azure.cost_management.pull import pull_cost_management
+from finops_pipeline.diagnosis import diagnose
 from finops_sandbox.azure import AzureDemo
 
 

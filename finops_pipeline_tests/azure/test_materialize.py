@@ -7,8 +7,8 @@ from decimal import Decimal
 
 from finops_pipeline import catalog
 from finops_pipeline.lake import PartitionKey, read_partition, read_partition_totals
-from finops_sandbox.azure import seed_subscription
 from finops_pipeline_tests.conftest import by_account, check_results, run_checks, run_events, run_refresh, statuses, write_config
+from finops_sandbox.azure import seed_subscription
 
 from .conftest import SECRET
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from finops_pipeline.config import parse_config
-from finops_pipeline.diagnosis import ProviderError
 from finops_pipeline.defs.azure.cost_management.client import endpoints, throttle_wait
 from finops_pipeline.defs.azure.cost_management.pull import (
     QueryPages,
@@ -21,6 +20,7 @@ from finops_pipeline.defs.azure.cost_management.pull import (
     query_definition,
     raw_totals,
 )
+from finops_pipeline.diagnosis import ProviderError
 from finops_pipeline.schema import COST_DAILY_SCHEMA, rows_to_table, totals_by_currency
 
 SUBSCRIPTION = "3b8d6f1a-2c4e-4a6b-9d8f-1e3a5c7b9d0f"

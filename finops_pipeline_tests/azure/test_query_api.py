@@ -9,11 +9,11 @@ from decimal import Decimal
 import pytest
 
 from finops_pipeline.config import MissingEnvironmentVariable
-from finops_pipeline.diagnosis import diagnose
 from finops_pipeline.defs.azure.cost_management.client import THROTTLE_RETRIES
 from finops_pipeline.defs.azure.cost_management.pull import pull_cost_management
-from finops_sandbox.azure import QPU_RETRY_AFTER_HEADER, UsageRecord, seed_subscription
+from finops_pipeline.diagnosis import diagnose
 from finops_pipeline.schema import totals_by_currency
+from finops_sandbox.azure import QPU_RETRY_AFTER_HEADER, UsageRecord, seed_subscription
 
 from .conftest import SECRET, SECRET_ENV
 

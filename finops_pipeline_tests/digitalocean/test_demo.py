@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from finops_pipeline.config import parse_config
-from finops_pipeline.diagnosis import diagnose
 from finops_pipeline.defs.digitalocean.billing.pull import pull_billing
+from finops_pipeline.diagnosis import diagnose
 from finops_sandbox.digitalocean import DigitalOceanDemo
 
 

@@ -10,12 +10,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from finops_pipeline.diagnosis import diagnose
-from finops_pipeline.defs.digitalocean.billing import invoices, pull as billing
+from finops_pipeline.defs.digitalocean.billing import invoices
+from finops_pipeline.defs.digitalocean.billing import pull as billing
 from finops_pipeline.defs.digitalocean.billing.pull import pull_billing
-from finops_sandbox.digitalocean import ACCOUNT_READ, seed_team, team_charges
+from finops_pipeline.diagnosis import diagnose
 from finops_pipeline.schema import totals_by_currency
 from finops_pipeline_tests.digitalocean.conftest import do_account
+from finops_sandbox.digitalocean import ACCOUNT_READ, seed_team, team_charges
 
 TOKEN = "dop_v1_test_token_0123456789abcdef"
 TODAY = date.today()

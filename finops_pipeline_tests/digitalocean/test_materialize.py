@@ -10,9 +10,9 @@ from dagster import AssetCheckSeverity
 
 from finops_pipeline.catalog import query
 from finops_pipeline.lake import PartitionKey, read_partition_totals
-from finops_sandbox.digitalocean import ACCOUNT_READ, seed_team, team_charges
 from finops_pipeline_tests.conftest import by_account, check_results, run_checks, run_events, run_refresh, statuses, write_config
 from finops_pipeline_tests.digitalocean.conftest import do_entry
+from finops_sandbox.digitalocean import ACCOUNT_READ, seed_team, team_charges
 
 TODAY = date.today()
 OPEN = TODAY.strftime("%Y-%m")

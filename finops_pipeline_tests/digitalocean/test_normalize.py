@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from finops_pipeline.config import parse_config
+from finops_pipeline.defs.digitalocean.billing.client import RateLimiter
+from finops_pipeline.defs.digitalocean.billing.invoices import CLOSED, OPEN, InvoiceFigures
 from finops_pipeline.defs.digitalocean.billing.pull import (
     OTHER_PRODUCT,
     charge_category,
@@ -18,8 +20,6 @@ from finops_pipeline.defs.digitalocean.billing.pull import (
     product_name,
     raw_totals,
 )
-from finops_pipeline.defs.digitalocean.billing.client import RateLimiter
-from finops_pipeline.defs.digitalocean.billing.invoices import CLOSED, OPEN, InvoiceFigures
 from finops_pipeline.schema import rows_to_table, service_category, totals_by_currency
 
 URN = "do:team:5b1c3f0e-0000-4000-8000-000000000001"
@@ -44,7 +44,7 @@ def test_date_ranges_cover_every_day_once_in_ranges_of_at_most_31_days():
     first, last = date(2026, 1, 1), date(2026, 3, 15)
     ranges = date_ranges(first, last)
     assert ranges[0][0] == first and ranges[-1][1] == last
-    for (start, end), (next_start, _) in zip(ranges, ranges[1:]):
+    for (_start, end), (next_start, _) in zip(ranges, ranges[1:]):
         assert (next_start - end).days == 1  # contiguous, no overlap
     assert all((end - start).days + 1 <= 31 for start, end in ranges)
     assert sum((end - start).days + 1 for start, end in ranges) == (last - first).days + 1

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
-from finops_sandbox.gcp import BigQuerySandbox
 from finops_pipeline_tests.gcp.scenario import Scenario, seed
+from finops_sandbox.gcp import BigQuerySandbox
 
 
 @pytest.fixture

@@ -80,7 +80,7 @@ def eur_rows() -> list[dict[str, Any]]:
 
 def seed(sandbox: BigQuerySandbox) -> Scenario:
     scenario = Scenario(sandbox)
-    for billing, (dataset, table) in DATASETS.items():
+    for dataset, table in DATASETS.values():
         sandbox.create_dataset(PROJECT, dataset)
         sandbox.create_export_table(PROJECT, dataset, table)
     scenario.add(USD_BILLING, usd_rows())

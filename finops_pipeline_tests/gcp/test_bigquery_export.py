@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from finops_pipeline.config import Account, ConfigError, parse_config
-from finops_pipeline.diagnosis import ProviderError, diagnose
 from finops_pipeline.defs.gcp.bigquery_export.pull import pull_bigquery_export
-from finops_sandbox.gcp import export_row, export_table_name, raw_totals
+from finops_pipeline.diagnosis import ProviderError, diagnose
 from finops_pipeline.schema import totals_by_currency
 from finops_pipeline_tests.gcp.scenario import EUR_BILLING, NOW, PROJECT, USD_BILLING, account
+from finops_sandbox.gcp import export_row, export_table_name, raw_totals
 
 
 def _account(entry: dict) -> Account:

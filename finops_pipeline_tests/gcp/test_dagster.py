@@ -7,9 +7,9 @@ from decimal import Decimal
 
 from finops_pipeline import catalog
 from finops_pipeline.lake import PartitionKey, read_partition_totals
-from finops_sandbox.gcp import export_table_name, raw_totals
 from finops_pipeline_tests.conftest import by_account, check_results, run_checks, run_refresh, statuses, write_config
 from finops_pipeline_tests.gcp.scenario import EUR_BILLING, NOW, PROJECT, USD_BILLING, account
+from finops_sandbox.gcp import export_table_name, raw_totals
 
 SOURCE_ID = "gcp_bigquery_export"
 CONNECTED = NOW - timedelta(days=40)

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from finops_pipeline.config import parse_config
-from finops_pipeline.diagnosis import ProviderError
-from finops_pipeline.defs.gcp.bigquery_export.pull import PARTITION_MARGIN_DAYS, partition_days
 from finops_pipeline.defs.gcp.bigquery_export.export_query import ExportTable, charges_sql, choose_export_table, day_state_sql
 from finops_pipeline.defs.gcp.bigquery_export.normalize import unified_row, unified_rows
+from finops_pipeline.defs.gcp.bigquery_export.pull import PARTITION_MARGIN_DAYS, partition_days
+from finops_pipeline.diagnosis import ProviderError
 from finops_pipeline.schema import rows_to_table
 
 ACCOUNT = parse_config({"accounts": [{

@@ -18,10 +18,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -261,7 +262,7 @@ def materialized(dagster_dev: DagsterDev, instigators_on: dict[str, Any]) -> dic
         for source_id, accounts in by_source.items() for period in periods
     }
     for (source_id, period), run_id in runs.items():
-        status = dagster_dev.wait_for(f"run {run_id}", lambda: (s := dagster_dev.run_status(run_id)) in TERMINAL and s, 180)
+        status = dagster_dev.wait_for(f"run {run_id}", lambda run_id=run_id: (s := dagster_dev.run_status(run_id)) in TERMINAL and s, 180)
         records = [pulls.read_record(dagster_dev.data_dir, a.key, period) or {} for a in by_source[source_id]]
         assert all(r.get("run_id") == run_id for r in records), (source_id, period, records)
         failed = [r for r in records if r.get("last_outcome") == "failure"]

@@ -4,9 +4,9 @@ as a user looks at them. Screenshots go to each test's tmp_path."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -30,7 +30,7 @@ expect = playwright.expect
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator["playwright.Browser"]:
+def browser() -> Iterator[playwright.Browser]:
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
         yield browser
@@ -38,7 +38,7 @@ def browser() -> Iterator["playwright.Browser"]:
 
 
 @pytest.fixture
-def page(browser) -> Iterator["playwright.Page"]:
+def page(browser) -> Iterator[playwright.Page]:
     context = browser.new_context(viewport={"width": 1440, "height": 1000})
     context.set_default_timeout(30_000)
     page = context.new_page()

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from finops_pipeline.catalog import query
 from finops_pipeline import pulls
+from finops_pipeline.catalog import query
 from finops_pipeline.lake import PartitionKey, read_partition_totals
 from finops_pipeline.status import open_periods
 from finops_pipeline_tests.ui.conftest import DagsterDev

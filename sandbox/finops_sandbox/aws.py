@@ -12,15 +12,16 @@ from __future__ import annotations
 import json
 import urllib.request
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Sequence
+from typing import Any
 
 from finops_pipeline.config import Account, FinopsConfig
 from finops_pipeline.defs.aws.cost_explorer.pull import GROUP_BY, fetch_pages
 from finops_pipeline.defs.aws.session import aws_client
-from finops_sandbox.synthetic import Charge, daily_charges
 from finops_pipeline.schema import month_bounds
+from finops_sandbox.synthetic import Charge, daily_charges
 
 MOTO_DEFAULT_ACCOUNT = "123456789012"
 
@@ -36,7 +37,7 @@ class MotoSandbox:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log per request
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
 
-    def start(self) -> "MotoSandbox":
+    def start(self) -> MotoSandbox:
         self._server.start()
         return self
 

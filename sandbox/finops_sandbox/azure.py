@@ -19,11 +19,12 @@ import secrets
 import threading
 import uuid
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterable, Sequence
+from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 from finops_sandbox.server import LoopbackServer
@@ -287,7 +288,9 @@ class AzureSandbox(LoopbackServer):
             self.query_log.append(entry)
         return status, body, headers
 
-    def _answer_query(self, subscription_id: str, params: dict[str, list[str]], authorization: str, raw: bytes, skiptoken: str | None, entry: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+    def _answer_query(
+        self, subscription_id: str, params: dict[str, list[str]], authorization: str, raw: bytes, skiptoken: str | None, entry: dict[str, Any]
+    ) -> tuple[int, Any, dict[str, str]]:
         def error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> tuple[int, Any, dict[str, str]]:
             return status, {"error": {"code": code, "message": message}}, headers or {}
 

@@ -16,17 +16,18 @@ import json
 import uuid
 import zipfile
 import zlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from finops_sandbox.synthetic import Charge, daily_charges
 from finops_pipeline.schema import month_bounds
+from finops_sandbox.synthetic import Charge, daily_charges
 
 FORMATS = ("legacy-csv-gz", "legacy-csv-zip", "legacy-parquet", "cur2-parquet", "cur2-csv-gz")
 PRODUCT_CODES = {
@@ -142,7 +143,8 @@ def line_items(
         first = start.date()
         accounts = sorted({(l["line_item_usage_account_id"], l["line_item_usage_account_name"]) for l in lines})
         for account_id, account_name in accounts:
-            def extra(kind: str, amount: str, day: date = first, **more: Any) -> None:
+            def extra(kind: str, amount: str, day: date = first, account_id: str = account_id, account_name: str = account_name,
+                      **more: Any) -> None:
                 line = base(day, 0, account_id, account_name, "Amazon Elastic Compute Cloud", "us-east-1")
                 line.update({"line_item_line_item_type": kind, "line_item_unblended_cost": Decimal(amount),
                              "line_item_usage_type": f"{kind}-line", "line_item_line_item_description": f"{kind} line", **more})

@@ -10,10 +10,11 @@ Dagster UI can run the pipeline against them.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Protocol
 
 import yaml
 

@@ -16,15 +16,16 @@ import threading
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_EVEN, Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Sequence
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from finops_sandbox.server import LoopbackServer
 from finops_pipeline.config import FinopsConfig
+from finops_sandbox.server import LoopbackServer
 from finops_sandbox.synthetic import Charge, daily_charges
 from finops_sandbox.tls import LocalCA
 

@@ -21,11 +21,12 @@ import re
 import threading
 import uuid
 import zlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterable, Sequence
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import duckdb
@@ -231,7 +232,7 @@ class BigQuerySandbox(LoopbackServer):
 
     def _query(self, project: str, body: dict[str, Any]) -> dict[str, Any]:
         if project in self.projects_without_job_user:
-            raise BigQueryError(403, "accessDenied", f"Access Denied: Project {project}: User does not have bigquery.jobs.create permission in project {project}.")
+            raise BigQueryError(403, "accessDenied", f"Access Denied: Project {project}: User does not have bigquery.jobs.create permission in project {project}.")  # noqa: E501
         sql = body.get("query", "")
         if body.get("useLegacySql"):
             raise BigQueryError(400, "invalidQuery", "The BigQuery stand-in only runs GoogleSQL (useLegacySql=false)")
@@ -289,7 +290,7 @@ class BigQuerySandbox(LoopbackServer):
             dataset = self._dataset(table_project, dataset_name)
             internal = dataset.tables.get(table.name)
             if internal is None:
-                raise BigQueryError(404, "notFound", f"Not found: Table {table_project}:{dataset_name}.{table.name} was not found in location {dataset.location}")
+                raise BigQueryError(404, "notFound", f"Not found: Table {table_project}:{dataset_name}.{table.name} was not found in location {dataset.location}")  # noqa: E501
             alias = table.alias or table.name
             replacement = exp.to_table(internal)
             replacement.set("alias", exp.TableAlias(this=exp.to_identifier(alias)))
@@ -429,7 +430,8 @@ def export_row(
         "sku": {"id": f"{zlib.crc32(sku.encode()) % 0xFFFF:04X}-{len(sku):04X}", "description": sku},
         "usage_start_time": _at(day),
         "usage_end_time": _at(day) + timedelta(hours=1),
-        "project": {"id": project_id, "number": str(zlib.crc32(project_id.encode())), "name": project_name or project_id, "labels": [], "ancestry_numbers": None},
+        "project": {"id": project_id, "number": str(zlib.crc32(project_id.encode())), "name": project_name or project_id, "labels": [],
+                    "ancestry_numbers": None},
         "labels": [{"key": k, "value": v} for k, v in sorted((labels or {}).items())],
         "system_labels": [],
         "location": {"location": region, "country": None, "region": region, "zone": None},
@@ -468,7 +470,8 @@ def rows_from_charges(charges: Sequence[Charge], billing_account_id: str, detail
             project_name=charge.account_name, service=charge.service, sku=f"{charge.service} usage",
             cost=cost, currency=charge.currency, region=charge.region, credits=credits,
             labels={"team": "platform" if "Compute" in charge.service else "data"},
-            resource=f"//{charge.service.lower().replace(' ', '')}.googleapis.com/projects/{charge.account_id}/{charge.service.lower().replace(' ', '-')}-1" if detailed else None,
+            resource=(f"//{charge.service.lower().replace(' ', '')}.googleapis.com/projects/{charge.account_id}/"
+                      f"{charge.service.lower().replace(' ', '-')}-1") if detailed else None,
         ))
     return rows
 

@@ -7,10 +7,10 @@ tells the same story every time.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Sequence
 
 SCALE = Decimal("0.0000000001")
 

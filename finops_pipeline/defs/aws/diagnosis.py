@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from finops_pipeline.diagnosis import ERROR, PENDING, Advice, Diagnosis
 
+
 def classify_aws(exc: BaseException, detail: str, *, kb: Advice, s3: bool) -> Diagnosis | None:
     """AWS errors shared by Cost Explorer and CUR; `s3` says whether the source reads S3 (CUR) or Cost Explorer."""
     from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, ParamValidationError

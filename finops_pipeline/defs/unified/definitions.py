@@ -17,11 +17,11 @@ from dagster import (
 )
 
 from finops_pipeline.catalog import build_catalog, register_views
+from finops_pipeline.config import registry_for_definitions
+from finops_pipeline.dagster_sources import BUILD_TABLES_JOB, CATALOG_POOL, COST_DAILY_COLUMN_SCHEMA, all_account_asset_keys
 from finops_pipeline.dashboard import preview_markdown, read_dashboard_data, write_dashboard
 from finops_pipeline.marts import build_mart, write_mart
 from finops_pipeline.resources import FinopsResource
-from finops_pipeline.config import registry_for_definitions
-from finops_pipeline.dagster_sources import BUILD_TABLES_JOB, CATALOG_POOL, COST_DAILY_COLUMN_SCHEMA, all_account_asset_keys
 
 MART_DESCRIPTIONS = {
     "provider_cost_summary": "Cost card per provider and currency: month to date, last 7 and 30 days, the 30 days before and the change. "
@@ -61,7 +61,7 @@ def build_unified_assets(upstream: list[AssetKey]) -> list[AssetsDefinition]:
         finally:
             connection.close()
         table = ["| provider | currency | billed | accounts | first day | last day |", "|---|---|---:|---:|---|---|"]
-        table += [f"| {p} | {c} | {t:,.2f} | {a} | {f} | {l} |" for p, c, t, a, f, l in totals]
+        table += [f"| {p} | {c} | {t:,.2f} | {a} | {first} | {last} |" for p, c, t, a, first, last in totals]
         return MaterializeResult(
             metadata={
                 "rows": rows,

@@ -8,14 +8,15 @@ the month it is asked for and counts its pages.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from datetime import date, datetime, timezone
 from decimal import Decimal
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from finops_pipeline.config import Account
+from finops_pipeline.defs.aws import PROVIDER
 from finops_pipeline.defs.aws.session import aws_client
 from finops_pipeline.refresh import Pull
-from finops_pipeline.defs.aws import PROVIDER
 from finops_pipeline.schema import day_bounds, month_bounds, rows_to_table, service_category, to_decimal
 
 SOURCE = "cost_explorer"

@@ -1,9 +1,9 @@
 """AWS Cost Explorer as a source: what the core needs to know about it."""
 
 from finops_pipeline.defs.aws import PROVIDER
+from finops_pipeline.defs.aws.cost_explorer.settings import CostExplorerSettings
 from finops_pipeline.defs.aws.diagnosis import classify_aws
 from finops_pipeline.diagnosis import Advice, Diagnosis
-from finops_pipeline.defs.aws.cost_explorer.settings import CostExplorerSettings
 from finops_pipeline.sources import Source
 
 # The knowledge base: why an account shows "No data" 48 hours after it was connected.

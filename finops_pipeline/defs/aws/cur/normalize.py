@@ -17,11 +17,12 @@ import csv
 import gzip
 import io
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -133,7 +134,7 @@ class FileLayout:
     naive_start: bool = False  # Parquet usage start is a TIMESTAMP without zone (UTC, as AWS writes it)
     # Facts the Parquet footers of the whole file group prove (see `parquet_facts`); empty for CSV. Not
     # part of the signature: they are set once the group's files are known.
-    facts: "ParquetFacts | None" = None
+    facts: ParquetFacts | None = None
 
     def signature(self) -> tuple:
         return (self.kind, self.header, self.naive_start, tuple(sorted(self.columns.items())), self.tag_columns, self.tags_map, self.product_map)
@@ -307,7 +308,7 @@ def _source(layout: FileLayout, paths: list[str]) -> str:
     if layout.kind == "parquet":
         return f"read_parquet({files})"
     # all_varchar: amounts stay decimal strings until the exact DECIMAL cast; no type sniffing surprises.
-    return f"read_csv({files}, header = true, all_varchar = true, delim = ',', quote = '\"', escape = '\"', auto_detect = false, columns = {_csv_columns(layout)})"
+    return f"read_csv({files}, header = true, all_varchar = true, delim = ',', quote = '\"', escape = '\"', auto_detect = false, columns = {_csv_columns(layout)})"  # noqa: E501
 
 
 def _csv_columns(layout: FileLayout) -> str:
@@ -539,11 +540,11 @@ def _effective(parts: Mapping[str, str]) -> str:
         return not all(_is_null(parts[n]) for n in names)
     branches = [f"WHEN line_item_type = 'SavingsPlanCoveredUsage' THEN coalesce(savings_plan_savings_plan_effective_cost, {BILLED})"]
     if not _is_null(parts["savings_plan_total_commitment_to_date"]) and not _is_null(parts["savings_plan_used_commitment"]):
-        branches.append(f"WHEN line_item_type = 'SavingsPlanRecurringFee' THEN coalesce(savings_plan_total_commitment_to_date - savings_plan_used_commitment, {BILLED})")
+        branches.append(f"WHEN line_item_type = 'SavingsPlanRecurringFee' THEN coalesce(savings_plan_total_commitment_to_date - savings_plan_used_commitment, {BILLED})")  # noqa: E501
     branches.append(f"WHEN line_item_type IN ('SavingsPlanNegation', 'SavingsPlanUpfrontFee') THEN {ZERO}")
     branches.append(f"WHEN line_item_type = 'DiscountedUsage' THEN coalesce(reservation_effective_cost, {BILLED})")
     if present("reservation_unused_amortized_upfront_fee_for_billing_period", "reservation_unused_recurring_fee"):
-        branches.append("WHEN line_item_type = 'RIFee' AND (reservation_unused_amortized_upfront_fee_for_billing_period IS NOT NULL OR reservation_unused_recurring_fee IS NOT NULL) "
+        branches.append("WHEN line_item_type = 'RIFee' AND (reservation_unused_amortized_upfront_fee_for_billing_period IS NOT NULL OR reservation_unused_recurring_fee IS NOT NULL) "  # noqa: E501
                         "THEN coalesce(reservation_unused_amortized_upfront_fee_for_billing_period, 0) + coalesce(reservation_unused_recurring_fee, 0)")
     if present("reservation_reservation_a_r_n"):
         branches.append(f"WHEN line_item_type = 'Fee' AND reservation_reservation_a_r_n IS NOT NULL THEN {ZERO}")

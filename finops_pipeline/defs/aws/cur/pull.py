@@ -26,10 +26,10 @@ from typing import Any, Protocol
 import duckdb
 
 from finops_pipeline.config import Account
-from finops_pipeline.diagnosis import ERROR, PENDING, Diagnosis, ProviderError
-from finops_pipeline.lake import partition_metadata
 from finops_pipeline.defs.aws.cur import normalize
 from finops_pipeline.defs.aws.session import aws_client
+from finops_pipeline.diagnosis import ERROR, PENDING, Diagnosis, ProviderError
+from finops_pipeline.lake import partition_metadata
 from finops_pipeline.refresh import Pull
 from finops_pipeline.schema import month_bounds
 
@@ -180,8 +180,8 @@ def parse_manifest(document: bytes, key: str, stored: StoredObject, billing_peri
     if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
         raise ProviderError(Diagnosis(
             "aws.cur_manifest_invalid", ERROR, f"The CUR manifest {where} has no '{field}' list.",
-            f"Check cur_version in the account settings ('legacy' manifests list reportKeys, 'cur2' manifests list "
-            f"dataFiles); this manifest looks like the other kind." , where))
+            "Check cur_version in the account settings ('legacy' manifests list reportKeys, 'cur2' manifests list "
+            "dataFiles); this manifest looks like the other kind." , where))
     keys = tuple(_key_of(f) for f in files)
     assembly = str(data.get("assemblyId") or data.get("executionId") or stored.etag)
     period = data.get("billingPeriod")
@@ -333,7 +333,7 @@ def _checked(run, connection, groups, manifest: Manifest, store: Store):
     """Run a query over the files; on a DuckDB error, name the file that caused it."""
     try:
         return run()
-    except duckdb.Error as exc:
+    except duckdb.Error:
         culprit = normalize.locate_bad_file(connection, groups)
         if culprit is not None:
             raise culprit from None

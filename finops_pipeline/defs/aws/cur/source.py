@@ -1,9 +1,9 @@
 """AWS Cost and Usage Reports on S3 (legacy CUR and CUR 2.0) as a source."""
 
 from finops_pipeline.defs.aws import PROVIDER
+from finops_pipeline.defs.aws.cur.settings import CurSettings
 from finops_pipeline.defs.aws.diagnosis import classify_aws
 from finops_pipeline.diagnosis import Advice, Diagnosis
-from finops_pipeline.defs.aws.cur.settings import CurSettings
 from finops_pipeline.sources import Source
 
 # The knowledge base: why an account shows "No data" 48 hours after it was connected.

@@ -51,7 +51,8 @@ def classify(exc: BaseException, detail: str) -> Diagnosis | None:
                          "Set tenant_id to the tenant that owns the subscription (Subscriptions -> the subscription -> Overview shows "
                          "its directory) with an app registration of that tenant, or correct subscription_id.", detail)
     if "AADSTS7000215" in text or "AADSTS7000222" in text or "invalid_client" in text:
-        return Diagnosis("azure.bad_client_secret", ERROR, "Entra ID refused the app registration's client secret (wrong, expired, or the secret ID instead of its value).",
+        return Diagnosis("azure.bad_client_secret", ERROR,
+                         "Entra ID refused the app registration's client secret (wrong, expired, or the secret ID instead of its value).",
                          "In Entra ID -> App registrations -> the app -> Certificates & secrets, create a new client secret and put "
                          "its Value (not the Secret ID) in the environment variable client_secret_env names.", detail)
     if "AADSTS700016" in text:

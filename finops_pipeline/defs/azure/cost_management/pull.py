@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from finops_pipeline.config import Account
-from finops_pipeline.diagnosis import ERROR, Diagnosis, ProviderError
-from finops_pipeline.defs.azure.cost_management.client import QuotaMeter, cost_management_client, credential, endpoints
-from finops_pipeline.refresh import Pull
 from finops_pipeline.defs.azure import PROVIDER
+from finops_pipeline.defs.azure.cost_management.client import QuotaMeter, cost_management_client, credential, endpoints
+from finops_pipeline.diagnosis import ERROR, Diagnosis, ProviderError
+from finops_pipeline.refresh import Pull
 from finops_pipeline.schema import day_bounds, month_bounds, rows_to_table, service_category, to_decimal
 
 if TYPE_CHECKING:  # the Azure SDK is imported where a query runs: loading the definitions stays cheap

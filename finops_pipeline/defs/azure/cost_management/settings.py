@@ -6,7 +6,6 @@ from pydantic import Field
 
 from finops_pipeline.config import EnvName, Guid, PositiveInt, SourceSettings, Text, Url, choice
 
-
 AzureCloud = choice("public", "china", "usgovernment")
 
 

@@ -2,8 +2,8 @@
 
 from finops_pipeline.defs.azure import PROVIDER
 from finops_pipeline.defs.azure.cost_management.diagnosis import NO_DATA, classify
-from finops_pipeline.diagnosis import Advice
 from finops_pipeline.defs.azure.cost_management.settings import CostManagementSettings
+from finops_pipeline.diagnosis import Advice
 from finops_pipeline.sources import Source
 
 EMPTY_PULL = Advice(

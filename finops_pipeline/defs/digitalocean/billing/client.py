@@ -14,8 +14,9 @@ import functools
 import hashlib
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from finops_pipeline.config import Account
 from finops_pipeline.tls import connection_verify

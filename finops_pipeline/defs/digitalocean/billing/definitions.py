@@ -1,7 +1,8 @@
 """DigitalOcean billing in Dagster: one asset per team, its checks (invoice included), job and schedule."""
 
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import dagster as dg
 from dagster import AssetCheckExecutionContext

@@ -14,8 +14,8 @@ from typing import Any
 import duckdb
 import pyarrow.parquet as pq
 
-from finops_pipeline.lake import list_partitions
 from finops_pipeline.defs.digitalocean.billing.invoices import CENT, CLOSED
+from finops_pipeline.lake import list_partitions
 
 INVOICE_METADATA_KEY = b"finops.invoice"
 

@@ -9,16 +9,17 @@ up to the month's invoice, so each pull also reads the invoice figures (invoices
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any, Iterator
+from typing import Any
 
 from finops_pipeline.config import Account
-from finops_pipeline.diagnosis import ERROR, Diagnosis, ProviderError
+from finops_pipeline.defs.digitalocean import PROVIDER
 from finops_pipeline.defs.digitalocean.billing import invoices
 from finops_pipeline.defs.digitalocean.billing.client import CallStats, make_client
+from finops_pipeline.diagnosis import ERROR, Diagnosis, ProviderError
 from finops_pipeline.refresh import Pull
-from finops_pipeline.defs.digitalocean import PROVIDER
 from finops_pipeline.schema import day_bounds, month_bounds, rows_to_table, service_category, to_decimal
 
 SOURCE = "billing"

@@ -2,8 +2,8 @@
 
 from finops_pipeline.defs.digitalocean import PROVIDER
 from finops_pipeline.defs.digitalocean.billing.diagnosis import NO_DATA, classify
-from finops_pipeline.diagnosis import Advice
 from finops_pipeline.defs.digitalocean.billing.settings import BillingSettings
+from finops_pipeline.diagnosis import Advice
 from finops_pipeline.sources import Source
 
 EMPTY_PULL = Advice(

@@ -28,7 +28,8 @@ def classify(exc: BaseException, detail: str) -> Diagnosis | None:
             return Diagnosis("gcp.export_table_not_found", ERROR, "The billing export table disappeared from the dataset while it was read.",
                              "Check that the BigQuery billing export is still enabled into this dataset; the next refresh finds "
                              "the table again. " + kb.fix, detail, retryable=True)
-        return Diagnosis("gcp.dataset_not_found", ERROR, "The billing dataset was not found: wrong dataset name or project, or the export is not enabled.", kb.fix, detail)
+        return Diagnosis("gcp.dataset_not_found", ERROR,
+                         "The billing dataset was not found: wrong dataset name or project, or the export is not enabled.", kb.fix, detail)
     if isinstance(exc, (gexc.Forbidden, gexc.Unauthorized)):
         if "jobs.create" in text:
             return Diagnosis("gcp.cannot_run_queries", ERROR, "The service account may not run query jobs in the query project.",
@@ -49,7 +50,8 @@ def classify(exc: BaseException, detail: str) -> Diagnosis | None:
                          "Check that the table is an unmodified Cloud Billing export (standard or detailed usage cost); "
                          "report the detail if it is.", detail)
     try:
-        from requests.exceptions import ConnectionError as RequestsConnectionError, Timeout
+        from requests.exceptions import ConnectionError as RequestsConnectionError
+        from requests.exceptions import Timeout
     except ImportError:  # pragma: no cover
         return None
     if isinstance(exc, (RequestsConnectionError, Timeout)):

@@ -13,9 +13,10 @@ Mapping decisions (docs/gcp.md has the data dictionary):
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from finops_pipeline.config import Account
 from finops_pipeline.defs.gcp import PROVIDER

@@ -17,17 +17,17 @@ How a refresh of billing period M (invoice.month M) reads the export:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from finops_pipeline.config import Account
-from finops_pipeline.defs.gcp.bigquery_export.diagnosis import NO_DATA
-from finops_pipeline.diagnosis import PENDING, Diagnosis, ProviderError
 from finops_pipeline.defs.gcp.bigquery_export import day_cache
 from finops_pipeline.defs.gcp.bigquery_export.client import bigquery_client
+from finops_pipeline.defs.gcp.bigquery_export.diagnosis import NO_DATA
 from finops_pipeline.defs.gcp.bigquery_export.export_query import (
     ExportTable,
     as_of_parameter,
@@ -39,6 +39,7 @@ from finops_pipeline.defs.gcp.bigquery_export.export_query import (
     day_state_sql,
 )
 from finops_pipeline.defs.gcp.bigquery_export.normalize import unified_rows
+from finops_pipeline.diagnosis import PENDING, Diagnosis, ProviderError
 from finops_pipeline.refresh import Pull
 from finops_pipeline.schema import month_bounds
 

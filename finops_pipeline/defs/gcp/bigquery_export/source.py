@@ -2,8 +2,8 @@
 
 from finops_pipeline.defs.gcp import PROVIDER
 from finops_pipeline.defs.gcp.bigquery_export.diagnosis import NO_DATA, classify
-from finops_pipeline.diagnosis import Advice
 from finops_pipeline.defs.gcp.bigquery_export.settings import BigQueryExportSettings
+from finops_pipeline.diagnosis import Advice
 from finops_pipeline.sources import Source
 
 EMPTY_PULL = Advice(
