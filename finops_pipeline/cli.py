@@ -86,7 +86,7 @@ def _print_connections(directory: Path) -> None:
     _print_query(
         directory,
         "Billing connections",
-        """SELECT status, provider, account_key, hours_since_connected AS "hours since connected",
+        """SELECT status, provider, account_key, connected_for AS "connected",
                   first_day_with_data AS first_day, last_day_with_data AS last_day, last_successful_pull
            FROM billing_connection_status""",
     )

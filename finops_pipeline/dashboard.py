@@ -119,9 +119,9 @@ def _attention_list(connections: list[dict[str, Any]]) -> str:
     items = []
     for c in connections:
         if c["status"] == "PENDING" and not c.get("cause"):
-            text = (
-                f"connected {c['hours_since_connected']:g} h ago; billing data takes 24 to 48 hours to appear."
-            )
+            text = f"connected {c['connected_for']} ago; billing data takes 24 to 48 hours to appear."
+            if c.get("becomes_no_data_at"):
+                text += f" It shows NO_DATA from {c['becomes_no_data_at']:%Y-%m-%d %H:%M} UTC if none arrives."
             items.append(f'<li><b>{_e(c["account_key"])}</b> <span class="status PENDING">PENDING</span> {escape(text)}</li>')
         elif c.get("cause"):
             items.append(
@@ -240,7 +240,7 @@ def _connections(rows: list[dict[str, Any]]) -> str:
         return '<p class="muted">No accounts are configured in finops.yaml.</p>'
     out = [
         '<table class="grid" id="connections"><tr><th>Status</th><th>Account</th><th>Provider / source</th>'
-        '<th class="num">Hours since connected</th><th>Data</th><th>Last successful pull</th><th>Cause and fix</th></tr>'
+        '<th class="num">Connected for</th><th>Data</th><th>Last successful pull</th><th>Cause and fix</th></tr>'
     ]
     for r in rows:
         advice = ""
@@ -253,7 +253,7 @@ def _connections(rows: list[dict[str, Any]]) -> str:
             f'<tr data-account="{_e(r["account_key"])}" data-status="{_e(r["status"])}">'
             f'<td><span class="status {_e(r["status"])}">{_e(r["status"])}</span></td>'
             f'<td><b>{_e(r["account_key"])}</b><br><span class="muted">{_e(r["account_name"])}</span></td>'
-            f'<td>{_e(r["provider"])} / {_e(r["source"])}</td><td class="num">{r["hours_since_connected"]:,.1f}</td>'
+            f'<td>{_e(r["provider"])} / {_e(r["source"])}</td><td class="num">{_e(r["connected_for"])}</td>'
             f'<td>{span}</td><td>{_e(r["last_successful_pull"])}</td><td>{advice}</td></tr>'
         )
     out.append("</table>")

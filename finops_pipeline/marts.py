@@ -138,6 +138,7 @@ CONNECTION_STATUS_SCHEMA = pa.schema(
         ("source", pa.string()),
         ("connected_at", pa.timestamp("us", tz="UTC")),
         ("hours_since_connected", pa.float64()),
+        ("connected_for", pa.string()),
         ("status", pa.string()),
         ("first_day_with_data", pa.date32()),
         ("last_day_with_data", pa.date32()),
@@ -147,6 +148,8 @@ CONNECTION_STATUS_SCHEMA = pa.schema(
         ("error_code", pa.string()),
         ("cause", pa.string()),
         ("fix", pa.string()),
+        ("becomes_no_data_at", pa.timestamp("us", tz="UTC")),
+        ("failing_periods", pa.list_(pa.string())),
     ]
 )
 
@@ -156,7 +159,8 @@ _STATUS_ORDER = {"ERROR": 0, "NO_DATA": 1, "PENDING": 2, "OK": 3}
 def billing_connection_status(data_dir: Path, config: FinopsConfig, now: datetime) -> pa.Table:
     """One row per configured account, the accounts that need attention first."""
     statuses = sorted(connection_statuses(config, data_dir, now), key=lambda s: (_STATUS_ORDER.get(s.status, 9), s.provider, s.account_key))
-    return pa.Table.from_pylist([asdict(s) for s in statuses], schema=CONNECTION_STATUS_SCHEMA)
+    rows = [{**asdict(s), "status": str(s.status), "failing_periods": list(s.failing_periods)} for s in statuses]
+    return pa.Table.from_pylist(rows, schema=CONNECTION_STATUS_SCHEMA)
 
 
 def build_mart(name: str, data_dir: Path, config: FinopsConfig, now: datetime) -> pa.Table:

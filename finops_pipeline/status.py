@@ -48,6 +48,7 @@ class ConnectionStatus:
     source: str
     connected_at: datetime
     hours_since_connected: float
+    connected_for: str  # '31 hours' inside the 48-hour window, '5 days' after it
     status: Status
     first_day_with_data: date | None
     last_day_with_data: date | None
@@ -114,7 +115,12 @@ def account_status(account: Account, records: dict[str, dict[str, Any]], covered
     within_grace = age < GRACE_PERIOD
     cause = fix = None
     becomes_no_data_at = None
-    if error and (error.get("status") != Status.PENDING or not within_grace):
+    if account.broken:  # its settings are unusable: no pull can run until finops.yaml is fixed
+        error = {"code": "config.invalid", "detail": "; ".join(p.message for p in account.problems)}
+        status = Status.ERROR
+        cause = "The account's settings in finops.yaml are not usable: " + " ".join(p.message.rstrip(".") + "." for p in account.problems)
+        fix = " ".join(p.fix for p in account.problems)
+    elif error and (error.get("status") != Status.PENDING or not within_grace):
         status = Status.ERROR
         cause, fix = error.get("cause"), error.get("fix")
     elif covered:
@@ -135,6 +141,7 @@ def account_status(account: Account, records: dict[str, dict[str, Any]], covered
         source=account.source,
         connected_at=account.connected_at,
         hours_since_connected=round(age.total_seconds() / 3600, 1),
+        connected_for=describe_age(account.connected_at, now),
         status=status,
         first_day_with_data=covered.first_day if covered else None,
         last_day_with_data=covered.last_day if covered else None,

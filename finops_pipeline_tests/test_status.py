@@ -80,3 +80,21 @@ def test_open_periods_and_ages_read_as_people_say_them() -> None:
     assert open_periods(datetime(2026, 11, 26, tzinfo=timezone.utc)) == ["2026-11"]
     assert describe_age(NOW - timedelta(hours=31), NOW) == "31 hours"
     assert describe_age(NOW - timedelta(days=120, hours=3), NOW) == "120 days"
+
+
+def test_a_broken_account_is_an_error_with_its_fix_at_once(tmp_path: Path) -> None:
+    config = parse_config(
+        {"accounts": [
+            {"key": "good", "provider": "aws", "source": "cur", "connected_at": "2026-06-01T00:00:00Z",
+             "account_id": "123456789012", "bucket": "bucket-a", "report_name": "r"},
+            {"key": "typo", "provider": "aws", "source": "cur", "connected_at": "2026-06-01T00:00:00Z",
+             "account_id": "12345", "bucket": "bucket-b", "report_name": "r"},
+        ]},
+        Path("finops.yaml"),
+    )
+    good, typo = config.accounts
+    assert not good.broken and typo.broken
+    result = account_status(typo, {}, None, NOW)
+    assert (result.status, result.error_code) == (Status.ERROR, "config.invalid")
+    assert "account_id" in result.cause and result.fix
+    assert account_status(good, {}, None, NOW).status == Status.NO_DATA

@@ -521,21 +521,12 @@ def _in(values: Iterable[str]) -> str:
 
 
 BILLED = "coalesce(line_item_net_unblended_cost, unblended)"
-EFFECTIVE = f"""CASE
-    WHEN line_item_type = 'SavingsPlanCoveredUsage' THEN coalesce(savings_plan_savings_plan_effective_cost, {BILLED})
-    WHEN line_item_type = 'SavingsPlanRecurringFee' THEN coalesce(savings_plan_total_commitment_to_date - savings_plan_used_commitment, {BILLED})
-    WHEN line_item_type IN ('SavingsPlanNegation', 'SavingsPlanUpfrontFee') THEN CAST(0 AS {MONEY_SQL})
-    WHEN line_item_type = 'DiscountedUsage' THEN coalesce(reservation_effective_cost, {BILLED})
-    WHEN line_item_type = 'RIFee' AND (reservation_unused_amortized_upfront_fee_for_billing_period IS NOT NULL OR reservation_unused_recurring_fee IS NOT NULL)
-        THEN coalesce(reservation_unused_amortized_upfront_fee_for_billing_period, 0) + coalesce(reservation_unused_recurring_fee, 0)
-    WHEN line_item_type = 'Fee' AND reservation_reservation_a_r_n IS NOT NULL THEN CAST(0 AS {MONEY_SQL})
-    ELSE {BILLED} END"""
 ZERO = f"CAST(0 AS {NARROW_MONEY_SQL})"  # the narrowest zero, so a CASE of narrow amounts stays narrow
 
 
 def _effective(parts: Mapping[str, str]) -> str:
-    """EFFECTIVE for one layout: branches that cannot apply (their columns absent) are left out, so a
-    CASE over narrow amounts stays a narrow decimal per line. Same result as EFFECTIVE on every line."""
+    """EffectiveCost per line item type, for one layout (design.md's rules): branches that cannot apply
+    (their columns absent) are left out, so a CASE over narrow amounts stays a narrow decimal per line."""
     def present(*names: str) -> bool:
         return not all(_is_null(parts[n]) for n in names)
     branches = [f"WHEN line_item_type = 'SavingsPlanCoveredUsage' THEN coalesce(savings_plan_savings_plan_effective_cost, {BILLED})"]

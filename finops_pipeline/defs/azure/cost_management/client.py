@@ -65,7 +65,6 @@ class QuotaMeter:
     waited_seconds: float = 0.0
     qpu_consumed: float = 0.0
     qpu_remaining: str | None = None
-    refused_wait_seconds: float | None = None  # a wait longer than the limit, not taken
     statuses: dict[int, int] = field(default_factory=dict)
 
     def record(self, response: Any) -> None:
@@ -117,8 +116,7 @@ def retry_policy_class() -> type:
             if http_response.status_code == 429:
                 wait = throttle_wait(http_response.headers)
                 if wait is not None and wait > self.max_wait:
-                    self.meter.refused_wait_seconds = wait
-                    return False
+                    return False  # waiting less would only spend quota on another 429
                 return bool(settings["total"]) and settings["status"] > 0  # the query is a read: safe to repeat
             return super().is_retry(settings, response)
 
