@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 DEFAULT_CONFIG_FILE = "finops.yaml"
 DEFAULT_DATA_DIR = "data"
@@ -152,6 +152,11 @@ class SourceSettings(BaseModel):
     """An account's settings for one source. Subclasses declare the fields (defaults once, here)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    give_up_after_seconds: PositiveInt = Field(
+        120, description="Longest a pull of one account and month may wait on a provider that does not answer (connect, read and "
+        "retries together) before it fails with 'did not answer'; the other accounts go on.",
+    )
 
     def combination_problems(self) -> list[SettingError]:
         """Rules across fields (e.g. 'both or neither'); subclasses extend the list with super()."""

@@ -39,7 +39,8 @@ def test_a_link_to_the_old_repo_settings_is_replaced(tmp_path: Path, monkeypatch
 @pytest.mark.parametrize("command", [["demo"], ["sandbox"]])
 def test_without_the_sandbox_package_the_cli_says_how_to_get_it(command: list[str], tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setitem(sys.modules, "finops_sandbox", None)  # as if not installed
+    for name in [m for m in sys.modules if m == "finops_sandbox" or m.startswith("finops_sandbox.")] + ["finops_sandbox"]:
+        monkeypatch.setitem(sys.modules, name, None)  # as if not installed (submodules other tests imported too)
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
     assert main([*command, "--data-dir", str(tmp_path / "data")]) == 2
     err = capsys.readouterr().err
