@@ -34,7 +34,7 @@ from finops_pipeline.refresh import AccountOutcome, PullFunction, refresh_accoun
 from finops_pipeline.resources import FinopsResource
 from finops_pipeline.schema import COLUMNS
 from finops_pipeline.sources import Source
-from finops_pipeline.status import Status, connection_statuses, describe_age, open_periods
+from finops_pipeline.status import Status, connection_statuses, describe_age, not_there_yet, open_periods
 
 # Partitions begin where data can exist: by default 13 billing periods (this one and the 12 before),
 # which is also what Cost Explorer keeps; `history_start` in finops.yaml moves it.
@@ -103,14 +103,12 @@ def _account_metadata(outcome: AccountOutcome, billing_period: str) -> dict[str,
     return metadata
 
 
-def _failure(outcomes: Sequence[AccountOutcome], billing_period: str) -> dg.Failure:
-    failed = [o for o in outcomes if not o.ok]
+def _failure(failed: Sequence[AccountOutcome], pulled: int, billing_period: str) -> dg.Failure:
     lines = [f"- **{o.account.key}** `{o.diagnosis.code}`: {o.diagnosis.cause} Fix: {o.diagnosis.fix}" for o in failed if o.diagnosis]
-    written = len(outcomes) - len(failed)
     return dg.Failure(
         description=(
-            f"{len(failed)} of {len(outcomes)} account(s) failed for {billing_period} "
-            f"({written} written): " + "; ".join(f"{o.account.key}: {o.diagnosis.cause} Fix: {o.diagnosis.fix}" for o in failed if o.diagnosis)
+            f"{len(failed)} of {pulled} account(s) failed for {billing_period}: "
+            + "; ".join(f"{o.account.key}: {o.diagnosis.cause} Fix: {o.diagnosis.fix}" for o in failed if o.diagnosis)
         ),
         metadata={
             "failed_accounts": dg.MetadataValue.md("\n".join(lines)),
@@ -165,11 +163,16 @@ def source_assets(spec: SourceDagsterSpec, accounts: Sequence[Account], periods:
             finops.data_path(), selected, billing_period, spec.make_pull(finops.data_path(), finops.current_time),
             finops.current_time, config.secret_values(), context.log, run_id=context.run_id,
         )
+        failed = []
         for outcome in outcomes:
             if outcome.ok:
                 yield dg.MaterializeResult(asset_key=account_asset_key(outcome.account), metadata=_account_metadata(outcome, billing_period))
-        if any(not o.ok for o in outcomes):
-            raise _failure(outcomes, billing_period)
+            elif not_there_yet(outcome.account, outcome.diagnosis.status, finops.current_time()):
+                context.log.warning(f"{outcome.account.key}: no data yet, as expected inside 48 hours of connection: {outcome.diagnosis.cause}")
+            else:
+                failed.append(outcome)
+        if failed:
+            raise _failure(failed, len(outcomes), billing_period)
 
     return pull_accounts
 

@@ -70,6 +70,11 @@ def open_periods(now: datetime, restatement_days: int = RESTATEMENT_DAYS) -> lis
     return periods
 
 
+def not_there_yet(account: Account, diagnosis_status: str, now: datetime) -> bool:
+    """A "data not there yet" answer inside the 48 hours: expected for a new account, not a failure."""
+    return diagnosis_status == Status.PENDING and now - account.connected_at < GRACE_PERIOD
+
+
 def describe_age(since: datetime, now: datetime) -> str:
     """'31 hours' inside the 48-hour window, '5 days' past it."""
     age = now - since

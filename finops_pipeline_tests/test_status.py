@@ -98,3 +98,12 @@ def test_a_broken_account_is_an_error_with_its_fix_at_once(tmp_path: Path) -> No
     assert (result.status, result.error_code) == (Status.ERROR, "config.invalid")
     assert "account_id" in result.cause and result.fix
     assert account_status(good, {}, None, NOW).status == Status.NO_DATA
+
+
+def test_not_there_yet_is_a_failure_only_after_48_hours() -> None:
+    from finops_pipeline.status import not_there_yet
+
+    connected = ACCOUNT.connected_at
+    assert not_there_yet(ACCOUNT, Status.PENDING, connected + timedelta(hours=47))
+    assert not not_there_yet(ACCOUNT, Status.PENDING, connected + timedelta(hours=49))
+    assert not not_there_yet(ACCOUNT, Status.ERROR, connected + timedelta(hours=1))

@@ -34,10 +34,17 @@ def test_materialization_lake_catalog_and_checks(moto, bucket, tmp_path):
     data_dir = tmp_path / "data"
 
     result = run_refresh(config, data_dir, PERIOD, now="2026-10-22T11:00:00Z")
-    assert not result.ok  # cur-new has no manifest: its step fails after the others are written
+    # cur-new has no manifest yet, 47 h after it was connected: expected, so the run stays green.
+    assert result.ok
     accounts = by_account(result)
     assert accounts["cur-legacy"].ok and accounts["cur-v2"].ok
-    assert accounts["cur-new"].code == "aws.cur_manifest_missing"
+    assert (accounts["cur-new"].ok, accounts["cur-new"].waiting, accounts["cur-new"].code) == (False, True, "aws.cur_manifest_missing")
+    [run] = [r for r in result.runs if r.job_def.name == "refresh_aws_cur"]
+    assert run.success and {e.asset_key.to_user_string() for e in run.get_asset_materialization_events()} == {"aws_cur/cur-legacy", "aws_cur/cur-v2"}
+    # 49 h: still no manifest, now a failure that turns the run red.
+    late = run_refresh(config, data_dir, PERIOD, now="2026-10-22T13:00:00Z", account="cur-new")
+    assert not late.ok and not by_account(late)["cur-new"].waiting
+    assert not [r for r in late.runs if r.job_def.name == "refresh_aws_cur"][0].success
 
     for key, lines in (("cur-legacy", legacy), ("cur-v2", current)):
         path = PartitionKey("aws", "cur", key, PERIOD).path(data_dir)

@@ -108,9 +108,12 @@ def run_demo(data_dir: Path, now: datetime | None = None) -> FinopsConfig:
         periods = demo_periods(now.date())
         print(f"  refreshing {len(config.accounts)} accounts for {', '.join(periods)} ...", flush=True)
         refreshed = refresh(finops, list(config.accounts), periods, instance=instance, run_config=QUIET)
-        failed = sorted({r.account for r in refreshed.results if not r.ok})
+        failed = sorted({r.account for r in refreshed.results if not r.ok and not r.waiting})
+        waiting = sorted({r.account for r in refreshed.results if r.waiting})
         if failed:
-            print(f"  the runs of {', '.join(failed)} are red in the Dagster UI, as planned (their diagnosis is below)", flush=True)
+            print(f"  failed as planned, their runs red in the Dagster UI: {', '.join(failed)} (causes and fixes below)", flush=True)
+        if waiting:
+            print(f"  no data yet, as expected inside 48 hours: {', '.join(waiting)}", flush=True)
         print("  check_billing_connections ...", flush=True)
         run_checks(finops, instance=instance, run_config=QUIET)
     return config
