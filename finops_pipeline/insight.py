@@ -505,3 +505,68 @@ def budget_status(data_dir: Path, budgets: Sequence[Any], today: date) -> pa.Tab
     finally:
         connection.close()
     return pa.Table.from_pylist(rows, schema=BUDGET_SCHEMA)
+
+
+# --- what the checks say ---------------------------------------------------------------------------------------
+
+RECENT_ANOMALY_DAYS = 7
+
+
+@dataclass(frozen=True)
+class Verdict:
+    passed: bool
+    severity: str  # "WARN" or "ERROR" (meaningful when not passed)
+    description: str
+    details: list[dict[str, Any]]
+
+
+def where_to_look(anomaly: Mapping[str, Any]) -> str:
+    """The query that shows what is behind an anomaly: the service's rows around the day, by sub account, region and resource."""
+    def text(value: Any) -> str:
+        return "'" + str(value).replace("'", "''") + "'"
+
+    day = anomaly["day"]
+    return (
+        "SELECT ChargePeriodStart::DATE AS day, ChargeCategory, SubAccountId, RegionId, ResourceId, sum(EffectiveCost) AS cost "
+        f"FROM cost_daily WHERE x_Provider = {text(anomaly['provider'])} AND x_AccountKey = {text(anomaly['account_key'])} "
+        f"AND ServiceName = {text(anomaly['service_name'])} AND BillingCurrency = {text(anomaly['currency'])} "
+        f"AND ChargePeriodStart::DATE BETWEEN DATE '{day - timedelta(days=7)}' AND DATE '{day}' GROUP BY ALL ORDER BY day, cost DESC"
+    )
+
+
+def anomaly_verdict(anomalies: Sequence[Mapping[str, Any]], today: date, days: int = RECENT_ANOMALY_DAYS) -> Verdict:
+    """WARN with the anomalies of the last `days` complete days, their impact per currency and where to look."""
+    recent = [a for a in anomalies if today - timedelta(days=days) <= a["day"] < today]
+    if not recent:
+        return Verdict(True, "WARN", f"No cost anomaly in the {days} days before {today}.", [])
+    impact: dict[str, Decimal] = {}
+    for a in recent:
+        impact[a["currency"]] = impact.get(a["currency"], ZERO) + a["impact"]
+    total = ", ".join(f"{c} {v:+,.2f}" for c, v in sorted(impact.items()))
+    details = [
+        {"day": str(a["day"]), "provider": a["provider"], "account_key": a["account_key"], "service_name": a["service_name"],
+         "charge_category": a["charge_category"], "currency": a["currency"], "expected": str(a["expected"]), "actual": str(a["actual"]),
+         "impact": str(a["impact"]), "provisional": a["provisional"], "reason": a["reason"], "where_to_look": where_to_look(a)}
+        for a in sorted(recent, key=lambda a: -abs(a["impact"]))
+    ]
+    return Verdict(False, "WARN", f"{len(recent)} cost anomal{'y' if len(recent) == 1 else 'ies'} in the {days} days before {today} "
+                   f"(impact {total}).", details)
+
+
+def budget_verdict(budgets: Sequence[Mapping[str, Any]]) -> Verdict:
+    """ERROR when a budget's actual passed its amount, WARN when only its forecast does."""
+    over = [b for b in budgets if b["status"] == "OVER"]
+    heading = [b for b in budgets if b["status"] == "FORECAST_OVER"]
+    details = [
+        {"budget": b["budget"], "scope": b["scope"], "status": b["status"],
+         "amount": f"{b['currency']} {b['amount']:,.2f}", "actual": f"{b['currency']} {b['actual']:,.2f}",
+         "forecast": f"{b['currency']} {b['forecast']:,.2f}", "exact": {k: str(b[k]) for k in ("amount", "actual", "forecast")}}
+        for b in over + heading
+    ]
+    if over:
+        return Verdict(False, "ERROR", "Over budget: " + "; ".join(
+            f"{b['budget']} {b['currency']} {b['actual']:,.2f} of {b['amount']:,.2f}" for b in over), details)
+    if heading:
+        return Verdict(False, "WARN", "Forecast over budget: " + "; ".join(
+            f"{b['budget']} {b['currency']} {b['forecast']:,.2f} forecast of {b['amount']:,.2f}" for b in heading), details)
+    return Verdict(True, "WARN", f"{len(budgets)} budget(s) within their amount, actual and forecast.", [])

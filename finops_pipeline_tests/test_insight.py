@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from finops_pipeline import insight
 from finops_pipeline.config import parse_config
 from finops_pipeline.insight import (
     budget_status,
@@ -200,3 +201,57 @@ def test_budgets_are_validated_in_one_pass_without_stopping_the_accounts() -> No
         parse_config({"accounts": [], "budgets": [{"name": "x"}]}, Path("finops.yaml"), strict=True)
     assert str(budgets_config({"name": "x"}).problems[0]).endswith("e.g.\n  - name: data-platform\n    amount: 5000\n    currency: USD\n"
                                                                 "    scope: {provider: aws, account: aws-main, service: Amazon EC2, tags: {team: data}}")
+
+
+def test_anomaly_and_budget_verdicts() -> None:
+    today = date(2026, 11, 26)
+    anomaly = {"day": date(2026, 11, 24), "provider": "aws", "account_key": "aws-a", "service_name": "O'Brien", "currency": "USD",
+               "charge_category": "Usage", "expected": D("100"), "actual": D("400"), "impact": D("300"), "provisional": True, "reason": "r"}
+    old = {**anomaly, "day": date(2026, 11, 10)}
+    verdict = insight.anomaly_verdict([anomaly, old], today)
+    assert (verdict.passed, verdict.severity) == (False, "WARN")
+    assert verdict.description == "1 cost anomaly in the 7 days before 2026-11-26 (impact USD +300.00)."
+    assert "ServiceName = 'O''Brien'" in verdict.details[0]["where_to_look"]
+    assert insight.anomaly_verdict([old], today).passed
+    budget = {"budget": "b", "scope": "everything", "currency": "EUR", "amount": D("1000"), "actual": D("900"), "forecast": D("1200.5")}
+    assert insight.budget_verdict([{**budget, "status": "OK"}]).passed
+    warn = insight.budget_verdict([{**budget, "status": "FORECAST_OVER"}])
+    assert (warn.passed, warn.severity, warn.description) == (False, "WARN", "Forecast over budget: b EUR 1,200.50 forecast of 1,000.00")
+    error = insight.budget_verdict([{**budget, "status": "FORECAST_OVER"}, {**budget, "budget": "c", "status": "OVER"}])
+    assert (error.severity, error.description) == ("ERROR", "Over budget: c EUR 900.00 of 1,000.00")
+    assert [d["budget"] for d in error.details] == ["c", "b"]
+
+
+def test_the_checks_run_in_dagster_on_the_materialized_tables(tmp_path: Path) -> None:
+    import dagster as dg
+    import yaml
+
+    from finops_pipeline.jobs import load_definitions_for
+    from finops_pipeline.resources import FinopsResource
+
+    today = date(2026, 11, 26)
+    first = today - timedelta(days=84)
+    spike = today - timedelta(days=3)
+    rows = [charge(d, str(usage_pattern(d) + (D(300) if d == spike else 0))) for d in (first + timedelta(days=n) for n in range(84))]
+    data_dir = seed(tmp_path / "data", rows)
+    registry = tmp_path / "finops.yaml"
+    registry.write_text(yaml.safe_dump({
+        "accounts": [{"key": "aws-a", "provider": "aws", "source": "cost_explorer", "connected_at": "2026-01-01T00:00:00Z",
+                      "account_id": "111111111111", "role_arn": "arn:aws:iam::111111111111:role/r", "external_id_env": "X_ID"}],
+        "budgets": [{"name": "small", "amount": 100, "currency": "USD"}, {"name": "big", "amount": 10000, "currency": "USD"}],
+    }))
+    finops = FinopsResource(config_file=str(registry), data_dir=str(data_dir), now="2026-11-26T08:00:00Z")
+    defs = load_definitions_for(finops)
+    result = dg.materialize(
+        [*[a for a in defs.assets if a.key.to_user_string() in ("cost_anomalies", "budget_status")], *defs.asset_checks],  # type: ignore[union-attr,misc]
+        resources={"finops": finops},
+        selection=["cost_anomalies", "budget_status"],
+    )
+    assert result.success
+    checks = {e.asset_check_key.name: e for e in result.get_asset_check_evaluations()}  # type: ignore[attr-defined]
+    anomalies = checks["no_recent_cost_anomalies"]
+    assert not anomalies.passed and anomalies.severity == dg.AssetCheckSeverity.WARN
+    assert "1 cost anomaly" in anomalies.description and "impact USD +" in anomalies.description
+    assert "finops-pipeline query" in anomalies.metadata["where_to_look"].value
+    budgets = checks["within_budget"]
+    assert not budgets.passed and budgets.severity == dg.AssetCheckSeverity.ERROR and budgets.description.startswith("Over budget: small USD ")
