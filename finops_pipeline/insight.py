@@ -6,8 +6,10 @@ their measured accuracy are in docs/insight.md.
 
 - Anomalies, per (provider, account, service, currency) on the daily EffectiveCost of Usage: the
   expected value is the median of the same weekday over the previous 8 weeks (at least 4), the
-  scale 1.4826 x the MAD of the residuals of the previous 28 days; a day is flagged when
-  |actual - expected| > 3.5 x scale AND > max(20, 20 % of expected). Purchase, Credit, Tax and
+  scale 1.4826 x the MAD of the residuals of the previous 28 days, taken relative to their expected
+  value (so weekday and weekend residuals share one scale) and measured from their median (so a
+  trend the baseline lags behind is not a departure); a day is flagged when the residual departs
+  by more than 3.5 x scale AND |actual - expected| > max(20, 20 % of expected). Purchase, Credit, Tax and
   Adjustment charges are judged apart: against the same kind of charge about a month before.
   The last 2 complete days (and any day the provider still marks estimated) are `provisional`.
 - Month-end forecast, per provider, account and currency on EffectiveCost: the complete days of
@@ -251,7 +253,7 @@ def detect_usage_anomalies(usage: Mapping[date, Decimal], first: date, last: dat
     and 14 earlier residuals to be judged.
     """
     values = {day: usage.get(day, ZERO) for day in _days(first, last)}
-    residuals: dict[date, Decimal] = {}
+    relative: dict[date, Decimal] = {}  # residual / expected: weekday and weekend residuals on one scale
     flags = []
     for day, actual in values.items():
         history = [values[d] for d in (day - timedelta(weeks=k) for k in range(1, BASELINE_WEEKS + 1)) if d >= first]
@@ -259,14 +261,16 @@ def detect_usage_anomalies(usage: Mapping[date, Decimal], first: date, last: dat
             continue
         expected = median(history)
         residual = actual - expected
-        recent = [residuals[d] for d in (day - timedelta(days=n) for n in range(1, RESIDUAL_DAYS + 1)) if d in residuals]
+        recent = [relative[d] for d in (day - timedelta(days=n) for n in range(1, RESIDUAL_DAYS + 1)) if d in relative]
         if len(recent) >= MIN_RESIDUALS:
+            # Measured from the recent residuals' median, so a trend the 8-week median lags behind is not a departure.
             centre = median(recent)
-            scale = MAD_FACTOR * median([abs(r - centre) for r in recent])
+            scale = MAD_FACTOR * median([abs(r - centre) for r in recent]) * abs(expected)
             limit = max(THRESHOLD * scale, floor_for(expected))
-            if abs(residual) > limit:
+            if abs(residual - centre * abs(expected)) > THRESHOLD * scale and abs(residual) > floor_for(expected):
                 flags.append(Flag(day, expected, actual, limit))
-        residuals[day] = residual
+        if expected > 0:
+            relative[day] = residual / expected
     return flags
 
 
