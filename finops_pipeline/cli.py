@@ -110,13 +110,13 @@ def _print_insight(directory: Path) -> None:
     _print_optional(
         directory,
         "Top services, last 30 days (EffectiveCost)",
-        """WITH s AS (SELECT currency, provider, service_name, sum(effective_cost) AS last_30_days,
-                             row_number() OVER (PARTITION BY currency ORDER BY sum(effective_cost) DESC) AS rank
+        """WITH s AS (SELECT currency, provider, service_name, sum(effective_cost) AS last_30_days
                       FROM cost_by_service
                       WHERE grain = 'daily' AND period_start >= (SELECT max(as_of) FROM provider_cost_summary) - 30
                         AND period_start < (SELECT max(as_of) FROM provider_cost_summary)
-                      GROUP BY ALL)
-           SELECT currency, rank, provider, service_name, last_30_days FROM s WHERE rank <= 5 ORDER BY currency, rank""",
+                      GROUP BY currency, provider, service_name),
+                r AS (SELECT *, row_number() OVER (PARTITION BY currency ORDER BY last_30_days DESC, service_name) AS rank FROM s)
+           SELECT currency, rank, provider, service_name, last_30_days FROM r WHERE rank <= 5 ORDER BY currency, rank""",
     )
     _print_optional(
         directory,

@@ -65,3 +65,27 @@ def test_status_survives_a_closed_pipe(tmp_path: Path) -> None:
         os.close(write_end)
     assert completed.returncode == 1
     assert "Traceback" not in completed.stderr and "Exception ignored" not in completed.stderr
+
+
+def test_the_report_prints_totals_per_currency_top_services_forecast_and_anomalies(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from decimal import Decimal
+
+    from finops_pipeline.catalog import MART_TABLES
+    from finops_pipeline.cli import print_report
+    from finops_pipeline.marts import build_mart
+    from finops_pipeline_tests.test_insight import charge, usage_pattern
+    from finops_pipeline_tests.test_insight import seed as seed_insight
+
+    first, spike = TODAY - timedelta(days=84), TODAY - timedelta(days=3)
+    days = [first + timedelta(days=n) for n in range(84)]
+    rows = [charge(d, str(usage_pattern(d) + (Decimal(300) if d == spike else 0))) for d in days]
+    seed_insight(tmp_path, rows + [charge(d, "5", service="Amazon S3", currency="EUR") for d in days])
+    now = datetime(2026, 11, 26, 8, tzinfo=timezone.utc)
+    for name in MART_TABLES:
+        write_mart(name, build_mart(name, tmp_path, CONFIG, now), tmp_path)
+    print_report(tmp_path)
+    out = capsys.readouterr().out
+    assert "EUR              125.00        35.00        150.00          1" in out
+    assert "USD          1  aws       Amazon EC2        3,160.00" in out
+    assert "aws       aws-a        USD       2026-11    25       2,665.00  3,115.00" in out
+    assert "2026-11-23  aws       aws-a        Amazon EC2    USD         103.50  405.00  301.50" in out
