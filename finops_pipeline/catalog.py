@@ -18,7 +18,10 @@ from finops_pipeline.lake import atomic_file, cost_daily_glob, cost_daily_root, 
 from finops_pipeline.schema import COLUMNS
 
 CATALOG_FILE = "finops.duckdb"
-MART_TABLES = ("provider_cost_summary", "daily_cost_trend", "cost_by_account", "billing_connection_status")
+MART_TABLES = (
+    "provider_cost_summary", "daily_cost_trend", "cost_by_account", "billing_connection_status",
+    "cost_by_service", "cost_by_tag", "cost_forecast", "cost_anomalies", "budget_status",
+)
 
 
 def catalog_path(data_dir: Path) -> Path:

@@ -77,7 +77,63 @@ def print_report(directory: Path) -> None:
     )
     _, trend = query(directory, "SELECT provider, currency, day, billed_cost FROM daily_cost_trend ORDER BY day")
     print("\nDaily trend, last 30 days\n" + trend_chart(trend))
+    _print_insight(directory)
     _print_connections(directory)
+
+
+def _print_optional(directory: Path, title: str, sql: str, empty: str | None = None) -> None:
+    """A section from a table that may not be built yet (then it is skipped, saying so)."""
+    import duckdb
+
+    from finops_pipeline.catalog import query
+
+    try:
+        columns, rows = query(directory, sql)
+    except duckdb.CatalogException:
+        print(f"\n{title}\n(not built yet)")
+        return
+    if not rows and empty:
+        print(f"\n{title}\n{empty}")
+    else:
+        print(f"\n{title}\n{format_table(columns, rows)}")
+
+
+def _print_insight(directory: Path) -> None:
+    """Totals per currency, the top services, the month-end forecast and recent anomalies."""
+    _print_optional(
+        directory,
+        "Total per currency, all providers (BilledCost; never summed across currencies)",
+        """SELECT currency, sum(month_to_date) AS month_to_date, sum(last_7_days) AS last_7_days, sum(last_30_days) AS last_30_days,
+                  count(DISTINCT provider) AS providers
+           FROM provider_cost_summary WHERE has_data GROUP BY currency ORDER BY currency""",
+    )
+    _print_optional(
+        directory,
+        "Top services, last 30 days (EffectiveCost)",
+        """WITH s AS (SELECT currency, provider, service_name, sum(effective_cost) AS last_30_days
+                      FROM cost_by_service
+                      WHERE grain = 'daily' AND period_start >= (SELECT max(as_of) FROM provider_cost_summary) - 30
+                        AND period_start < (SELECT max(as_of) FROM provider_cost_summary)
+                      GROUP BY currency, provider, service_name),
+                r AS (SELECT *, row_number() OVER (PARTITION BY currency ORDER BY last_30_days DESC, service_name) AS rank FROM s)
+           SELECT currency, rank, provider, service_name, last_30_days FROM r WHERE rank <= 5 ORDER BY currency, rank""",
+    )
+    _print_optional(
+        directory,
+        "Month-end forecast (EffectiveCost; complete days so far + same-weekday medians + recurring charges; 10-90 % interval)",
+        """SELECT provider, account_key, currency, billing_period AS month, days_elapsed AS days, month_to_date, forecast,
+                  forecast_low AS low, forecast_high AS high
+           FROM cost_forecast ORDER BY currency, forecast DESC""",
+        "(no account with recent costs)",
+    )
+    _print_optional(
+        directory,
+        "Cost anomalies, last 7 days (EffectiveCost against the same weekday's median of 8 weeks)",
+        """SELECT day, provider, account_key, service_name, currency, expected, actual, impact,
+                  CASE WHEN provisional THEN 'provisional' ELSE '' END AS note
+           FROM cost_anomalies WHERE day >= as_of - 7 ORDER BY abs(impact) DESC, day DESC LIMIT 15""",
+        "none",
+    )
 
 
 def _print_connections(directory: Path) -> None:
@@ -284,7 +340,29 @@ def _refresh(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    _print_connections(_data_dir(args))
+    """The connection table with its "as of" time; exit 1 when an account needs attention, 2 when there is no table."""
+    import duckdb
+
+    from finops_pipeline.catalog import query
+    from finops_pipeline.lake import mart_path
+
+    directory = _data_dir(args)
+    try:
+        _, statuses = query(directory, "SELECT status FROM billing_connection_status")
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except duckdb.CatalogException:
+        print(f"error: the billing_connection_status table is not in {directory} yet: run the pipeline (make demo, a refresh, "
+              "or the check_billing_connections job) first.", file=sys.stderr)
+        return 2
+    built = datetime.fromtimestamp(mart_path(directory, "billing_connection_status").stat().st_mtime, timezone.utc)
+    print(f"Billing connections as of {built:%Y-%m-%d %H:%M:%S} UTC (when the status table was last built)")
+    _print_connections(directory)
+    attention = sum(1 for (status,) in statuses if status in ("ERROR", "NO_DATA"))
+    if attention:
+        print(f"\n{attention} account(s) need attention (ERROR or NO_DATA).", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -346,10 +424,20 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args)
+        code = args.run(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at interpreter exit
+        return code
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`finops-pipeline status | head`): stop quietly. Point stdout at /dev/null so the
+        # interpreter's own flush at exit does not fail again.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 1
 
 
 if __name__ == "__main__":

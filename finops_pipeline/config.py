@@ -20,6 +20,7 @@ import re
 from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -188,7 +189,7 @@ class _Combinations(ValueError):
 # --- the registry ----------------------------------------------------------------------------------
 
 COMMON_FIELDS = ("key", "provider", "source", "name", "connected_at")
-TOP_LEVEL_KEYS = ("accounts", "history_start")
+TOP_LEVEL_KEYS = ("accounts", "history_start", "budgets")
 _UNKNOWN_TIME = datetime(1970, 1, 1, tzinfo=timezone.utc)  # connected_at of a broken account without a usable one
 
 
@@ -202,14 +203,15 @@ class Problem:
     field: str | None
     message: str
     fix: str
+    section: str | None = None  # set for an entry outside `accounts:`, e.g. "budget 'team-data' (budgets[0])"
 
     @property
     def registry_wide(self) -> bool:
-        """True for a problem of the file itself (its shape, top-level keys), not of one account."""
-        return self.account_key is None and self.index is None
+        """True for a problem of the file itself (its shape, top-level keys), not of one account or budget."""
+        return self.account_key is None and self.index is None and self.section is None
 
     def __str__(self) -> str:
-        where = f"account '{self.account_key}'" if self.account_key else f"accounts[{self.index}]" if self.index is not None else None
+        where = self.section or (f"account '{self.account_key}'" if self.account_key else f"accounts[{self.index}]" if self.index is not None else None)
         stop = "" if self.message.endswith(("?", ".")) else "."
         return f"{self.path}: " + (f"{where}: " if where else "") + f"{self.message}{stop} Fix: {self.fix}"
 
@@ -294,6 +296,7 @@ class FinopsConfig:
     accounts: tuple[Account, ...]
     history_start: str | None = None  # YYYY-MM: the oldest billing period to offer (default: 13 months back)
     problems: tuple[Problem, ...] = ()  # every mistake found, broken accounts' included
+    budgets: tuple[Budget, ...] = ()  # the valid ones; a broken budget is left out (its problems are in `problems`)
 
     def for_source(self, provider: str, source: str) -> list[Account]:
         return [a for a in self.accounts if a.provider == provider and a.source == source]
@@ -504,7 +507,8 @@ def _build(raw: Any, path: Path, *, now: datetime | None, duplicates: list[_Dupl
         if account is not None:
             accounts.append(account)
     accounts = _mark_double_counting(accounts, path, problems)
-    return FinopsConfig(path=path, accounts=tuple(accounts), history_start=history_start, problems=tuple(problems))
+    budgets = _budgets(raw.get("budgets"), path, accounts, list(by_provider), problems)
+    return FinopsConfig(path=path, accounts=tuple(accounts), history_start=history_start, problems=tuple(problems), budgets=budgets)
 
 
 def _account(entry: Any, index: int, path: Path, now: datetime, by_provider: dict[str, list[Any]],
@@ -647,3 +651,126 @@ def registry_for_definitions() -> FinopsConfig:
 @functools.lru_cache(maxsize=8)
 def _registry_version(path: str, mtime_ns: int, size: int) -> FinopsConfig:
     return load_config(path)
+
+
+# --- budgets ---------------------------------------------------------------------------------------
+
+BUDGET_EXAMPLE = ("- name: data-platform\n    amount: 5000\n    currency: USD\n"
+                  "    scope: {provider: aws, account: aws-main, service: Amazon EC2, tags: {team: data}}")
+
+
+def _amount(value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
+        raise SettingError(f"must be a positive amount like 5000 or 1250.50, got {shown(value)}")
+    try:
+        amount = Decimal(str(value).strip().replace("_", ""))
+    except InvalidOperation:
+        raise SettingError(f"must be a positive amount like 5000 or 1250.50, got {shown(value)}") from None
+    if not amount.is_finite() or amount <= 0:
+        raise SettingError(f"must be a positive amount like 5000 or 1250.50, got {shown(value)}")
+    return amount
+
+
+def _currency(value: Any) -> str:
+    text = _text(value)
+    if not re.fullmatch(r"[A-Z]{3}", text):
+        raise SettingError(f"must be an ISO 4217 currency code like USD or EUR, got {shown(text)}",
+                           fix="write the billing currency in three capital letters, e.g. USD")
+    return text
+
+
+def _tags(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict) or not value:
+        raise SettingError("must be a mapping of tag key to value, e.g. {team: data}")
+    return {_text(k): _text(v) for k, v in value.items()}
+
+
+class BudgetScope(BaseModel):
+    """What a budget counts: every field given must match (none: everything in the budget's currency)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    provider: Text | None = Field(None, description="aws, gcp, azure or digitalocean")
+    account: Text | None = Field(None, description="an account key of this file")
+    service: Text | None = Field(None, description="ServiceName exactly as in cost_daily, e.g. Amazon EC2")
+    tags: Annotated[dict[str, str], BeforeValidator(_tags)] | None = Field(
+        None, description="tag key -> value; keys compared normalized (case, 'user:' prefix, spaces and '-' as '_')")
+
+    def describe(self) -> str:
+        parts = [f"{name}={value}" for name, value in (("provider", self.provider), ("account", self.account),
+                                                        ("service", self.service)) if value is not None]
+        parts += [f"tag {k}={v}" for k, v in sorted((self.tags or {}).items())]
+        return ", ".join(parts) or "everything"
+
+
+class Budget(BaseModel):
+    """A monthly budget: the EffectiveCost of its scope in its currency, this month, against `amount`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Text = Field(description="a unique name")
+    amount: Annotated[Decimal, BeforeValidator(_amount)] = Field(description="the monthly amount")
+    currency: Annotated[str, BeforeValidator(_currency)] = Field(description="the billing currency it is in; costs in "
+                                                                             "other currencies are never converted or counted")
+    scope: BudgetScope = Field(default_factory=BudgetScope)
+
+
+def _budgets(entries: Any, path: Path, accounts: list[Account], providers: list[str], problems: list[Problem]) -> tuple[Budget, ...]:
+    """The `budgets:` list; every mistake becomes a problem (the budget is then left out), in one pass."""
+    if entries is None:
+        return ()
+    if not isinstance(entries, list):
+        problems.append(Problem(path, None, None, "budgets", "'budgets' must be a list of budgets",
+                                f"write each budget as an item under 'budgets:', e.g.\n  {BUDGET_EXAMPLE}", "budgets"))
+        return ()
+    budgets: list[Budget] = []
+    seen: dict[str, int] = {}
+    keys = [a.key for a in accounts]
+    for index, entry in enumerate(entries):
+        name = entry.get("name") if isinstance(entry, dict) else None
+        section = f"budget '{name}' (budgets[{index}])" if isinstance(name, str) and name.strip() else f"budgets[{index}]"
+        found: list[Problem] = []
+
+        def problem(field_name: str | None, message: str, fix: str, section: str = section, found: list[Problem] = found) -> None:
+            found.append(Problem(path, None, None, field_name, message, fix, section))
+
+        if not isinstance(entry, dict):
+            problem(None, "each budget must be a mapping", f"write it as name, amount, currency and an optional scope, e.g.\n  {BUDGET_EXAMPLE}")
+            problems.extend(found)
+            continue
+        budget = None
+        try:
+            budget = Budget.model_validate(entry)
+        except ValidationError as exc:
+            for error in exc.errors():
+                loc = ".".join(str(part) for part in error["loc"])
+                last = str(error["loc"][-1]) if error["loc"] else None
+                model = BudgetScope if len(error["loc"]) > 1 and error["loc"][0] == "scope" else Budget
+                known = list(model.model_fields)
+                cause = (error.get("ctx") or {}).get("error")
+                if error["type"] == "extra_forbidden":
+                    problem(loc, f"unknown field '{loc}'{_did_you_mean(last, known)}",
+                            f"remove it or correct its name; the fields are: {', '.join(known)}")
+                elif error["type"] == "missing":
+                    info = model.model_fields.get(last or "")
+                    described = f" ({info.description})" if info is not None and info.description else ""
+                    problem(loc, f"missing required field '{loc}'{described}", f"add '{last}:' to this budget")
+                elif isinstance(cause, SettingError):
+                    problem(loc, f"field '{loc}' {cause.message}", cause.fix or f"correct '{loc}'")
+                else:
+                    problem(loc, f"field '{loc}' {error['msg']}", f"correct '{loc}'")
+        if budget is not None:
+            if budget.scope.provider is not None and budget.scope.provider not in providers:
+                problem("scope.provider", f"unknown provider {shown(budget.scope.provider)}{_did_you_mean(budget.scope.provider, providers)}",
+                        f"use one of {', '.join(sorted(providers))}")
+            if budget.scope.account is not None and budget.scope.account not in keys:
+                problem("scope.account", f"no account with key {shown(budget.scope.account)}{_did_you_mean(budget.scope.account, keys)}",
+                        "use the key of an account listed under 'accounts:'")
+            if budget.name in seen:
+                problem("name", f"duplicate budget name (also budgets[{seen[budget.name]}])", "give every budget its own name")
+            else:
+                seen[budget.name] = index
+        problems.extend(found)
+        if budget is not None and not found:
+            budgets.append(budget)
+    return tuple(budgets)

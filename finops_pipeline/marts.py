@@ -164,8 +164,15 @@ def billing_connection_status(data_dir: Path, config: FinopsConfig, now: datetim
 
 
 def build_mart(name: str, data_dir: Path, config: FinopsConfig, now: datetime) -> pa.Table:
+    from finops_pipeline import insight
+
     today = now.date()
     builders = {
+        "cost_by_service": lambda: insight.cost_by_service(data_dir),
+        "cost_by_tag": lambda: insight.cost_by_tag(data_dir),
+        "cost_forecast": lambda: insight.cost_forecast(data_dir, today),
+        "cost_anomalies": lambda: insight.cost_anomalies(data_dir, today),
+        "budget_status": lambda: insight.budget_status(data_dir, config.budgets, today),
         "provider_cost_summary": lambda: provider_cost_summary(data_dir, config, today),
         "daily_cost_trend": lambda: daily_cost_trend(data_dir, today),
         "cost_by_account": lambda: cost_by_account(data_dir, config, today),

@@ -1,10 +1,13 @@
 """The unified table and the dashboard tables as Dagster assets, downstream of every account's asset."""
 
 
+import json
+from decimal import Decimal
 from typing import Any
 
 import dagster as dg
 import duckdb
+import pyarrow.parquet as pq
 from dagster import (
     AssetExecutionContext,
     AssetKey,
@@ -18,8 +21,10 @@ from dagster import (
 
 from finops_pipeline.catalog import build_catalog, register_views
 from finops_pipeline.config import registry_for_definitions
-from finops_pipeline.dagster_sources import BUILD_TABLES_JOB, CATALOG_POOL, COST_DAILY_COLUMN_SCHEMA, all_account_asset_keys
+from finops_pipeline.dagster_sources import BUILD_TABLES_JOB, CATALOG_POOL, COST_DAILY_COLUMN_SCHEMA, all_account_asset_keys, money
 from finops_pipeline.dashboard import preview_markdown, read_dashboard_data, write_dashboard
+from finops_pipeline.insight import Verdict, anomaly_verdict, budget_verdict
+from finops_pipeline.lake import mart_path
 from finops_pipeline.marts import build_mart, write_mart
 from finops_pipeline.resources import FinopsResource
 
@@ -30,6 +35,16 @@ MART_DESCRIPTIONS = {
     "cost_by_account": "Cost per provider and cloud account (AWS linked account, GCP project, Azure subscription, DO team) and currency.",
     "billing_connection_status": "Per configured account: OK, PENDING, NO_DATA or ERROR, first and last day with data, the last "
     "successful pull, the last error, and the knowledge base's cause and fix.",
+    "cost_by_service": "Billed and effective cost per provider, service and currency, per day (grain 'daily') and per billing "
+    "period (grain 'billing_period').",
+    "cost_by_tag": "Billed and effective cost per normalized tag key and value, provider and currency, per day and per billing "
+    "period; the rows without the key are its untagged bucket (tag_value NULL).",
+    "cost_forecast": "Month-end EffectiveCost forecast per provider, account and currency: the month's complete days, plus the "
+    "same weekday's median of the last 4 weeks for each day ahead, plus recurring charges; a 10-90 % interval from past errors.",
+    "cost_anomalies": "Days whose EffectiveCost for a provider, account, service and currency departs from the same weekday's "
+    "median of 8 weeks by more than 3.5 x 1.4826 x MAD and max(20, 20 %); Purchase/Credit/Tax apart; the last 2 days provisional.",
+    "budget_status": "Each budget of finops.yaml: this month's EffectiveCost in its scope and currency, actual and forecast, "
+    "against the amount (OK, FORECAST_OVER, OVER).",
 }
 
 
@@ -61,12 +76,18 @@ def build_unified_assets(upstream: list[AssetKey]) -> list[AssetsDefinition]:
         finally:
             connection.close()
         table = ["| provider | currency | billed | accounts | first day | last day |", "|---|---|---:|---:|---|---|"]
-        table += [f"| {p} | {c} | {t:,.2f} | {a} | {first} | {last} |" for p, c, t, a, first, last in totals]
+        table += [f"| {p} | {c} | {money(t, c)} | {a} | {first} | {last} |" for p, c, t, a, first, last in totals]
+        by_currency: dict[str, Decimal] = {}
+        for _, currency, total, *_ in totals:
+            by_currency[currency] = by_currency.get(currency, Decimal(0)) + total
         return MaterializeResult(
             metadata={
                 "rows": rows,
                 "catalog": MetadataValue.path(str(catalog)),
+                "billed": ", ".join(money(v, c) for c, v in sorted(by_currency.items())) or "no costs",
+                "billed_exact": MetadataValue.json({c: str(v) for c, v in sorted(by_currency.items())}),
                 "totals_by_provider_and_currency": MetadataValue.md("\n".join(table)),
+                "totals_exact": MetadataValue.json([{"provider": p, "currency": c, "billed": str(t)} for p, c, t, *_ in totals]),
             }
         )
 
@@ -75,6 +96,23 @@ def build_unified_assets(upstream: list[AssetKey]) -> list[AssetsDefinition]:
 
 def _table_schema(table: Any) -> TableSchema:
     return TableSchema(columns=[TableColumn(f.name, str(f.type)) for f in table.schema])
+
+
+def _cell(value: Any, currency: str | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        return money(value, currency) if currency else f"{value:,.2f}"
+    return str(value).replace("|", "\\|")
+
+
+def mart_metadata(table: Any, preview_rows: int = 10) -> dict[str, Any]:
+    """A preview with amounts as people read them ("USD 29,821.48"), and the exact values as JSON."""
+    preview = table.slice(0, preview_rows).to_pylist()
+    lines = ["| " + " | ".join(table.column_names) + " |", "|" + "---|" * len(table.column_names)]
+    lines += ["| " + " | ".join(_cell(v, row.get("currency")) for v in row.values()) + " |" for row in preview]
+    exact = [{k: str(v) if isinstance(v, Decimal) else v for k, v in row.items()} for row in preview]
+    return {"preview": MetadataValue.md("\n".join(lines)), "preview_exact": MetadataValue.json(json.loads(json.dumps(exact, default=str)))}
 
 
 def _mart_asset(name: str) -> AssetsDefinition:
@@ -90,15 +128,12 @@ def _mart_asset(name: str) -> AssetsDefinition:
         data_dir = finops.data_path()
         table = build_mart(name, data_dir, finops.load_config(), finops.current_time())
         path = write_mart(name, table, data_dir)
-        preview = table.slice(0, 10).to_pylist()
-        lines = ["| " + " | ".join(table.column_names) + " |", "|" + "---|" * len(table.column_names)]
-        lines += ["| " + " | ".join("" if v is None else str(v) for v in row.values()) + " |" for row in preview]
         return MaterializeResult(
             metadata={
                 "rows": table.num_rows,
                 "path": MetadataValue.path(str(path)),
                 "dagster/column_schema": _table_schema(table),
-                "preview": MetadataValue.md("\n".join(lines)),
+                **mart_metadata(table),
             }
         )
 
@@ -131,6 +166,41 @@ def finops_dashboard(context: AssetExecutionContext, finops: FinopsResource) -> 
     )
 
 
+def _read_mart(finops: FinopsResource, name: str) -> list[dict[str, Any]] | None:
+    path = mart_path(finops.data_path(), name)
+    return pq.read_table(path).to_pylist() if path.exists() else None
+
+
+def _check_result(verdict: Verdict, name: str) -> dg.AssetCheckResult:
+    severity = dg.AssetCheckSeverity.ERROR if verdict.severity == "ERROR" else dg.AssetCheckSeverity.WARN
+    metadata: dict[str, Any] = {"summary": verdict.description, name: MetadataValue.json(verdict.details)}
+    if verdict.details and "where_to_look" in verdict.details[0]:
+        metadata["where_to_look"] = MetadataValue.md("\n".join(
+            f"- {d['day']} {d['provider']}/{d['account_key']} {d['service_name']} ({d['charge_category']}): {d['reason']}"
+            f"{' (provisional)' if d['provisional'] else ''}\n  `finops-pipeline query \"{d['where_to_look']}\"`"
+            for d in verdict.details[:20]
+        ))
+    return dg.AssetCheckResult(passed=verdict.passed, severity=severity, description=verdict.description, metadata=metadata)
+
+
+@dg.asset_check(asset=AssetKey("cost_anomalies"), name="no_recent_cost_anomalies",
+                description="WARN with the anomalies of the last 7 complete days, their impact and the query that shows where to look.")
+def no_recent_cost_anomalies(finops: FinopsResource) -> dg.AssetCheckResult:
+    rows = _read_mart(finops, "cost_anomalies")
+    if rows is None:
+        return dg.AssetCheckResult(passed=True, description="cost_anomalies is not built yet.")
+    return _check_result(anomaly_verdict(rows, finops.current_time().date()), "anomalies")
+
+
+@dg.asset_check(asset=AssetKey("budget_status"), name="within_budget",
+                description="ERROR when a budget's actual cost passed its amount this month, WARN when its forecast does.")
+def within_budget(finops: FinopsResource) -> dg.AssetCheckResult:
+    rows = _read_mart(finops, "budget_status")
+    if rows is None:
+        return dg.AssetCheckResult(passed=True, description="budget_status is not built yet.")
+    return _check_result(budget_verdict(rows), "budgets")
+
+
 @dg.definitions
 def defs() -> dg.Definitions:
     assets = build_unified_assets(all_account_asset_keys(registry_for_definitions()))
@@ -139,4 +209,4 @@ def defs() -> dg.Definitions:
         selection=dg.AssetSelection.assets(*assets),
         description="Rebuild cost_daily (the catalog) and the dashboard tables from the lake as it is.",
     )
-    return dg.Definitions(assets=assets, jobs=[build_tables])
+    return dg.Definitions(assets=assets, asset_checks=[no_recent_cost_anomalies, within_budget], jobs=[build_tables])
