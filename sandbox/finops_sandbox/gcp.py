@@ -103,7 +103,7 @@ RAW_ANSWERS: dict[str, tuple[int, str, bytes]] = {
     "html": (200, "text/html; charset=UTF-8", _HTML),
     "html_404": (404, "text/html; charset=UTF-8", b"<html><body><h1>404 Not Found</h1><p>nginx</p></body></html>"),
 }
-RESULT_ANSWERS = ("drop_column", "retype_column", "rows_missing")
+RESULT_ANSWERS = ("drop_column", "retype_column", "rows_missing", "no_rows")
 
 
 @dataclass
@@ -112,6 +112,7 @@ class Fault:
     call: str | None = None
     column: str | None = None
     times: int | None = None
+    after: int = 0  # let this many matching requests through first
 
 
 def _call_name(method: str, raw_path: str) -> str:
@@ -128,8 +129,11 @@ def _mangle(result: dict[str, Any], fault: Fault) -> dict[str, Any]:
     """A query answer that looks done but is not what was asked: a column gone or retyped, rows missing."""
     fields = result.get("schema", {}).get("fields", [])
     names = [f["name"] for f in fields]
-    if fault.answer == "rows_missing":
-        return {k: v for k, v in result.items() if k not in ("rows", "pageToken")}
+    if fault.answer in ("rows_missing", "no_rows"):
+        result = {k: v for k, v in result.items() if k not in ("rows", "pageToken")}
+        if fault.answer == "no_rows":
+            result["totalRows"] = "0"
+        return result
     column = fault.column or names[-1]
     index = names.index(column)
     if fault.answer == "drop_column":
@@ -247,16 +251,18 @@ class BigQuerySandbox(LoopbackServer):
 
     # --- scripted faults ---------------------------------------------------------------------------
 
-    def inject(self, answer: str, call: str | None = None, *, column: str | None = None, times: int | None = None) -> Fault:
+    def inject(self, answer: str, call: str | None = None, *, column: str | None = None, times: int | None = None,
+               after: int = 0) -> Fault:
         """Answer `call` ('datasets.get', 'tables.list', 'jobs.query'; None: every request) with `answer`,
-        `times` times (None: until `clear_faults`). Answers: those of RAW_ANSWERS (an HTTP 500 or 503 in
-        BigQuery's error JSON, an HTML 502 from a front end, garbage, an empty body, `{}`, an HTML page
-        with 200 or 404), and for jobs.query results: 'drop_column' / 'retype_column' (`column` missing,
-        or typed STRING with non-numeric values), 'rows_missing' (done, rows counted, none sent).
+        `times` times (None: until `clear_faults`), once `after` matching requests went through. Answers:
+        those of RAW_ANSWERS (an HTTP 500 or 503 in BigQuery's error JSON, an HTML 502 from a front end,
+        garbage, an empty body, `{}`, an HTML page with 200 or 404), and for jobs.query results:
+        'drop_column' / 'retype_column' (`column` missing, or typed STRING with non-numeric values),
+        'rows_missing' (done, rows counted, none sent), 'no_rows' (done, zero rows counted and sent).
         """
         if answer not in RAW_ANSWERS and answer not in RESULT_ANSWERS:
             raise ValueError(f"unknown fault answer {answer!r}")
-        fault = Fault(answer, call, column, times)
+        fault = Fault(answer, call, column, times, after)
         with self._lock:
             self.faults.append(fault)
         return fault
@@ -271,6 +277,9 @@ class BigQuerySandbox(LoopbackServer):
             self.calls[call] = self.calls.get(call, 0) + 1
             for fault in self.faults:
                 if fault.call in (None, call) and (fault.answer in RAW_ANSWERS or call == "jobs.query"):
+                    if fault.after > 0:
+                        fault.after -= 1
+                        continue
                     if fault.times is not None:
                         fault.times -= 1
                         if fault.times <= 0:
