@@ -87,6 +87,66 @@ class BigQueryError(Exception):
         }).encode()
 
 
+def _error_json(status: int, reason: str, message: str) -> bytes:
+    return BigQueryError(status, reason, message).body()
+
+
+_HTML = b"<!DOCTYPE html><html><head><title>Sign in</title></head><body><h1>Corporate proxy</h1></body></html>"
+# answer -> (HTTP status, Content-Type, body), sent instead of whatever the request asked for
+RAW_ANSWERS: dict[str, tuple[int, str, bytes]] = {
+    "http_500": (500, "application/json; charset=UTF-8", _error_json(500, "backendError", "Backend error. Please try again.")),
+    "http_503": (503, "application/json; charset=UTF-8", _error_json(503, "backendError", "The service is currently unavailable.")),
+    "html_502": (502, "text/html; charset=UTF-8", b"<html><body><h1>502 Bad Gateway</h1></body></html>"),
+    "garbage": (200, "application/json; charset=UTF-8", b"\x1f\x8b\x08\x00garbage{]not json"),
+    "empty_body": (200, "application/json; charset=UTF-8", b""),
+    "empty_object": (200, "application/json; charset=UTF-8", b"{}"),
+    "html": (200, "text/html; charset=UTF-8", _HTML),
+    "html_404": (404, "text/html; charset=UTF-8", b"<html><body><h1>404 Not Found</h1><p>nginx</p></body></html>"),
+}
+RESULT_ANSWERS = ("drop_column", "retype_column", "rows_missing", "no_rows")
+
+
+@dataclass
+class Fault:
+    answer: str
+    call: str | None = None
+    column: str | None = None
+    times: int | None = None
+    after: int = 0  # let this many matching requests through first
+
+
+def _call_name(method: str, raw_path: str) -> str:
+    path = urlsplit(raw_path).path.removeprefix("/bigquery/v2")
+    for pattern, name in ((r"/projects/[^/]+/datasets/[^/]+", "datasets.get"), (r"/projects/[^/]+/datasets/[^/]+/tables", "tables.list"),
+                          (r"/projects/[^/]+/queries", "jobs.query"), (r"/projects/[^/]+/queries/[^/]+", "jobs.getQueryResults"),
+                          (r"/projects/[^/]+/jobs/[^/]+", "jobs.get")):
+        if re.fullmatch(pattern, path):
+            return name
+    return f"{method} {path}"
+
+
+def _mangle(result: dict[str, Any], fault: Fault) -> dict[str, Any]:
+    """A query answer that looks done but is not what was asked: a column gone or retyped, rows missing."""
+    fields = result.get("schema", {}).get("fields", [])
+    names = [f["name"] for f in fields]
+    if fault.answer in ("rows_missing", "no_rows"):
+        result = {k: v for k, v in result.items() if k not in ("rows", "pageToken")}
+        if fault.answer == "no_rows":
+            result["totalRows"] = "0"
+        return result
+    column = fault.column or names[-1]
+    index = names.index(column)
+    if fault.answer == "drop_column":
+        result["schema"]["fields"] = fields[:index] + fields[index + 1 :]
+        for row in result.get("rows", []):
+            row["f"] = row["f"][:index] + row["f"][index + 1 :]
+    elif fault.answer == "retype_column":
+        fields[index] = {**fields[index], "type": "STRING"}
+        for row in result.get("rows", []):
+            row["f"][index] = {"v": "n/a"}
+    return result
+
+
 @dataclass
 class _Dataset:
     location: str = "US"
@@ -104,23 +164,32 @@ class BigQuerySandbox(LoopbackServer):
         self.datasets: dict[tuple[str, str], _Dataset] = {}
         self.queries: list[dict[str, Any]] = []  # every query run: sql, parameters, bytes
         self.projects_without_job_user: set[str] = set()  # projects where the caller may not run jobs
+        self.faults: list[Fault] = []  # scripted bad answers, see `inject`
+        self.calls: dict[str, int] = {}  # requests received per REST method, e.g. {"jobs.query": 3}
         sandbox = self
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args):  # keep test output quiet
                 pass
 
-            def _reply(self, status: int, payload: bytes) -> None:
+            def _reply(self, status: int, payload: bytes, content_type: str = "application/json; charset=UTF-8") -> None:
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json; charset=UTF-8")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
 
             def _handle(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                fault = sandbox._take_fault(self.command, self.path)
+                if fault is not None and fault.answer in RAW_ANSWERS:
+                    status, content_type, payload = RAW_ANSWERS[fault.answer]
+                    self._reply(status, payload, content_type)
+                    return
                 try:
                     result = sandbox._route(self.command, self.path, json.loads(body) if body else {})
+                    if fault is not None:
+                        result = _mangle(result, fault)
                     self._reply(200, json.dumps(result).encode())
                 except BigQueryError as error:
                     self._reply(error.status, error.body())
@@ -179,6 +248,44 @@ class BigQuerySandbox(LoopbackServer):
                 f"{project}:{dataset} (or it may not exist).",
             )
         return found
+
+    # --- scripted faults ---------------------------------------------------------------------------
+
+    def inject(self, answer: str, call: str | None = None, *, column: str | None = None, times: int | None = None,
+               after: int = 0) -> Fault:
+        """Answer `call` ('datasets.get', 'tables.list', 'jobs.query'; None: every request) with `answer`,
+        `times` times (None: until `clear_faults`), once `after` matching requests went through. Answers:
+        those of RAW_ANSWERS (an HTTP 500 or 503 in BigQuery's error JSON, an HTML 502 from a front end,
+        garbage, an empty body, `{}`, an HTML page with 200 or 404), and for jobs.query results:
+        'drop_column' / 'retype_column' (`column` missing, or typed STRING with non-numeric values),
+        'rows_missing' (done, rows counted, none sent), 'no_rows' (done, zero rows counted and sent).
+        """
+        if answer not in RAW_ANSWERS and answer not in RESULT_ANSWERS:
+            raise ValueError(f"unknown fault answer {answer!r}")
+        fault = Fault(answer, call, column, times, after)
+        with self._lock:
+            self.faults.append(fault)
+        return fault
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self.faults.clear()
+
+    def _take_fault(self, method: str, raw_path: str) -> Fault | None:
+        call = _call_name(method, raw_path)
+        with self._lock:
+            self.calls[call] = self.calls.get(call, 0) + 1
+            for fault in self.faults:
+                if fault.call in (None, call) and (fault.answer in RAW_ANSWERS or call == "jobs.query"):
+                    if fault.after > 0:
+                        fault.after -= 1
+                        continue
+                    if fault.times is not None:
+                        fault.times -= 1
+                        if fault.times <= 0:
+                            self.faults.remove(fault)
+                    return fault
+        return None
 
     # --- REST --------------------------------------------------------------------------------------
 

@@ -36,3 +36,52 @@ class LoopbackServer:
     def url(self) -> str:
         host, port = self._server.server_address[:2]
         return f"{self.scheme}://{host}:{port}"
+
+
+class SilentEndpoint:
+    """A TCP socket on 127.0.0.1 that accepts connections and never answers: a provider that hangs.
+
+    `url` is what an endpoint override points at; every request sent there waits until the client's
+    own timeout gives up. `stop()` closes the held connections.
+    """
+
+    scheme = "http"
+
+    def __init__(self) -> None:
+        import socket
+
+        self._socket = socket.create_server(("127.0.0.1", 0), backlog=64)
+        self._socket.settimeout(0.05)  # so the accept loop sees stop()
+        self._held: list = []  # accepted connections, kept open and never read or written
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._accept, name="silent-endpoint", daemon=True)
+
+    def _accept(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                connection, _ = self._socket.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self._held.append(connection)
+
+    def start(self) -> SilentEndpoint:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=5)
+        self._socket.close()
+        for connection in self._held:
+            connection.close()
+
+    @property
+    def accepted(self) -> int:
+        return len(self._held)
+
+    @property
+    def url(self) -> str:
+        host, port = self._socket.getsockname()[:2]
+        return f"{self.scheme}://{host}:{port}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from finops_pipeline.defs.gcp.bigquery_export.client import GaveUp
 from finops_pipeline.diagnosis import ERROR, Advice, Diagnosis
 
 # The knowledge base: why an account shows "No data" 48 hours after it was connected.
@@ -12,11 +13,18 @@ NO_DATA = Advice(
 )
 
 def classify(exc: BaseException, detail: str) -> Diagnosis | None:
+    """BigQuery's own errors. Network failures (DNS, TLS, timeouts, refused) are left to the core's
+    transport diagnosis, which reads the whole exception chain; answers that are not BigQuery's never
+    get here (they are refused as malformed before the client reads them)."""
     try:
         from google.api_core import exceptions as gexc
         from google.auth import exceptions as gauth
     except ImportError:  # pragma: no cover - the dependency is always installed
         return None
+    if isinstance(exc, gexc.RetryError):  # the retries ran out of time: what the last attempt met decides
+        return classify(exc.cause, detail) if exc.cause is not None else None
+    if isinstance(exc, GaveUp):  # give_up_after_seconds spent: a server error if that is what it kept getting
+        return classify(exc.last_error, detail) if exc.last_error is not None else None
     kb = NO_DATA
     if isinstance(exc, (gauth.DefaultCredentialsError, gauth.RefreshError)):
         return Diagnosis("gcp.credentials", ERROR, "The Google credentials could not be loaded or were refused.",
@@ -42,19 +50,18 @@ def classify(exc: BaseException, detail: str) -> Diagnosis | None:
         return Diagnosis("gcp.permission_denied", ERROR, "The service account may not read the billing dataset.",
                          "Grant the service account BigQuery Data Viewer on the billing dataset (and BigQuery Job User on "
                          "the query project).", detail)
-    if isinstance(exc, (gexc.TooManyRequests, gexc.ServiceUnavailable, gexc.InternalServerError)):
-        return Diagnosis("gcp.unavailable", ERROR, "BigQuery was busy or unavailable and retries ran out.",
-                         "Nothing to change: the next scheduled refresh retries.", detail, retryable=True)
+    if isinstance(exc, gexc.ServerError):
+        return Diagnosis("gcp.provider_error", ERROR,
+                         f"BigQuery answered with a server error (HTTP {exc.code}) until the retries ran out; "
+                         "the fault is on Google's side, not in the settings. The month keeps its last good data.",
+                         "Nothing to change in the settings: retry later (the next scheduled refresh does). If it lasts, "
+                         "check the Google Cloud status page for BigQuery.", detail, retryable=True)
+    if isinstance(exc, gexc.TooManyRequests):
+        return Diagnosis("gcp.throttled", ERROR, "BigQuery kept refusing requests as too many (HTTP 429) until the retries ran out.",
+                         "Nothing to change in the settings: the next scheduled refresh retries. If it lasts, check the "
+                         "query project's BigQuery quotas (IAM & Admin -> Quotas).", detail, retryable=True)
     if isinstance(exc, gexc.BadRequest):
         return Diagnosis("gcp.query_rejected", ERROR, "BigQuery rejected the export query; the export table's schema may differ from the billing export's.",
                          "Check that the table is an unmodified Cloud Billing export (standard or detailed usage cost); "
                          "report the detail if it is.", detail)
-    try:
-        from requests.exceptions import ConnectionError as RequestsConnectionError
-        from requests.exceptions import Timeout
-    except ImportError:  # pragma: no cover
-        return None
-    if isinstance(exc, (RequestsConnectionError, Timeout)):
-        return Diagnosis("gcp.unreachable", ERROR, "The BigQuery API could not be reached.",
-                         "Check the network (and api_endpoint in the account settings, if set).", detail, retryable=True)
-    return None
+    return None  # network failures: the core's transport diagnosis reads the chain

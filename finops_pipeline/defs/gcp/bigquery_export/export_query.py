@@ -184,6 +184,27 @@ GROUP BY {names}, credit_type, credit_name
 """.strip()
 
 
+# The columns each query answers with, and their BigQuery types (as the REST schema names them).
+# An answer is only read when it has every one of them with that type: a result that lacks a column
+# or types it otherwise is not the answer to this query.
+DAY_STATE_COLUMNS: dict[str, str] = {
+    "partition_day": "DATE", "currency": "STRING", "last_export_time": "TIMESTAMP", "export_rows": "INTEGER",
+    "cost": "NUMERIC", "credits": "NUMERIC",
+}
+DAY_STATE_NOT_NULL = ("partition_day", "currency", "last_export_time", "export_rows", "cost", "credits")
+CHARGES_NOT_NULL = ("line", "partition_day", "usage_day", "currency", "amount")
+
+
+def charges_columns(table: ExportTable) -> dict[str, str]:
+    columns = {"line": "STRING"}
+    columns.update({name: "DATE" if name in ("partition_day", "usage_day") else "STRING" for name, _ in _grain(table.detailed)})
+    columns.update({
+        "credit_type": "STRING", "credit_name": "STRING", "amount": "NUMERIC", "usage_amount": "NUMERIC",
+        "pricing_amount": "NUMERIC", "currency_conversion_rate": "FLOAT", "last_export_time": "TIMESTAMP",
+    })
+    return columns
+
+
 def day_parameters(days: list[date], invoice_month: str) -> list[bigquery.ScalarQueryParameter | bigquery.ArrayQueryParameter]:
     """Query parameters for a set of partition days of one invoice month ('2026-11' -> '202611')."""
     from google.cloud import bigquery
