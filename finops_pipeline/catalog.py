@@ -4,17 +4,33 @@ The catalog holds no data, only views, so it is rebuilt whole in a new file and 
 rename. The pipeline therefore never needs a write lock on the file a person has open: someone can
 keep a read-only session on `finops.duckdb` while a refresh runs, and sees the new views on their
 next connection. (DuckDB allows one read-write process or many read-only ones, never both.)
+
+The views never read a path that a writer replaces. The lake's files (`data.parquet`, the marts) are
+replaced by rename, and DuckDB reading one of them while it is swapped (its glob listing, its footer
+read through one handle and its pages through another, its metadata cache keyed by path and mtime)
+can mix two versions of a file: `TProtocolException: Invalid data`. So every catalog build first
+takes a snapshot: one hard link per current file under `<data>/lake/.catalog/<version>/` (a copy
+where hard links are not possible), named once and never written again, and the views read that
+explicit list of files. A session sees exactly the state of the catalog it opened, however many
+refreshes follow. Snapshots stay for `FINOPS_SNAPSHOT_GRACE_SECONDS` (default a day) after a newer
+catalog replaced theirs, so sessions opened before a refresh keep working; a session open longer
+than that must reconnect.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 
-from finops_pipeline.lake import atomic_file, cost_daily_glob, cost_daily_root, mart_path
+from finops_pipeline.lake import _HOST, atomic_file, lake_root, list_partitions, mart_path, pid_alive
 from finops_pipeline.schema import COLUMNS
 
 CATALOG_FILE = "finops.duckdb"
@@ -42,35 +58,138 @@ def _quote(path: Path | str) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
-def cost_daily_sql(data_dir: Path) -> str:
-    """SELECT for the unified table over every partition file; a typed empty result when there are none."""
-    names = ", ".join(f'"{c.name}"' for c in COLUMNS)
-    if any(cost_daily_root(data_dir).glob("*/*/*/*/data.parquet")):
-        return f"SELECT {names} FROM read_parquet({_quote(cost_daily_glob(data_dir))}, union_by_name = true, hive_partitioning = false)"
+SNAPSHOT_DIR = ".catalog"
+DEFAULT_GRACE_SECONDS = 24 * 3600
+TEMPORARY_SNAPSHOT_MAX_AGE_SECONDS = 3600
+
+
+def snapshots_root(data_dir: Path) -> Path:
+    return lake_root(data_dir) / SNAPSHOT_DIR
+
+
+def grace_seconds() -> float:
+    return float(os.environ.get("FINOPS_SNAPSHOT_GRACE_SECONDS") or DEFAULT_GRACE_SECONDS)
+
+
+@dataclass
+class Snapshot:
+    """Immutable names for the lake's current files: what one set of views reads."""
+
+    directory: Path | None
+    partitions: list[Path] = field(default_factory=list)
+    marts: dict[str, Path] = field(default_factory=dict)
+
+
+def _link(source: Path, destination: Path) -> bool:
+    """Give the file `source` names now another name; False when it no longer exists."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, destination)
+    except FileNotFoundError:
+        return False
+    except OSError:  # no hard links here (another device, some network or FUSE filesystems): copy it
+        partial = destination.with_name("." + destination.name + ".tmp")
+        try:
+            shutil.copyfile(source, partial)  # one open(): one version of the file
+        except FileNotFoundError:
+            return False
+        os.replace(partial, destination)
+    return True
+
+
+def take_snapshot(data_dir: Path, kind: str = "c") -> Snapshot:
+    """Link every current partition and mart file under a new `<data>/lake/.catalog/<version>/`.
+
+    `kind` is "c" for a catalog's snapshot, "t" for one that only a live process's in-memory views use.
+    """
+    data_dir = Path(data_dir)
+    version = f"{kind}-{time.time_ns():020d}-{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    directory = snapshots_root(data_dir) / version
+    snapshot = Snapshot(directory)
+    for key, path in list_partitions(data_dir):
+        destination = directory / "cost_daily" / key.provider / key.source / key.account / f"{key.billing_period}.parquet"
+        if _link(path, destination):
+            snapshot.partitions.append(destination)
+    for name in MART_TABLES:
+        destination = directory / "marts" / f"{name}.parquet"
+        if _link(mart_path(data_dir, name), destination):
+            snapshot.marts[name] = destination
+    return snapshot
+
+
+def remove_old_snapshots(data_dir: Path, keep: Path | None = None, now: float | None = None) -> list[Path]:
+    """Delete snapshots no session can still need.
+
+    Catalog snapshots ("c-"): the newest is always kept (the catalog in place reads it), older ones
+    once their grace period is over. In-memory ones ("t-"): when their process is gone, or after an hour.
+    """
+    root = snapshots_root(data_dir)
+    if not root.is_dir():
+        return []
+    now = time.time() if now is None else now
+    versions = sorted(p for p in root.iterdir() if p.is_dir() and p.name[:2] in ("c-", "t-"))
+    newest_catalog = max((p for p in versions if p.name.startswith("c-")), default=None)
+    removed = []
+    for directory in versions:
+        if directory in (keep, newest_catalog):
+            continue
+        try:
+            kind, created_ns, host, pid = directory.name.split("-", 4)[:4]
+            age = now - int(created_ns) / 1e9
+        except ValueError:
+            continue
+        if kind == "c":
+            stale = age > grace_seconds()
+        else:
+            stale = age > TEMPORARY_SNAPSHOT_MAX_AGE_SECONDS or (host == _HOST and int(pid) != os.getpid() and not pid_alive(int(pid)))
+        if stale:
+            shutil.rmtree(directory, ignore_errors=True)
+            removed.append(directory)
+    return removed
+
+
+def _typed_empty() -> str:
     typed = ", ".join(f'CAST(NULL AS {_duckdb_type(c.type)}) AS "{c.name}"' for c in COLUMNS)
     return f"SELECT {typed} WHERE false"
 
 
-def register_views(connection: duckdb.DuckDBPyConnection, data_dir: Path, *, temporary: bool = False) -> None:
-    """Create the cost_daily view and one view per mart file present. Also used in-memory by the marts."""
+def cost_daily_sql(data_dir: Path, files: list[Path] | None = None) -> str:
+    """SELECT for the unified table over an explicit list of partition files (by default the current
+    ones); a typed empty result when there are none."""
+    names = ", ".join(f'"{c.name}"' for c in COLUMNS)
+    if files is None:
+        files = [path for _, path in list_partitions(data_dir)]
+    if files:
+        listed = ", ".join(_quote(f) for f in files)
+        return f"SELECT {names} FROM read_parquet([{listed}], union_by_name = true, hive_partitioning = false)"
+    return _typed_empty()
+
+
+def register_views(connection: duckdb.DuckDBPyConnection, data_dir: Path, *, temporary: bool = False,
+                   snapshot: Snapshot | None = None) -> Snapshot:
+    """Create the cost_daily view and one view per mart file present, over a snapshot of the lake
+    (taken here unless given). Also used in-memory by the marts (temporary views)."""
+    if snapshot is None:
+        snapshot = take_snapshot(data_dir, "t" if temporary else "c")
     kind = "TEMP VIEW" if temporary else "VIEW"
-    connection.execute(f"CREATE OR REPLACE {kind} cost_daily AS {cost_daily_sql(data_dir)}")
-    for name in MART_TABLES:
-        path = mart_path(data_dir, name)
-        if path.exists():
-            connection.execute(f"CREATE OR REPLACE {kind} {name} AS SELECT * FROM read_parquet({_quote(path)})")
+    connection.execute(f"CREATE OR REPLACE {kind} cost_daily AS {cost_daily_sql(data_dir, snapshot.partitions)}")
+    for name, path in snapshot.marts.items():
+        connection.execute(f"CREATE OR REPLACE {kind} {name} AS SELECT * FROM read_parquet({_quote(path)})")
+    return snapshot
 
 
 def build_catalog(data_dir: Path) -> Path:
-    """Write a fresh catalog file and swap it in atomically."""
+    """Snapshot the lake, write a fresh catalog file over it and swap it in atomically."""
     target = catalog_path(data_dir)
+    snapshot = take_snapshot(data_dir, "c")
     with atomic_file(target) as temporary:
         connection = duckdb.connect(str(temporary))
         try:
-            register_views(connection, data_dir)
+            register_views(connection, data_dir, snapshot=snapshot)
             connection.execute("CHECKPOINT")
         finally:
             connection.close()
+    remove_old_snapshots(data_dir, keep=snapshot.directory)
     return target
 
 

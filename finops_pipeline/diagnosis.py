@@ -61,10 +61,11 @@ class ProviderError(Exception):
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    for secret in sorted(set(secrets), key=len, reverse=True):
-        if secret:
-            text = text.replace(secret, "***")
-    return text
+    """`text` with every secret replaced by ***: raw, URL-encoded, JSON- or HTML-escaped, or inside a
+    base64 value (finops_pipeline.redaction), and every secret this process was told of as well."""
+    from finops_pipeline import redaction
+
+    return redaction.redact(text, [*secrets, *redaction.known_secrets()])
 
 
 def diagnose(provider: str, source: str, exc: BaseException, secrets: Iterable[str] = ()) -> Diagnosis:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -84,26 +86,89 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _remove_stale_temporaries(directory: Path) -> None:
-    """Temporaries older than a day belong to a crashed run; younger ones may be a live writer's."""
-    now = time.time()
-    for leftover in directory.glob(".*.tmp"):
-        try:
-            if now - leftover.stat().st_mtime > _TMP_MAX_AGE_SECONDS:
+_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:32] or "host"
+_TEMP_NAME = re.compile(r"^\.(?P<target>.+)\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.[0-9a-f]{32}\.tmp(?P<suffix>\.wal)?$")
+
+
+def temporary_name(target_name: str) -> str:
+    """`.<target>.<host>.<pid>.<random>.tmp`: the writer's host and pid tell a later writer whether it is alive."""
+    return f".{target_name}.{_HOST}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
+
+
+def pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def _process_start_time(pid: int) -> float | None:
+    """When process `pid` started (Linux /proc), or None when that cannot be told."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime "))
+        ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22, starttime, counted after the command name
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def _process_started_after(pid: int, moment: float) -> bool:
+    """True when process `pid` started after `moment` (so it reused the pid of the writer that made the file)."""
+    started = _process_start_time(pid)
+    return started is not None and started > moment + 2
+
+
+def is_stale_temporary(path: Path, now: float | None = None) -> bool:
+    """A temporary left by a writer that can no longer finish it.
+
+    Ours (host and pid in the name): stale when that process is gone, or the pid now belongs to a
+    process started after the file was made. Any temporary (other hosts, older names without a pid,
+    DuckDB's `.tmp.wal` beside a temporary catalog): stale when untouched for a day.
+    """
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return False
+    if (now or time.time()) - stat.st_mtime > _TMP_MAX_AGE_SECONDS:
+        return True
+    match = _TEMP_NAME.match(path.name)
+    if match is None or match["host"] != _HOST:
+        return False
+    pid = int(match["pid"])
+    if pid == os.getpid():
+        return False
+    return not pid_alive(pid) or _process_started_after(pid, min(stat.st_mtime, stat.st_ctime))
+
+
+def _remove_stale_temporaries(directory: Path) -> list[Path]:
+    """Remove temporaries (and DuckDB `.wal` files of temporary catalogs) whose writer is dead or a day old."""
+    removed = []
+    for leftover in [*directory.glob(".*.tmp"), *directory.glob(".*.tmp.wal")]:
+        if is_stale_temporary(leftover):
+            try:
                 leftover.unlink()
-        except FileNotFoundError:
-            pass
+                removed.append(leftover)
+            except FileNotFoundError:
+                pass
+    return removed
 
 
 @contextmanager
 def atomic_file(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside `target`; on success it replaces `target` in one rename.
 
-    Temporary names start with '.' and end in '.tmp', so no '*.parquet' glob ever sees them.
+    Temporary names start with '.' and end in '.tmp', so no '*.parquet' glob ever sees them. A
+    DuckDB database written there may leave `<temporary>.wal`; it goes with the temporary.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(target.parent)
-    temporary = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
+    temporary = target.parent / temporary_name(target.name)
     try:
         yield temporary
         with open(temporary, "rb") as handle:
@@ -112,6 +177,7 @@ def atomic_file(target: Path) -> Iterator[Path]:
         _fsync_dir(target.parent)
     finally:
         temporary.unlink(missing_ok=True)
+        temporary.with_name(temporary.name + ".wal").unlink(missing_ok=True)
 
 
 def partition_metadata(source_totals: Mapping[str, Decimal], extra: Mapping[str, Any] | None = None) -> dict[str, str]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from finops_pipeline import pulls
+from finops_pipeline import pulls, redaction
 from finops_pipeline.config import Account
 from finops_pipeline.diagnosis import Diagnosis, diagnose, redact
 from finops_pipeline.lake import PartitionKey, write_partition, write_partition_with
@@ -71,6 +71,10 @@ def refresh_accounts(
     logger: logging.Logger | Any = log,
     run_id: str | None = None,
 ) -> list[AccountOutcome]:
+    # Client libraries log on their own (botocore's DEBUG wire logs, azure-identity's WARNINGs): from
+    # now on no log record of this process carries a secret, whatever handler (stderr, Dagster's
+    # compute log and event log) writes it.
+    redaction.install(secrets)
     outcomes = []
     for account in accounts:
         outcome = AccountOutcome(account)
