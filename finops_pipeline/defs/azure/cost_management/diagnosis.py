@@ -34,18 +34,21 @@ _TRANSPORT_SIGNS = ("Failed to resolve", "Name or service not known", "Temporary
 _MALFORMED_SIGN_IN = ("Expecting value", "not in json format", "Authentication failed: None", "JSONDecodeError")
 
 
-def _chain_text(exc: BaseException) -> str:
-    """The exception and what it was raised from or during (MSAL keeps Entra ID's answer there), as one text."""
-    texts, seen, current = [], set(), exc
-    todo = [exc]
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and what it was raised from or during (MSAL keeps Entra ID's answer there)."""
+    found: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
     while todo:
         current = todo.pop(0)
-        if current is None or id(current) in seen:
+        if current is None or any(current is seen for seen in found):
             continue
-        seen.add(id(current))
-        texts.append(f"{type(current).__name__}: {current}")
+        found.append(current)
         todo += [current.__cause__, current.__context__]
-    return " | ".join(texts)
+    return found
+
+
+def _chain_text(exc: BaseException) -> str:
+    return " | ".join(f"{type(e).__name__}: {e}" for e in _chain(exc))
 
 
 def _sign_in(exc: BaseException, text: str, detail: str) -> Diagnosis | None:
@@ -56,6 +59,9 @@ def _sign_in(exc: BaseException, text: str, detail: str) -> Diagnosis | None:
         return classify_transport(exc, detail, "azure", "Entra ID sign-in")
     status = re.search(r"HTTP Error: (\d{3})|HTTP status: (\d{3})", text)
     code = int(next(g for g in status.groups() if g)) if status else None
+    # An error page that is not JSON fails azure-core's decoding before MSAL sees the status: read it there.
+    answered = [getattr(getattr(e, "response", None), "status_code", None) for e in _chain(exc)]
+    code = code or next((s for s in answered if isinstance(s, int) and s >= 400), None)
     if code is not None and code >= 500 or "Unable to complete OIDC Discovery" in text:
         return Diagnosis("azure.sign_in_unavailable", ERROR,
                          f"Entra ID (the sign-in endpoint) failed with a server error{f' (HTTP {code})' if code else ''}; nothing was read.",
