@@ -131,7 +131,7 @@ def test_columns_are_found_by_name_not_position():
 def test_missing_columns_is_a_diagnosed_error():
     with pytest.raises(ProviderError) as raised:
         amounts_by_key(pages("ActualCost", '[[1, 20261101, "USD"]]', ["Cost", "UsageDate", "Currency"]), "2026-11")
-    assert raised.value.diagnosis.code == "azure.unexpected_columns"
+    assert raised.value.diagnosis.code == "azure.malformed_answer"
     assert "ServiceName" in raised.value.diagnosis.detail
 
 

@@ -71,6 +71,28 @@ class Fault:
     message: str
     headers: dict[str, str] = field(default_factory=dict)
     times: int | None = 1  # None: every request
+    body: bytes | None = None  # sent as-is instead of an error document ("{url}" becomes the stand-in's URL)
+    content_type: str = "application/json; charset=utf-8"
+
+
+@dataclass
+class SignInFault:
+    """A scripted answer of Entra ID: at the token endpoint ("token") or the OpenID discovery ("openid").
+
+    "{client_secret}" in the body becomes the secret the client sent: an endpoint that echoes it back.
+    """
+
+    where: str
+    status: int
+    body: bytes
+    content_type: str = "application/json; charset=utf-8"
+    times: int | None = 1
+
+
+@dataclass(frozen=True)
+class RawBody:
+    data: bytes
+    content_type: str
 
 
 @dataclass
@@ -116,6 +138,7 @@ class AzureSandbox(LoopbackServer):
         self.tenants: dict[str, dict[str, str]] = {}  # tenant id -> {client id: secret}
         self.subscriptions: dict[str, Subscription] = {}
         self.faults: list[Fault] = []
+        self.sign_in_faults: list[SignInFault] = []
         self.query_log: list[dict[str, Any]] = []  # every query request: scope, body, page token, status
         self.token_requests = 0
         self._tokens: dict[str, tuple[str, str]] = {}
@@ -138,7 +161,17 @@ class AzureSandbox(LoopbackServer):
                 self.end_headers()
                 self.wfile.write(body)
 
+            def _send_any(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+                if isinstance(body, RawBody):
+                    self._send(status, body.data, body.content_type, headers)
+                else:
+                    self._send(status, b"" if status == 204 else _dumps(body), headers=headers)
+
             def do_GET(self) -> None:
+                fault = sandbox._take_sign_in_fault("openid")
+                if fault is not None:
+                    self._send_any(fault.status, RawBody(fault.body, fault.content_type))
+                    return
                 status, body = sandbox._openid(urlsplit(self.path).path)
                 self._send(status, _dumps(body))
 
@@ -146,11 +179,16 @@ class AzureSandbox(LoopbackServer):
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 parts = urlsplit(self.path)
                 if parts.path.endswith("/oauth2/v2.0/token"):
+                    fault = sandbox._take_sign_in_fault("token")
+                    if fault is not None:
+                        sent = (parse_qs(raw.decode()).get("client_secret") or [""])[0]
+                        self._send_any(fault.status, RawBody(fault.body.replace(b"{client_secret}", sent.encode()), fault.content_type))
+                        return
                     status, body = sandbox._token(parts.path, raw)
                     self._send(status, _dumps(body))
                 elif parts.path.lower().endswith("/providers/microsoft.costmanagement/query"):
                     status, body, headers = sandbox._query(parts.path, parse_qs(parts.query), self.headers.get("Authorization", ""), raw)
-                    self._send(status, b"" if status == 204 else _dumps(body), headers=headers)
+                    self._send_any(status, body, headers)
                 else:
                     self._send(404, _dumps({"error": {"code": "NotFound", "message": f"No route for {parts.path}"}}))
 
@@ -210,11 +248,37 @@ class AzureSandbox(LoopbackServer):
         with self._lock:
             self.faults.append(Fault(status, code, message, dict(headers or {}), times))
 
+    def answer_next(self, body: bytes, status: int = 200, content_type: str = "application/json; charset=utf-8",
+                    times: int | None = 1) -> None:
+        """The next query request(s) get this body as-is ("{url}" becomes the stand-in's URL): `{}`, garbage, HTML..."""
+        with self._lock:
+            self.faults.append(Fault(status, "", "", {}, times, body.replace(b"{url}", self.url.encode()), content_type))
+
+    def fail_sign_in(self, where: str, status: int, body: bytes, content_type: str = "application/json; charset=utf-8",
+                     times: int | None = 1) -> None:
+        """Entra ID answers the next request to `where` ("token" or "openid") with this (see SignInFault)."""
+        with self._lock:
+            self.sign_in_faults.append(SignInFault(where, status, body, content_type, times))
+
+    def _take_sign_in_fault(self, where: str) -> SignInFault | None:
+        with self._lock:
+            fault = next((f for f in self.sign_in_faults if f.where == where), None)
+            if fault is not None and fault.times is not None:
+                if where == "token":
+                    self.token_requests += 1
+                fault.times -= 1
+                if fault.times <= 0:
+                    self.sign_in_faults.remove(fault)
+            elif fault is not None and where == "token":
+                self.token_requests += 1
+            return fault
+
     def reset(self) -> None:
         with self._lock:
             self.tenants.clear()
             self.subscriptions.clear()
             self.faults.clear()
+            self.sign_in_faults.clear()
             self.query_log.clear()
             self._tokens.clear()
             self.token_requests = 0
@@ -321,6 +385,8 @@ class AzureSandbox(LoopbackServer):
                 fault.times -= 1
                 if fault.times <= 0:
                     self.faults.pop(0)
+        if fault is not None and fault.body is not None:
+            return fault.status, RawBody(fault.body, fault.content_type), fault.headers
         if fault is not None:
             return error(fault.status, fault.code, fault.message, fault.headers)
 

@@ -105,9 +105,14 @@ class DigitalOceanSandbox(LoopbackServer):
 
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 status, body, headers = sandbox._answer(self.path, self.headers.get("Authorization", ""))
-                payload = json.dumps(body).encode()
+                content_type = "application/json; charset=utf-8"
+                if isinstance(body, tuple):  # respond_raw: (bytes, content type); "{token}" echoes the bearer token
+                    payload, content_type = body
+                    payload = payload.replace(b"{token}", self.headers.get("Authorization", "")[len("Bearer "):].encode())
+                else:
+                    payload = json.dumps(body).encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(payload)))
                 for key, value in headers.items():
                     self.send_header(key, value)
@@ -153,6 +158,15 @@ class DigitalOceanSandbox(LoopbackServer):
         """The next `times` requests whose path contains `path_fragment` get this answer instead."""
         with self._lock:
             self._scripted.append([path_fragment, status, body, times])
+
+    def respond_raw(self, path_fragment: str, status: int, body: bytes, content_type: str = "application/json; charset=utf-8",
+                    times: int | None = 1) -> None:
+        """Like respond, with the body sent as-is (`{}`, garbage, an HTML page); "{token}" becomes the caller's token.
+
+        times=None: every matching request.
+        """
+        with self._lock:
+            self._scripted.append([path_fragment, status, (body, content_type), 10**9 if times is None else times])
 
     def reset(self) -> None:
         """Forget every team, token, scripted 429 and recorded request."""

@@ -6,6 +6,10 @@ Management's throttling: a 429 says how long to wait in `x-ms-ratelimit-microsof
 *-retry-after` (or Retry-After). We wait exactly that, a bounded number of times, and give up at
 once when the wait asked for is longer than the account's `max_throttle_wait_seconds`: waiting less
 would only spend quota on another 429.
+
+Time is bounded (finops_pipeline.http_budget): the sign-in (azure-identity's own pipeline) and the
+queries share one Deadline per pull, the account's `give_up_after_seconds`; every attempt has a
+connect and a read timeout cut to the time left, and a retry whose wait would pass it is not taken.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from finops_pipeline.config import Account
+from finops_pipeline.http_budget import Deadline, bounded
 from finops_pipeline.tls import connection_verify
 
 if TYPE_CHECKING:  # the Azure SDK is imported where a client is made: loading the definitions stays cheap
@@ -35,6 +40,7 @@ QPU_CONSUMED = RATE_LIMIT_PREFIX + "qpu-consumed"
 QPU_REMAINING = RATE_LIMIT_PREFIX + "qpu-remaining"
 DEFAULT_MAX_THROTTLE_WAIT = 60
 THROTTLE_RETRIES = 4
+SIGN_IN_RETRIES = 2  # Entra ID: a blip is retried twice, within the pull's deadline
 
 
 def endpoints(account: Account) -> tuple[str, str]:
@@ -131,8 +137,13 @@ def retry_policy_class() -> type:
     return CostManagementRetryPolicy
 
 
-def credential(account: Account) -> ClientSecretCredential:
-    """The app registration's service principal; the secret is read from its variable only here."""
+def credential(account: Account, deadline: Deadline) -> ClientSecretCredential:
+    """The app registration's service principal; the secret is read from its variable only here.
+
+    azure-identity signs in through its own pipeline: it gets the same deadline, timeouts and a
+    bounded retry as the queries.
+    """
+    from azure.core.pipeline.policies import RetryPolicy
     from azure.identity import ClientSecretCredential
 
     _, authority = endpoints(account)
@@ -146,10 +157,15 @@ def credential(account: Account) -> ClientSecretCredential:
         # Microsoft's own hosts, impossible for a private or local one.
         disable_instance_discovery=host not in _KNOWN_AUTHORITIES,
         connection_verify=connection_verify(account),
+        retry_policy_class=functools.partial(bounded(RetryPolicy), deadline=deadline),
+        retry_total=SIGN_IN_RETRIES,
+        retry_backoff_factor=0.5,
+        **deadline.timeouts(),
     )
 
 
-def cost_management_client(account: Account, meter: QuotaMeter, token_credential: ClientSecretCredential) -> CostManagementClient:
+def cost_management_client(account: Account, meter: QuotaMeter, token_credential: ClientSecretCredential,
+                           deadline: Deadline) -> CostManagementClient:
     from azure.mgmt.costmanagement import CostManagementClient
 
     endpoint, _ = endpoints(account)
@@ -158,7 +174,8 @@ def cost_management_client(account: Account, meter: QuotaMeter, token_credential
         token_credential,
         base_url=endpoint,
         credential_scopes=[f"{endpoint}/.default"],
-        retry_policy=retry_policy_class()(meter, max_wait),
+        retry_policy=bounded(retry_policy_class())(meter, max_wait, deadline=deadline),
         connection_verify=connection_verify(account),
+        **deadline.timeouts(),
         user_agent="finops-pipeline",
     )

@@ -7,6 +7,12 @@ grouped by ServiceName and ChargeType, the two dimensions the API allows that fi
 mandatory columns (ServiceName/ServiceCategory, and ChargeCategory, so a reservation purchase is a
 Purchase, not Usage); see docs/azure.md. The SDK does not follow `nextLink`: we POST the same body
 to it. Amounts are read from the raw JSON as Decimals, never through float.
+
+An answer must prove it is one before it may replace a month: a JSON object with
+`properties.columns` and `properties.rows`, every row as long as the columns, the columns the
+normalization needs, days inside the month asked for, amounts that are numbers, and a nextLink
+chain that never repeats a link. Anything else (`{}`, an empty body, an HTML page from a proxy) is
+`azure.malformed_answer` and the month keeps its last good rows.
 """
 
 from __future__ import annotations
@@ -21,15 +27,17 @@ from urllib.parse import urlsplit
 from finops_pipeline.config import Account
 from finops_pipeline.defs.azure import PROVIDER
 from finops_pipeline.defs.azure.cost_management.client import QuotaMeter, cost_management_client, credential, endpoints
-from finops_pipeline.diagnosis import ERROR, Diagnosis, ProviderError
+from finops_pipeline.diagnosis import ERROR, Diagnosis, ProviderError, malformed_answer
+from finops_pipeline.http_budget import Deadline, secrets_kept_out_of_logs
 from finops_pipeline.refresh import Pull
-from finops_pipeline.schema import day_bounds, month_bounds, rows_to_table, service_category, to_decimal
+from finops_pipeline.schema import SchemaError, day_bounds, month_bounds, rows_to_table, service_category, to_decimal
 
 if TYPE_CHECKING:  # the Azure SDK is imported where a query runs: loading the definitions stays cheap
     from azure.mgmt.costmanagement import CostManagementClient
     from azure.mgmt.costmanagement.models import QueryDefinition
 
 SOURCE = "cost_management"
+TITLE = "Azure Cost Management"
 GROUP_BY = ("ServiceName", "ChargeType")
 COST_TYPES = ("ActualCost", "AmortizedCost")
 COST_COLUMNS = ("Cost", "PreTaxCost", "totalCost", "CostUSD", "PreTaxCostUSD")
@@ -78,12 +86,46 @@ def query_definition(cost_type: str, billing_period: str) -> QueryDefinition:
     )
 
 
+def _sample(response: Any) -> str:
+    try:
+        return f"HTTP {response.status_code}, {response.headers.get('content-type', 'no content type')}: {response.text()[:200]!r}"
+    except Exception:  # noqa: BLE001 - a sample for the detail, never a reason to fail differently
+        return f"HTTP {getattr(response, 'status_code', '?')}"
+
+
+def _malformed(what: str, sample: str = "") -> ProviderError:
+    return malformed_answer("azure", TITLE, what, sample)
+
+
 def _parse(response: Any) -> dict[str, Any]:
-    """The JSON body with every number as Decimal: Cost Management sends doubles, we keep their digits."""
+    """The JSON body with every number as Decimal: Cost Management sends doubles, we keep their digits.
+
+    Only a 200 with a JSON object whose `properties` hold `columns` and `rows` is a query answer.
+    """
+    if response.status_code != 200:
+        raise _malformed(f"HTTP {response.status_code} instead of 200 with the query's rows", _sample(response))
     text = response.text()
-    if not text:
-        return {}
-    return json.loads(text, parse_float=Decimal, parse_int=Decimal)
+    if not text or not text.strip():
+        raise _malformed("an empty body instead of the query's columns and rows", _sample(response))
+    try:
+        document = json.loads(text, parse_float=Decimal, parse_int=Decimal)
+    except ValueError:
+        raise _malformed("a body that is not JSON (an HTML page or garbage)", _sample(response)) from None
+    properties = document.get("properties") if isinstance(document, dict) else None
+    if not isinstance(properties, dict):
+        raise _malformed("JSON without the query result's 'properties'", _sample(response))
+    columns, rows = properties.get("columns"), properties.get("rows")
+    if not isinstance(columns, list) or not columns or not all(isinstance(c, dict) and isinstance(c.get("name"), str) for c in columns):
+        raise _malformed("a query result without its 'columns'", _sample(response))
+    if not isinstance(rows, list):
+        raise _malformed("a query result without its 'rows'", _sample(response))
+    bad = next((r for r in rows if not isinstance(r, list) or len(r) != len(columns)), None)
+    if bad is not None:
+        raise _malformed(f"a row whose shape does not match the {len(columns)} columns", f"row {str(bad)[:150]}")
+    next_link = properties.get("nextLink")
+    if next_link is not None and not (isinstance(next_link, str)):
+        raise _malformed("a nextLink that is not a URL", _sample(response))
+    return document
 
 
 def _check_next_link(next_link: str, endpoint: str) -> None:
@@ -102,6 +144,8 @@ def fetch_query(client: CostManagementClient, scope: str, definition: QueryDefin
     """Run one query and follow its nextLink chain by POSTing the same body."""
     from azure.core.exceptions import (
         ClientAuthenticationError,
+        DecodeError,
+        DeserializationError,
         HttpResponseError,
         ResourceExistsError,
         ResourceNotFoundError,
@@ -112,28 +156,42 @@ def fetch_query(client: CostManagementClient, scope: str, definition: QueryDefin
     from azure.mgmt.core.exceptions import ARMErrorFormat
 
     error_map = {401: ClientAuthenticationError, 404: ResourceNotFoundError, 409: ResourceExistsError, 304: ResourceNotModifiedError}
-    result = QueryPages(str(definition.type))
-    response = client.query.usage(scope, definition, cls=lambda pipeline_response, _deserialized, _headers: pipeline_response.http_response)
+    result = QueryPages(str(getattr(definition.type, "value", definition.type)))
+    answers: list[Any] = []  # what came back, for the detail when the SDK cannot read it
+    try:
+        response = client.query.usage(scope, definition, raw_response_hook=lambda r: answers.append(r.http_response),
+                                      cls=lambda pipeline_response, _deserialized, _headers: pipeline_response.http_response)
+    except (DecodeError, DeserializationError, ValueError) as exc:  # the SDK could not read the first page at all
+        raise _malformed("a body that is not a query result (empty, not JSON, an HTML page)",
+                         _sample(answers[-1]) if answers else "") from exc
+    except HttpResponseError as exc:
+        if exc.status_code == 200:  # a 200 the SDK could not deserialize
+            raise _malformed("a body that is not a query result", _sample(exc.response)) from exc
+        raise
+    if response is None:
+        raise _malformed("no answer body for the query")
+    seen_links: set[str] = set()
     while True:
         result.pages += 1
-        document = _parse(response) if response.status_code == 200 else {}
-        properties = document.get("properties") or {}
-        columns = [c["name"] for c in properties.get("columns") or []]
-        if columns:
-            if result.columns and columns != result.columns:
-                raise ProviderError(Diagnosis("azure.inconsistent_pages", ERROR, "Cost Management changed the columns between pages of one query.",
-                                              "Run the refresh again; report the detail if it persists.", f"{result.columns} then {columns}"))
-            result.columns = columns
-        result.rows.extend(properties.get("rows") or [])
+        properties = _parse(response)["properties"]
+        columns = [c["name"] for c in properties["columns"]]
+        if result.columns and columns != result.columns:
+            raise ProviderError(Diagnosis("azure.inconsistent_pages", ERROR, "Cost Management changed the columns between pages of one query.",
+                                          "Run the refresh again; report the detail if it persists.", f"{result.columns} then {columns}"))
+        result.columns = columns
+        result.rows.extend(properties["rows"])
         next_link = properties.get("nextLink")
         if not next_link:
             return result
+        if next_link in seen_links:
+            raise _malformed("a nextLink chain that comes back to a page already read", f"after {result.pages} pages: {next_link[:200]}")
+        seen_links.add(next_link)
         if result.pages >= MAX_PAGES:
             raise ProviderError(Diagnosis("azure.too_many_pages", ERROR, f"Cost Management returned more than {MAX_PAGES} pages for one month.",
                                           "Report the detail; the query is grouped by two dimensions and should be far smaller.", scope))
         _check_next_link(next_link, endpoint)
         response = client.send_request(HttpRequest("POST", next_link, json=definition.as_dict()))
-        if response.status_code not in (200, 204):
+        if response.status_code != 200:
             map_error(status_code=response.status_code, response=response, error_map=error_map)
             raise HttpResponseError(response=response, error_format=ARMErrorFormat)
 
@@ -143,19 +201,36 @@ def _index(pages: QueryPages, billing_period: str) -> dict[str, int]:
     cost = next((names[c.lower()] for c in COST_COLUMNS if c.lower() in names), None)
     missing = [n for n in ("UsageDate", "Currency", *GROUP_BY) if n.lower() not in names]
     if cost is None or missing:
-        raise ProviderError(Diagnosis(
-            "azure.unexpected_columns", ERROR,
-            f"Cost Management's {pages.cost_type} answer for {billing_period} lacks the columns the pipeline needs.",
-            "Report the detail; the pipeline may need an update for a new Cost Management API version.",
-            f"columns {pages.columns}, missing {missing or ['a cost column']}",
-        ))
+        raise _malformed(f"the {pages.cost_type} rows for {billing_period} lack the columns the pipeline needs",
+                         f"columns {pages.columns}, missing {missing or ['a cost column']}")
     return {"cost": cost, "day": names["usagedate"], "currency": names["currency"], **{n: names[n.lower()] for n in GROUP_BY}}
 
 
-def _usage_day(value: Any) -> date:
-    """UsageDate is a number like 20261101 (or, in some API versions, an ISO string)."""
+def _usage_day(value: Any, billing_period: str) -> date:
+    """UsageDate is a number like 20261101 (or, in some API versions, an ISO string), inside the month asked for."""
     text = str(value)
-    return datetime.strptime(text[:8], "%Y%m%d").date() if text.isdigit() else date.fromisoformat(text[:10])
+    try:
+        day = datetime.strptime(text, "%Y%m%d").date() if text.isdigit() else date.fromisoformat(text[:10])
+    except ValueError:
+        raise _malformed("a row whose UsageDate is not a date", f"UsageDate {text[:40]!r}") from None
+    if day.strftime("%Y-%m") != billing_period:
+        raise _malformed(f"a row for {day}, outside {billing_period} that was asked for", f"UsageDate {text[:40]!r}")
+    return day
+
+
+def _amount(value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, (Decimal, int, str)):
+        raise _malformed("a row whose cost is not a number", f"Cost {str(value)[:40]!r}")
+    try:
+        return to_decimal(value, field="Cost")
+    except SchemaError:
+        raise _malformed("a row whose cost is not a finite number", f"Cost {str(value)[:40]!r}") from None
+
+
+def _currency(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _malformed("a row without a currency", f"Currency {str(value)[:40]!r}")
+    return value
 
 
 Key = tuple[date, str, str, str]  # day, service, charge type, currency
@@ -168,8 +243,8 @@ def amounts_by_key(pages: QueryPages, billing_period: str) -> dict[Key, Decimal]
     i = _index(pages, billing_period)
     amounts: dict[Key, Decimal] = {}
     for row in pages.rows:
-        key = (_usage_day(row[i["day"]]), row[i["ServiceName"]] or "", row[i["ChargeType"]] or "", row[i["currency"]])
-        amounts[key] = amounts.get(key, Decimal(0)) + to_decimal(row[i["cost"]], field="Cost")
+        key = (_usage_day(row[i["day"]], billing_period), row[i["ServiceName"]] or "", row[i["ChargeType"]] or "", _currency(row[i["currency"]]))
+        amounts[key] = amounts.get(key, Decimal(0)) + _amount(row[i["cost"]])
     return amounts
 
 
@@ -180,7 +255,8 @@ def raw_totals(pages: QueryPages, billing_period: str) -> dict[str, Decimal]:
     i = _index(pages, billing_period)
     totals: dict[str, Decimal] = {}
     for row in pages.rows:
-        totals[row[i["currency"]]] = totals.get(row[i["currency"]], Decimal(0)) + to_decimal(row[i["cost"]], field="Cost")
+        currency = _currency(row[i["currency"]])
+        totals[currency] = totals.get(currency, Decimal(0)) + _amount(row[i["cost"]])
     return totals
 
 
@@ -251,7 +327,11 @@ def pull_cost_management(account: Account, billing_period: str) -> Pull:
     endpoint, _ = endpoints(account)
     scope = f"/subscriptions/{account.settings['subscription_id']}"
     results = {}
-    with credential(account) as token_credential, cost_management_client(account, meter, token_credential) as client:
+    deadline = Deadline.for_account(account)
+    secret = account.env("client_secret_env")
+    # azure-identity logs a failed sign-in with what the server said, which may repeat the secret.
+    with secrets_kept_out_of_logs([secret] if secret else []), credential(account, deadline) as token_credential, \
+            cost_management_client(account, meter, token_credential, deadline) as client:
         for cost_type in COST_TYPES:
             results[cost_type] = fetch_query(client, scope, query_definition(cost_type, billing_period), endpoint)
     actual, amortized = results["ActualCost"], results["AmortizedCost"]

@@ -5,7 +5,9 @@ Retry-After header DigitalOcean sends with a 429. We bound it (a few attempts, n
 than a minute; a longer Retry-After means the hourly quota is spent and the next scheduled refresh
 is the better retry), and pace requests on our side to stay under 250 a minute per token.
 Bearer tokens only travel over https (azure-core refuses otherwise); a private certificate
-authority, if any, comes from `ca_bundle`.
+authority, if any, comes from `ca_bundle`. Time is bounded (finops_pipeline.http_budget): every
+request of one pull shares a Deadline, the account's `give_up_after_seconds`, with connect and read
+timeouts cut to the time left and no retry whose wait would pass it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from finops_pipeline.config import Account
+from finops_pipeline.http_budget import Deadline, bounded
 from finops_pipeline.tls import connection_verify
 
 if TYPE_CHECKING:  # pydo is imported where a client is made: loading the definitions stays cheap
@@ -28,7 +31,6 @@ DEFAULT_ENDPOINT = "https://api.digitalocean.com"
 REQUESTS_PER_MINUTE = 250  # DigitalOcean's burst limit per token
 MAX_RETRIES = 4
 MAX_RETRY_AFTER_SECONDS = 60.0
-TIMEOUT_SECONDS = 120
 
 
 class RateLimiter:
@@ -116,22 +118,21 @@ class CallStats:
             self.ratelimit_remaining = value if self.ratelimit_remaining is None else min(self.ratelimit_remaining, value)
 
 
-def make_client(account: Account, stats: CallStats) -> pydo.Client:
-    """A pydo client for the account's token (read from its environment variable now)."""
+def make_client(account: Account, stats: CallStats, deadline: Deadline | None = None) -> pydo.Client:
+    """A pydo client for the account's token (read from its environment variable now), bounded by the pull's deadline."""
     import pydo
 
     token = account.env("token_env")
     limiter = limiter_for(token)
+    deadline = deadline or Deadline.for_account(account)
     return pydo.Client(
         token=token,
         endpoint=account.settings.get("endpoint") or DEFAULT_ENDPOINT,
-        timeout=TIMEOUT_SECONDS,
-        retry_policy=retry_policy_class()(retry_total=MAX_RETRIES, retry_backoff_factor=0.5, retry_backoff_max=30,
-                                          timeout=TIMEOUT_SECONDS * (MAX_RETRIES + 1)),
+        retry_policy=bounded(retry_policy_class())(retry_total=MAX_RETRIES, retry_backoff_factor=0.5, retry_backoff_max=30,
+                                                   deadline=deadline),
         raw_request_hook=lambda _request: limiter.acquire(),
         raw_response_hook=stats.on_response,
         connection_verify=connection_verify(account),
-        connection_timeout=30,
-        read_timeout=TIMEOUT_SECONDS,
         user_agent="finops-pipeline",
+        **deadline.timeouts(),
     )

@@ -11,6 +11,9 @@ NO_DATA = Advice(
     "in the environment variable the account settings name.",
 )
 
+TITLE = "DigitalOcean billing"
+
+
 def _digitalocean_path(exc: BaseException) -> str:
     """The API path a pydo (azure-core) error came from, without host or query."""
     from urllib.parse import urlsplit
@@ -21,10 +24,15 @@ def _digitalocean_path(exc: BaseException) -> str:
 
 def classify(exc: BaseException, detail: str) -> Diagnosis | None:
     try:  # pydo is generated on azure-core
-        from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+        from azure.core.exceptions import DecodeError, HttpResponseError, ServiceRequestError, ServiceResponseError
     except ImportError:  # pragma: no cover
         return None
+    from finops_pipeline.diagnosis import classify_transport, malformed_answer
+
     kb = NO_DATA
+    if isinstance(exc, DecodeError) and getattr(exc, "status_code", None) in (None, 200):
+        d = malformed_answer("digitalocean", TITLE, "a body that is not JSON (an HTML page or garbage)").diagnosis
+        return Diagnosis(d.code, d.status, d.cause, d.fix, detail, d.retryable)
     if isinstance(exc, ServiceRequestError):
         text = str(exc)
         if "non-TLS" in text or "non-https" in text:
@@ -36,12 +44,14 @@ def classify(exc: BaseException, detail: str) -> Diagnosis | None:
                              "The DigitalOcean endpoint's TLS certificate is not trusted.",
                              "Check 'endpoint' in the account settings; behind a TLS-inspecting proxy, set 'ca_bundle' to the "
                              "proxy's CA file (PEM).", detail)
-        return Diagnosis("digitalocean.unreachable", ERROR, "The DigitalOcean API could not be reached.",
-                         "Check the network (and 'endpoint' in the account settings, if set); the next scheduled refresh retries.",
-                         detail, retryable=True)
-    if isinstance(exc, ServiceResponseError):
-        return Diagnosis("digitalocean.unreachable", ERROR, "The DigitalOcean API did not answer.",
-                         "Nothing to change if it is temporary: the next scheduled refresh retries.", detail, retryable=True)
+        return classify_transport(exc, detail, "digitalocean", TITLE) or Diagnosis(
+            "digitalocean.unreachable", ERROR, "The DigitalOcean API could not be reached.",
+            "Check the network (and 'endpoint' in the account settings, if set); the next scheduled refresh retries.",
+            detail, retryable=True)
+    if isinstance(exc, ServiceResponseError):  # timeouts included: the core tells a timeout from a dropped connection
+        return classify_transport(exc, detail, "digitalocean", TITLE) or Diagnosis(
+            "digitalocean.unreachable", ERROR, "The DigitalOcean API did not answer.",
+            "Nothing to change if it is temporary: the next scheduled refresh retries.", detail, retryable=True)
     if not isinstance(exc, HttpResponseError):
         return None
     status = getattr(exc, "status_code", None)

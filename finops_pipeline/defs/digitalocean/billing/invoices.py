@@ -13,8 +13,32 @@ from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-from finops_pipeline.diagnosis import ERROR, Diagnosis, ProviderError
+from finops_pipeline.diagnosis import ERROR, Diagnosis, ProviderError, malformed_answer
 from finops_pipeline.schema import to_decimal
+
+TITLE = "DigitalOcean billing"
+
+
+def malformed(what: str, sample: Any = "") -> ProviderError:
+    return malformed_answer("digitalocean", TITLE, what, str(sample)[:300])
+
+
+def answer(call: Any, what: str, *args: Any, list_field: str | None = None, **kwargs: Any) -> dict[str, Any]:
+    """One pydo call whose answer must be a JSON object (with `list_field` a list, when named).
+
+    pydo returns None for an empty body and raises a JSON error for garbage: both are malformed answers.
+    """
+    from azure.core.exceptions import DecodeError
+
+    try:
+        body = call(*args, **kwargs)
+    except (DecodeError, ValueError) as exc:
+        raise malformed(f"{what}: a body that is not JSON (an HTML page or garbage)", f"{type(exc).__name__}: {exc}") from exc
+    if not isinstance(body, dict):
+        raise malformed(f"{what}: {'an empty body' if body is None else 'not a JSON object'}", repr(body)[:200])
+    if list_field and not (body.get("id") == "not_found") and not isinstance(body.get(list_field), list):
+        raise malformed(f"{what}: no '{list_field}' list", repr(body)[:200])
+    return body
 
 PER_PAGE = 200
 MAX_PAGES = 1000
@@ -84,7 +108,7 @@ def list_invoices(client: Any) -> tuple[list[dict[str, Any]], dict[str, Any] | N
     preview = None
     page = 1
     while page <= MAX_PAGES:
-        body = client.invoices.list(per_page=PER_PAGE, page=page)
+        body = answer(client.invoices.list, "the invoice list", list_field="invoices", per_page=PER_PAGE, page=page)
         invoices.extend(body.get("invoices") or [])
         preview = preview or body.get("invoice_preview")
         if not ((body.get("links") or {}).get("pages") or {}).get("next"):
@@ -98,7 +122,8 @@ def invoice_items(client: Any, invoice_uuid: str) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     page = 1
     while page <= MAX_PAGES:
-        body = client.invoices.get_by_uuid(invoice_uuid, per_page=PER_PAGE, page=page)
+        body = answer(client.invoices.get_by_uuid, f"invoice {invoice_uuid}", invoice_uuid, list_field="invoice_items",
+                      per_page=PER_PAGE, page=page)
         if isinstance(body, dict) and body.get("id") == "not_found":
             if invoice_uuid == "preview":  # a team with no usage yet this month has nothing to preview
                 return []
@@ -125,7 +150,7 @@ def invoice_figures(client: Any, billing_period: str, today: date) -> InvoiceFig
     """The invoice of a closed month, or the balance and preview of the open one."""
     invoices, preview = list_invoices(client)
     if billing_period == today.strftime("%Y-%m"):
-        balance = client.balance.get()
+        balance = answer(client.balance.get, "the balance")
         if isinstance(balance, dict) and balance.get("id") == "not_found":
             _raise_not_found(balance, "the customer balance")
         items_total, by_product = _items_by_product(invoice_items(client, "preview"))

@@ -5,6 +5,12 @@ day, region, SKU and invoice item: the day's change in the nightly invoice items
 at most 31 days, pages at most 200 points. DigitalOcean warns that these daily figures need not add
 up to the month's invoice, so each pull also reads the invoice figures (invoices.py) and the
 `invoice_matches_daily` check reports the difference instead of hiding it.
+
+An answer must prove it is one before it may replace a month: every insights page is a JSON object
+with a `data_points` list and integer `total_items` / `total_pages`, the points of a range add up
+to its total_items, every point has a day inside the range and an amount. Anything else (`{}`,
+garbage, paging that does not add up) is `digitalocean.malformed_answer` and the month keeps its
+last good data. An honest empty range (no points, total_items 0) is an empty month.
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ from finops_pipeline.config import Account
 from finops_pipeline.defs.digitalocean import PROVIDER
 from finops_pipeline.defs.digitalocean.billing import invoices
 from finops_pipeline.defs.digitalocean.billing.client import CallStats, make_client
+from finops_pipeline.defs.digitalocean.billing.invoices import answer, malformed
 from finops_pipeline.diagnosis import ERROR, Diagnosis, ProviderError
+from finops_pipeline.http_budget import Deadline, secrets_kept_out_of_logs
 from finops_pipeline.refresh import Pull
 from finops_pipeline.schema import day_bounds, month_bounds, rows_to_table, service_category, to_decimal
 
@@ -117,8 +125,10 @@ def not_found(body: Any) -> bool:
 
 def team_of(client: Any) -> tuple[str, str | None]:
     """The team URN (do:team:<uuid>) and name of the token's team, from /v2/account."""
-    body = client.account.get()
-    team = ((body or {}).get("account") or {}).get("team") or {}
+    body = answer(client.account.get, "the account")
+    if not isinstance(body.get("account"), dict):
+        raise malformed("GET /v2/account without 'account'", repr(body)[:200])
+    team = body["account"].get("team") or {}
     if not team.get("uuid"):
         raise ProviderError(Diagnosis(
             "digitalocean.no_team", ERROR,
@@ -129,12 +139,32 @@ def team_of(client: Any) -> tuple[str, str | None]:
     return f"do:team:{team['uuid']}", team.get("name") or None
 
 
+def _count(body: dict[str, Any], name: str) -> int:
+    value = body.get(name)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise malformed(f"billing insights without a whole '{name}'", {k: body.get(k) for k in ("total_items", "total_pages", "current_page")})
+    return value
+
+
+def _check_point(point: Any, start: date, end: date) -> None:
+    if not isinstance(point, dict):
+        raise malformed("a billing insights data point that is not an object", repr(point)[:200])
+    try:
+        day = date.fromisoformat(str(point.get("start_date")))
+    except ValueError:
+        raise malformed("a data point without a start_date", repr(point)[:200]) from None
+    if not start <= day <= end:
+        raise malformed(f"a data point for {day}, outside {start}..{end} that was asked for", repr(point)[:200])
+
+
 def fetch_insights(client: Any, account_urn: str, first: date, last: date) -> Iterator[dict[str, Any]]:
-    """Every page of billing insights for first..last (inclusive), range by range."""
+    """Every page of billing insights for first..last (inclusive), range by range, checked to add up."""
     for start, end in date_ranges(first, last, MAX_RANGE_DAYS):
         page = 1
+        received = 0
         while True:
-            body = client.billing_insights.list(account_urn, start, end, per_page=PER_PAGE, page=page)
+            body = answer(client.billing_insights.list, f"billing insights {start}..{end}", account_urn, start, end,
+                          per_page=PER_PAGE, page=page)
             if not_found(body):
                 raise ProviderError(Diagnosis(
                     "digitalocean.billing_account_not_found", ERROR,
@@ -143,11 +173,24 @@ def fetch_insights(client: Any, account_urn: str, first: date, last: date) -> It
                     "billing member generated it) and that the team has billing history.",
                     f"{body.get('id')}: {body.get('message')}",
                 ))
+            points = body.get("data_points")
+            if not isinstance(points, list):
+                raise malformed(f"billing insights {start}..{end} without a 'data_points' list", repr(body)[:200])
+            total_items, total_pages = _count(body, "total_items"), _count(body, "total_pages")
+            if body.get("current_page") not in (None, page):
+                raise malformed(f"page {body.get('current_page')!r} when page {page} was asked for", f"{start}..{end}")
+            for point in points:
+                _check_point(point, start, end)
+            received += len(points)
+            if received > total_items or (not points and page <= total_pages):
+                raise malformed(f"paging that does not add up: {received} points by page {page} of {total_pages}, total_items "
+                                f"{total_items}", f"{start}..{end}")
             yield body
-            total_pages = int(body.get("total_pages") or 0)
-            if page >= total_pages or page >= MAX_PAGES or not body.get("data_points"):
+            if page >= total_pages or page >= MAX_PAGES:
                 break
             page += 1
+        if received != total_items:
+            raise malformed(f"paging that does not add up: {received} points received, total_items {total_items}", f"{start}..{end}")
 
 
 def raw_totals(pages: list[dict[str, Any]]) -> dict[str, Decimal]:
@@ -229,10 +272,12 @@ def pull_billing(account: Account, billing_period: str, today: date | None = Non
     stats = CallStats()
     if days is None:  # a month that has not started: nothing to ask for
         return Pull(source_totals={}, api_calls=0, metadata={"note": f"{billing_period} has not started"})
-    client = make_client(account, stats)
-    account_urn, team_name = team_of(client)
-    pages = list(fetch_insights(client, account_urn, *days))
-    figures = invoices.invoice_figures(client, billing_period, today)
+    client = make_client(account, stats, Deadline.for_account(account))
+    token = account.env("token_env")
+    with secrets_kept_out_of_logs([token] if token else []):
+        account_urn, team_name = team_of(client)
+        pages = list(fetch_insights(client, account_urn, *days))
+        figures = invoices.invoice_figures(client, billing_period, today)
     source_totals = raw_totals(pages)
     rows = normalize(pages, account, billing_period, account_urn, team_name, not figures.final,
                      datetime.now(timezone.utc))

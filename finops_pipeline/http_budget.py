@@ -1,0 +1,149 @@
+"""Bounded time for the azure-core based clients (Azure's SDK and azure-identity, pydo), and logs without secrets.
+
+A provider that accepts the connection and never answers must not hold a pull for minutes. Every
+call gets a connect and a read timeout, retries are counted, and one `Deadline` per pull (an
+account's `give_up_after_seconds`) caps all of it together: each attempt's timeouts are cut to the
+time left, a retry whose wait (Retry-After or backoff) would end past the deadline is not taken,
+and an attempt that would start after it fails with azure-core's ServiceResponseTimeoutError,
+which the core diagnoses as `<provider>.timeout`.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from finops_pipeline.config import Account
+
+DEFAULT_GIVE_UP_AFTER_SECONDS = 120
+CONNECT_TIMEOUT_SECONDS = 10.0
+READ_TIMEOUT_SECONDS = 60.0
+
+
+class Deadline:
+    """The moment one pull of one account stops waiting on its provider."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic):
+        self.seconds = float(seconds)
+        self._clock = clock
+        self.ends = clock() + self.seconds
+
+    @classmethod
+    def for_account(cls, account: Account) -> Deadline:
+        return cls(float(account.settings.get("give_up_after_seconds", DEFAULT_GIVE_UP_AFTER_SECONDS)))
+
+    def remaining(self) -> float:
+        return self.ends - self._clock()
+
+    def allows(self, wait: float) -> bool:
+        """Whether waiting `wait` seconds still leaves time for an attempt."""
+        return wait < self.remaining()
+
+    def timeouts(self) -> dict[str, float]:
+        """Connect and read timeouts for a client made now (azure-core transport keyword arguments)."""
+        left = max(0.001, self.remaining())
+        return {"connection_timeout": min(CONNECT_TIMEOUT_SECONDS, left), "read_timeout": min(READ_TIMEOUT_SECONDS, left)}
+
+
+@functools.cache
+def bounded(policy_class: type) -> type:
+    """`policy_class` (an azure-core RetryPolicy) bounded by a Deadline passed as `deadline=`."""
+    from azure.core.exceptions import ServiceResponseTimeoutError
+
+    class Bounded(policy_class):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, deadline: Deadline, **kwargs: Any):
+            kwargs.setdefault("timeout", deadline.seconds)
+            super().__init__(*args, **kwargs)
+            self.deadline = deadline
+
+        def _configure_timeout(self, request: Any, absolute_timeout: float, is_response_error: bool) -> None:
+            left = self.deadline.remaining()
+            if left <= 0:
+                raise ServiceResponseTimeoutError(
+                    f"Timed out: no answer within give_up_after_seconds={self.deadline.seconds:g}; gave up.")
+            super()._configure_timeout(request, min(absolute_timeout, left), is_response_error)
+            options = request.context.options
+            config = getattr(request.context.transport, "connection_config", None)
+            for name, default in (("connection_timeout", getattr(config, "timeout", CONNECT_TIMEOUT_SECONDS)),
+                                  ("read_timeout", getattr(config, "read_timeout", READ_TIMEOUT_SECONDS))):
+                current = options.get(name) or default
+                options[name] = min(float(current), left) if isinstance(current, (int, float)) else left
+
+        def _next_wait(self, settings: dict[str, Any], response: Any = None) -> float:
+            if response is not None and hasattr(response, "http_response"):
+                asked = self.get_retry_after(response)
+                if asked is not None:
+                    return float(asked)
+            backoff = self.backoff_factor * (2 ** len(settings["history"])) if settings["history"] else 0.0
+            return min(float(self.backoff_max), backoff)
+
+        def is_retry(self, settings: dict[str, Any], response: Any) -> bool:
+            if not super().is_retry(settings, response):
+                return False
+            return self.deadline.allows(self._next_wait(settings, response))
+
+        def increment(self, settings: dict[str, Any], response: Any = None, error: Exception | None = None) -> bool:
+            if error is not None and not self.deadline.allows(self._next_wait(settings)):
+                return False
+            return super().increment(settings, response=response, error=error)
+
+    Bounded.__name__ = Bounded.__qualname__ = f"Bounded{policy_class.__name__}"
+    return Bounded
+
+
+class RedactingFilter(logging.Filter):
+    """Replaces the given secrets in a record's message (arguments merged in) and exception text."""
+
+    def __init__(self, secrets: Iterable[str]):
+        super().__init__()
+        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    def _clean(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = self._clean(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, ()
+        if record.exc_info and record.exc_info[1] is not None:
+            text = logging.Formatter().formatException(record.exc_info)
+            if any(s in text for s in self.secrets):
+                record.exc_text, record.exc_info = self._clean(text), None
+        elif record.exc_text:
+            record.exc_text = self._clean(record.exc_text)
+        return True
+
+
+# The client libraries whose loggers may repeat what a server said (azure-identity logs its sign-in
+# error, which an endpoint may have written the secret into).
+CLIENT_LOGGERS = ("azure", "msal", "pydo", "urllib3", "requests")
+
+
+@contextmanager
+def secrets_kept_out_of_logs(secrets: Iterable[str], prefixes: Iterable[str] = CLIENT_LOGGERS) -> Iterator[None]:
+    """While the block runs, every client-library logger redacts `secrets` from what it emits.
+
+    A filter on a logger sees only records made on that logger, so it goes on each existing logger
+    under the prefixes (the clients are imported, so theirs exist) and comes off afterwards.
+    """
+    prefixes = tuple(prefixes)
+    redacting = RedactingFilter(secrets)
+    manager = logging.Logger.manager
+    loggers = [logging.getLogger(p) for p in prefixes] + [
+        logger for name, logger in list(manager.loggerDict.items())
+        if isinstance(logger, logging.Logger) and name.split(".", 1)[0] in prefixes
+    ]
+    for logger in loggers:
+        logger.addFilter(redacting)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(redacting)
