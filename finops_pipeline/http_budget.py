@@ -11,13 +11,13 @@ which the core diagnoses as `<provider>.timeout`.
 from __future__ import annotations
 
 import functools
-import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from finops_pipeline.config import Account
+from finops_pipeline.redaction import install
 
 DEFAULT_GIVE_UP_AFTER_SECONDS = 120
 CONNECT_TIMEOUT_SECONDS = 10.0
@@ -95,55 +95,10 @@ def bounded(policy_class: type) -> type:
     return Bounded
 
 
-class RedactingFilter(logging.Filter):
-    """Replaces the given secrets in a record's message (arguments merged in) and exception text."""
-
-    def __init__(self, secrets: Iterable[str]):
-        super().__init__()
-        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
-
-    def _clean(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        return text
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        cleaned = self._clean(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, ()
-        if record.exc_info and record.exc_info[1] is not None:
-            text = logging.Formatter().formatException(record.exc_info)
-            if any(s in text for s in self.secrets):
-                record.exc_text, record.exc_info = self._clean(text), None
-        elif record.exc_text:
-            record.exc_text = self._clean(record.exc_text)
-        return True
-
-
-# The client libraries whose loggers may repeat what a server said (azure-identity logs its sign-in
-# error, which an endpoint may have written the secret into).
-CLIENT_LOGGERS = ("azure", "msal", "pydo", "urllib3", "requests")
-
-
 @contextmanager
-def secrets_kept_out_of_logs(secrets: Iterable[str], prefixes: Iterable[str] = CLIENT_LOGGERS) -> Iterator[None]:
-    """While the block runs, every client-library logger redacts `secrets` from what it emits.
-
-    A filter on a logger sees only records made on that logger, so it goes on each existing logger
-    under the prefixes (the clients are imported, so theirs exist) and comes off afterwards.
-    """
-    prefixes = tuple(prefixes)
-    redacting = RedactingFilter(secrets)
-    manager = logging.Logger.manager
-    loggers = [logging.getLogger(p) for p in prefixes] + [
-        logger for name, logger in list(manager.loggerDict.items())
-        if isinstance(logger, logging.Logger) and name.split(".", 1)[0] in prefixes
-    ]
-    for logger in loggers:
-        logger.addFilter(redacting)
-    try:
-        yield
-    finally:
-        for logger in loggers:
-            logger.removeFilter(redacting)
+def secrets_kept_out_of_logs(secrets: Iterable[str]) -> Iterator[None]:
+    """While a pull runs, no log record carries `secrets` (azure-identity logs its sign-in error, which an
+    endpoint may have written the secret into). The process-wide guard of redaction.py does it, in every
+    encoding; installing it here covers pulls run outside refresh_accounts too."""
+    install(secrets)
+    yield

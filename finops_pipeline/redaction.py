@@ -120,7 +120,11 @@ def _clean_record(record: logging.LogRecord) -> logging.LogRecord:
     if record.exc_info and not record.exc_text:
         record.exc_text = logging.Formatter().formatException(record.exc_info)
     if record.exc_text:
-        record.exc_text = _registry.redact(record.exc_text)
+        redacted = _registry.redact(record.exc_text)
+        if redacted != record.exc_text:
+            # The exception object itself carries the secret: keep only its redacted text, so no
+            # handler or capture that formats exc_info again can print it.
+            record.exc_text, record.exc_info = redacted, None
     if record.stack_info:
         record.stack_info = _registry.redact(record.stack_info)
     for name, value in list(vars(record).items()):  # Dagster and structlog put the message in extras too
