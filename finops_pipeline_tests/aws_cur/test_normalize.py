@@ -170,10 +170,11 @@ def test_temporary_files_are_removed(tmp_path, monkeypatch):
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     _pull_local(tmp_path, "legacy-csv-zip", lines_for(PERIOD))
-    assert list(scratch.iterdir()) == []
+    root = scratch / "finops-pipeline"  # without a data_dir the private working directories live here
+    assert list(scratch.iterdir()) == [root] and list(root.iterdir()) == []
     with pytest.raises(ProviderError):
         _pull_local(tmp_path / "bad", "cur2-parquet", lines_for(PERIOD), drop=("line_item_currency_code",))
-    assert list(scratch.iterdir()) == []
+    assert list(scratch.iterdir()) == [root] and list(root.iterdir()) == []
 
 
 def test_zone_aware_parquet_timestamps_use_the_utc_day(tmp_path):

@@ -149,7 +149,9 @@ def test_non_numeric_amount_names_the_file(moto, bucket):
     csv.writer(text, lineterminator="\n").writerows(rows)
     bucket.put(delivery.data_keys[1], gzip.compress(text.getvalue().encode()))
     diagnosis = _diagnosis(moto, "rep", "legacy")
-    assert diagnosis.code == "aws.cur_file_unreadable" and delivery.data_keys[1] in diagnosis.cause
+    assert diagnosis.code == "aws.cur_bad_value" and delivery.data_keys[1] in diagnosis.cause
+    assert "line_item_unblended_cost" in diagnosis.cause and "'n/a'" in diagnosis.cause
+    assert "s3:GetObject" not in diagnosis.fix
 
 
 def test_missing_bucket(moto):

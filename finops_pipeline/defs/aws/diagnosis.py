@@ -2,17 +2,36 @@
 
 from __future__ import annotations
 
-from finops_pipeline.diagnosis import ERROR, PENDING, Advice, Diagnosis
+from finops_pipeline.diagnosis import ERROR, PENDING, Advice, Diagnosis, malformed_answer
+
+# AWS's own server errors: its side, transient; retried by botocore, then by the next refresh.
+SERVER_ERROR_CODES = {"InternalFailure", "InternalError", "InternalServerError", "InternalServerException", "ServiceUnavailable",
+                      "ServiceUnavailableException", "ServiceFailure", "500", "502", "503", "504"}
+THROTTLING_CODES = {"LimitExceededException", "ThrottlingException", "Throttling", "RequestLimitExceeded", "SlowDown",
+                    "TooManyRequestsException"}
 
 
 def classify_aws(exc: BaseException, detail: str, *, kb: Advice, s3: bool) -> Diagnosis | None:
-    """AWS errors shared by Cost Explorer and CUR; `s3` says whether the source reads S3 (CUR) or Cost Explorer."""
-    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, ParamValidationError
+    """AWS errors shared by Cost Explorer and CUR; `s3` says whether the source reads S3 (CUR) or Cost Explorer.
 
+    Network failures (DNS, TLS, timeouts, refused, and the pull's deadline) are left to the core's
+    `classify_transport`, which reads the whole exception chain.
+    """
+    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, ParamValidationError
+    from botocore.parsers import ResponseParserError
+
+    title = "Amazon S3" if s3 else "AWS Cost Explorer"
+    last = getattr(exc, "last_exception", None)  # s3transfer's RetriesExceededError wraps the real failure
+    if isinstance(last, BaseException) and last is not exc:
+        return classify_aws(last, detail, kb=kb, s3=s3)
+    if isinstance(exc, ResponseParserError):
+        return malformed_answer("aws", title, "the answer could not be parsed", detail).diagnosis
     if isinstance(exc, NoCredentialsError):
         return Diagnosis("aws.no_credentials", ERROR, "No AWS credentials were found for the pipeline.",
                          "Set access_key_id_env/secret_access_key_env in the account settings, or give the process "
                          "credentials through the default chain (AWS_PROFILE, instance role).", detail)
+    if isinstance(exc, EndpointConnectionError) and _transport_evidence(exc):
+        return None  # DNS, refused, timeout: the core says which
     if isinstance(exc, EndpointConnectionError):
         return Diagnosis("aws.unreachable", ERROR, "The AWS endpoint could not be reached.",
                          "Check the network and endpoint_url in the account settings.", detail, retryable=True)
@@ -24,6 +43,7 @@ def classify_aws(exc: BaseException, detail: str, *, kb: Advice, s3: bool) -> Di
     code = error.get("Code", "")
     message = error.get("Message", "")
     operation = getattr(exc, "operation_name", "")
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
 
     if operation == "AssumeRole" or code in {"InvalidClientTokenId", "SignatureDoesNotMatch", "ExpiredToken"}:
         return Diagnosis("aws.assume_role_failed", ERROR,
@@ -37,9 +57,15 @@ def classify_aws(exc: BaseException, detail: str, *, kb: Advice, s3: bool) -> Di
     if code == "DataUnavailableException":
         return Diagnosis("aws.data_unavailable", PENDING, "Cost Explorer has not ingested data for this period yet.",
                          "Wait: billing data appears 24 to 48 hours after access is granted. " + kb.fix, detail, retryable=True)
-    if code in {"LimitExceededException", "ThrottlingException", "RequestLimitExceeded", "SlowDown"}:
+    if code in THROTTLING_CODES:
         return Diagnosis("aws.throttled", ERROR, "AWS throttled the requests and retries ran out.",
                          "Nothing to change: the next scheduled refresh retries. Avoid running many refreshes at once.", detail, retryable=True)
+    if code in SERVER_ERROR_CODES or status >= 500:
+        return Diagnosis("aws.provider_error", ERROR,
+                         f"{title} answered with a server error ({code or 'no code'}, HTTP {status or '5xx'}) and the retries ran "
+                         "out. This is on AWS's side; the month keeps its last good data.",
+                         "Nothing to change in the settings: the next refresh retries. If it persists, check the AWS Health "
+                         "Dashboard for the service and region.", detail, retryable=True)
     if s3 and code in {"PermanentRedirect", "AuthorizationHeaderMalformed", "IllegalLocationConstraintException", "301"}:
         return Diagnosis("aws.s3_wrong_region", ERROR, "The CUR bucket is in another region than the one configured.",
                          "Set region in the account settings to the bucket's region (S3 console -> the bucket -> Properties).", detail)
@@ -58,3 +84,18 @@ def classify_aws(exc: BaseException, detail: str, *, kb: Advice, s3: bool) -> Di
     if code in {"NoSuchKey", "404", "NotFound"}:
         return Diagnosis("aws.object_missing", ERROR, "An object the report names is missing from the bucket.", kb.fix, detail)
     return None
+
+
+def _transport_evidence(exc: BaseException) -> bool:
+    """Whether the exception chain holds the socket's own error (then the core's transport diagnosis is exact)."""
+    import socket
+    import ssl
+
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        if isinstance(current, (OSError, socket.gaierror, ssl.SSLError, TimeoutError)) and current is not exc:
+            return True
+        current = current.__cause__ or current.__context__
+    return False

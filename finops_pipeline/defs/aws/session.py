@@ -1,8 +1,15 @@
-"""boto3 sessions for a configured AWS account: base credentials, then AssumeRole when a role is set."""
+"""boto3 sessions for a configured AWS account: base credentials, then AssumeRole when a role is set.
+
+Every client of one pull shares a `Deadline` built from the account's `give_up_after_seconds`: each
+attempt's read timeout is cut to what is left of it, and no attempt (retry, next page, next object)
+starts once it is spent, so an endpoint that never answers costs at most that long, not botocore's
+default 60 s read timeout times its retries times the pages.
+"""
 
 from __future__ import annotations
 
 import os
+import time
 from typing import TYPE_CHECKING, Any
 
 from finops_pipeline.config import Account
@@ -11,22 +18,75 @@ if TYPE_CHECKING:  # boto3 is imported where a session is made: loading the defi
     import boto3
     from botocore.config import Config
 
+DEFAULT_GIVE_UP_AFTER_SECONDS = 120
+MAX_CONNECT_TIMEOUT = 10.0
+MAX_READ_TIMEOUT = 60.0
+
+
+class DidNotAnswer(TimeoutError):
+    """The pull's time budget (give_up_after_seconds) ran out while AWS had not answered."""
+
+
+class Deadline:
+    """The time one pull of one account and month may spend waiting on AWS, across all its requests."""
+
+    def __init__(self, seconds: float):
+        self.seconds = float(seconds)
+        self._end = time.monotonic() + self.seconds
+
+    @classmethod
+    def of(cls, account: Account) -> Deadline:
+        return cls(account.settings.get("give_up_after_seconds") or DEFAULT_GIVE_UP_AFTER_SECONDS)
+
+    def remaining(self) -> float:
+        return self._end - time.monotonic()
+
+    def check(self, what: str = "AWS") -> float:
+        left = self.remaining()
+        if left <= 0:
+            raise DidNotAnswer(f"{what} did not answer within {self.seconds:g} s (give_up_after_seconds); gave up")
+        return left
+
+
+def max_attempts() -> int:
+    """botocore attempts per request (AWS_MAX_ATTEMPTS, the SDK's own variable, overrides the 6)."""
+    return max(1, int(os.environ.get("AWS_MAX_ATTEMPTS") or 6))
+
+
 # Standard retry mode backs off exponentially with jitter on throttling, LimitExceededException
-# (Cost Explorer's) included; a refresh gives up after this many attempts (AWS_MAX_ATTEMPTS, the
-# SDK's own variable, overrides it) and the failure is diagnosed as throttling.
-def retry_config() -> Config:
+# (Cost Explorer's) included, and on 5xx answers and timeouts; a request gives up after
+# `max_attempts()` attempts, and the whole pull after its deadline, whichever comes first.
+def retry_config(deadline: Deadline | None = None) -> Config:
     from botocore.config import Config
 
+    budget = deadline.seconds if deadline else DEFAULT_GIVE_UP_AFTER_SECONDS
     return Config(
-        retries={"mode": "standard", "max_attempts": int(os.environ.get("AWS_MAX_ATTEMPTS") or 6)},
+        retries={"mode": "standard", "total_max_attempts": max_attempts()},  # AWS_MAX_ATTEMPTS counts the first try
+        connect_timeout=min(MAX_CONNECT_TIMEOUT, max(0.5, budget / 4)),
+        read_timeout=min(MAX_READ_TIMEOUT, max(1.0, budget / 2)),
         user_agent_extra="finops-pipeline",
     )
 
 
-def aws_session(account: Account) -> boto3.Session:
+def _bound_by(client: Any, deadline: Deadline, what: str) -> Any:
+    """No attempt starts after the deadline; each attempt may wait at most what is left of it."""
+    read_timeout = client.meta.config.read_timeout
+
+    def before_send(request: Any, **_: Any) -> None:
+        left = deadline.check(what)
+        context = getattr(request, "context", None)
+        if context is not None:  # botocore's per-request read timeout override
+            context["read_timeout"] = max(0.05, min(read_timeout, left))
+
+    client.meta.events.register("before-send", before_send, unique_id="finops-deadline")
+    return client
+
+
+def aws_session(account: Account, deadline: Deadline | None = None) -> boto3.Session:
     """Credentials from the named environment variables, else the default chain; then the role, if any."""
     import boto3
 
+    deadline = deadline or Deadline.of(account)
     settings = account.settings
     region = settings.get("region", "us-east-1")
     base = boto3.Session(
@@ -41,7 +101,7 @@ def aws_session(account: Account) -> boto3.Session:
     external_id = account.env("external_id_env")
     if external_id:
         assume["ExternalId"] = external_id
-    sts = base.client("sts", endpoint_url=settings.get("endpoint_url"), config=retry_config())
+    sts = _bound_by(base.client("sts", endpoint_url=settings.get("endpoint_url"), config=retry_config(deadline)), deadline, "AWS STS")
     credentials = sts.assume_role(**assume)["Credentials"]
     return boto3.Session(
         aws_access_key_id=credentials["AccessKeyId"],
@@ -51,8 +111,13 @@ def aws_session(account: Account) -> boto3.Session:
     )
 
 
-def aws_client(account: Account, service: str, session: boto3.Session | None = None, region: str | None = None) -> Any:
-    session = session or aws_session(account)
-    return session.client(
-        service, region_name=region or session.region_name, endpoint_url=account.settings.get("endpoint_url"), config=retry_config()
+def aws_client(account: Account, service: str, session: boto3.Session | None = None, region: str | None = None,
+               deadline: Deadline | None = None) -> Any:
+    """A client whose requests, together with the session's, stay within `deadline` (else a fresh one)."""
+    deadline = deadline or Deadline.of(account)
+    session = session or aws_session(account, deadline)
+    client = session.client(
+        service, region_name=region or session.region_name, endpoint_url=account.settings.get("endpoint_url"),
+        config=retry_config(deadline),
     )
+    return _bound_by(client, deadline, {"ce": "AWS Cost Explorer", "s3": "Amazon S3"}.get(service, f"AWS {service}"))

@@ -8,14 +8,16 @@ the month it is asked for and counts its pages.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
-from datetime import date, datetime, timezone
-from decimal import Decimal
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from finops_pipeline.config import Account
 from finops_pipeline.defs.aws import PROVIDER
-from finops_pipeline.defs.aws.session import aws_client
+from finops_pipeline.defs.aws.session import Deadline, aws_client
+from finops_pipeline.diagnosis import malformed_answer
 from finops_pipeline.refresh import Pull
 from finops_pipeline.schema import day_bounds, month_bounds, rows_to_table, service_category, to_decimal
 
@@ -25,6 +27,10 @@ GROUP_BY = (("DIMENSION", "LINKED_ACCOUNT"), ("DIMENSION", "SERVICE"))
 # FOCUS mapping: BilledCost is net unblended when present (after discounts), else unblended.
 BILLED_METRICS = ("NetUnblendedCost", "UnblendedCost")
 TAX_SERVICES = {"tax"}
+# A month is at most 31 days of groups; a real month of a large organization takes tens of pages. A
+# server that keeps sending tokens past this is broken, and every page costs USD 0.01.
+MAX_PAGES = 500
+TITLE = "AWS Cost Explorer"
 
 
 def build_query(billing_period: str, next_page_token: str | None = None) -> dict[str, Any]:
@@ -41,15 +47,80 @@ def build_query(billing_period: str, next_page_token: str | None = None) -> dict
     return query
 
 
-def fetch_pages(client: Any, billing_period: str) -> Iterator[dict[str, Any]]:
-    """Follow NextPageToken by hand: boto3 has no paginator for GetCostAndUsage."""
+def fetch_pages(client: Any, billing_period: str, max_pages: int = MAX_PAGES) -> Iterator[dict[str, Any]]:
+    """Follow NextPageToken by hand: boto3 has no paginator for GetCostAndUsage.
+
+    Bounded: a token seen before, or more than `max_pages` pages, is an answer that does not end.
+    """
     token = None
-    while True:
+    seen: set[str] = set()
+    for _ in range(max_pages):
         page = client.get_cost_and_usage(**build_query(billing_period, token))
         yield page
-        token = page.get("NextPageToken")
+        token = page.get("NextPageToken") if isinstance(page, dict) else None
         if not token:
             return
+        if not isinstance(token, str) or token in seen:
+            raise malformed_answer("aws", TITLE, "the NextPageToken repeats a page already read (the pages never end)", repr(token))
+        seen.add(token)
+    raise malformed_answer("aws", TITLE, f"more than {max_pages} pages for one month (the pages never end)", repr(token))
+
+
+def _sample(value: Any) -> str:
+    if isinstance(value, dict):
+        value = {k: v for k, v in value.items() if k != "ResponseMetadata"}
+    try:
+        return json.dumps(value, default=str)[:300]
+    except (TypeError, ValueError):
+        return repr(value)[:300]
+
+
+def _number(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        return Decimal(value).is_finite()
+    except InvalidOperation:
+        return False
+
+
+def validate_page(page: Any, billing_period: str) -> None:
+    """An answer must prove it is one before it replaces anything.
+
+    botocore turns a 200 with an empty body into `{}` and a body that is not JSON (an HTML page, garbage)
+    into `{"message": <the text>}`; neither has ResultsByTime. Every day must lie in the month asked
+    for and every group must carry its keys and a numeric billed amount with a currency.
+    """
+    def bad(what: str, sample: Any) -> Exception:
+        return malformed_answer("aws", TITLE, what, _sample(sample))
+
+    if not isinstance(page, dict) or not isinstance(page.get("ResultsByTime"), list):
+        raise bad("the answer has no ResultsByTime list (an empty or non-JSON body, or another service answered)", page)
+    start, end = (b.date() for b in month_bounds(billing_period))
+    for day in page["ResultsByTime"]:
+        period = day.get("TimePeriod") if isinstance(day, dict) else None
+        if not isinstance(period, dict):
+            raise bad("a result has no TimePeriod", day)
+        try:
+            first, last = date.fromisoformat(period["Start"]), date.fromisoformat(period["End"])
+        except (KeyError, TypeError, ValueError):
+            raise bad("a result's TimePeriod is not a Start/End pair of dates", day) from None
+        if not (start <= first < end and last == first + timedelta(days=1)):
+            raise bad(f"a result is for {period.get('Start')}..{period.get('End')}, not one day of {billing_period}", period)
+        groups = day.get("Groups")
+        if not isinstance(groups, list):
+            raise bad(f"the result for {first} has no Groups list", day)
+        for group in groups:
+            keys = group.get("Keys") if isinstance(group, dict) else None
+            metrics = group.get("Metrics") if isinstance(group, dict) else None
+            if not (isinstance(keys, list) and len(keys) == len(GROUP_BY) and all(isinstance(k, str) and k for k in keys)):
+                raise bad(f"a group of {first} lacks its {len(GROUP_BY)} keys (linked account, service)", group)
+            if not isinstance(metrics, dict) or not any(name in metrics for name in BILLED_METRICS):
+                raise bad(f"a group of {first} has none of the metrics {', '.join(BILLED_METRICS)}", group)
+            for name, metric in metrics.items():
+                if not (isinstance(metric, dict) and _number(metric.get("Amount")) and isinstance(metric.get("Unit"), str)
+                        and metric["Unit"]):
+                    raise bad(f"the {name} of a group of {first} is not an amount with a currency", group)
 
 
 def _billed_amount(metrics: Mapping[str, Any]) -> tuple[Decimal, str]:
@@ -129,8 +200,12 @@ def normalize(pages: list[dict[str, Any]], account: Account, billing_period: str
 
 
 def pull_cost_explorer(account: Account, billing_period: str) -> Pull:
-    client = aws_client(account, "ce", region="us-east-1")  # Cost Explorer's one endpoint
-    pages = list(fetch_pages(client, billing_period))
+    # One deadline for the role, every attempt and every page: give_up_after_seconds.
+    client = aws_client(account, "ce", region="us-east-1", deadline=Deadline.of(account))  # Cost Explorer's one endpoint
+    pages = []
+    for page in fetch_pages(client, billing_period):
+        validate_page(page, billing_period)
+        pages.append(page)
     rows = normalize(pages, account, billing_period, datetime.now(timezone.utc))
     estimated_days = sorted({day["TimePeriod"]["Start"] for p in pages for day in p.get("ResultsByTime", []) if day.get("Estimated")})
     retries = sum(p.get("ResponseMetadata", {}).get("RetryAttempts", 0) for p in pages)

@@ -8,9 +8,11 @@ from finops_pipeline.defs.aws.cur.source import SOURCE
 
 
 def _pull(data_dir, now):
+    from functools import partial
+
     from finops_pipeline.defs.aws.cur.pull import pull_cur
 
-    return pull_cur
+    return partial(pull_cur, data_dir=data_dir)  # downloads go to <data_dir>/tmp, swept of dead processes' leftovers
 
 
 SPEC = SourceDagsterSpec(

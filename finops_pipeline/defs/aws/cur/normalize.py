@@ -86,12 +86,16 @@ PURCHASE_TYPES = ("Fee", "RIFee", "SavingsPlanUpfrontFee", "SavingsPlanRecurring
 
 
 class CurFileError(ValueError):
-    """A delivery file that cannot be used; names the file (its key) and what is wrong."""
+    """A delivery file that cannot be used; names the file (its key) and what is wrong.
 
-    def __init__(self, key: str, problem: str, column: str | None = None):
+    `column` alone: a required column is missing. `column` and `sample`: a value in it is unusable.
+    """
+
+    def __init__(self, key: str, problem: str, column: str | None = None, sample: str | None = None):
         self.key = key
         self.problem = problem
         self.column = column
+        self.sample = sample
         super().__init__(f"{key}: {problem}")
 
 
@@ -642,10 +646,73 @@ class RawTotals:
         return {t: n for t, n in sorted(self.by_type.items()) if t not in KNOWN_LINE_ITEM_TYPES}
 
 
-def _raw_totals_select(layout: FileLayout, paths: list[str]) -> str:
-    """Straight from the raw columns, none of the rollup's rules: currency, type, count, billed, unblended."""
+# Line items dated before their billing period are legitimate only as corrections of earlier periods
+# (refunds, credits, their tax and discounts: ChargeClass Correction); usage, fees and purchases are
+# always billed in their own period. Nothing AWS bills is dated at or after the period's end.
+CORRECTION_TYPES = ("Refund", "Credit", "Tax", "BundledDiscount", "EdpDiscount", "PrivateRateDiscount", "Discount",
+                    "DistributorDiscount", "SppDiscount")
+# A decimal string DECIMAL(38,10) holds exactly: at most 28 integer digits and 10 decimals (zeros aside).
+_EXACT_DECIMAL = r"[-+]?0*[0-9]{0,28}(\.[0-9]{0,10}0*)?"
+_EXPONENT = r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+"
+MONEY_CHECKED = ("line_item_unblended_cost", "line_item_net_unblended_cost", *[m for m in OPTIONAL_MONEY])
+
+
+def _parquet_types(layout: FileLayout, paths: list[str]) -> dict[str, pa.DataType]:
+    if layout.kind != "parquet" or not paths:
+        return {}
+    schema = pq.read_schema(paths[0])
+    return {name: schema.field(name).type for name in schema.names}
+
+
+def _unusable_amount(layout: FileLayout, raw: str, types: Mapping[str, pa.DataType]) -> str:
+    """SQL: true where the raw value is not an amount DECIMAL(38,10) holds exactly (text that is no number,
+    too many digits, NaN/infinite, beyond 10^28). A DOUBLE is read as its nearest 10-decimal value, as
+    designed; only a difference beyond a double's own noise is refused."""
+    column = _q(raw)
+    kind = types.get(raw)
+    if kind is not None and pa.types.is_floating(kind):
+        exact = f"CAST(CAST({column} AS {MONEY_SQL}) AS DOUBLE)"
+        return (f"CASE WHEN {column} IS NULL THEN false WHEN isnan({column}) OR isinf({column}) OR abs({column}) >= 1e27 THEN true "
+                f"ELSE abs({column} - {exact}) > greatest(1e-11, abs({column}) * 1e-15) END")
+    if kind is not None and not pa.types.is_string(kind) and not pa.types.is_large_string(kind):
+        return f"({column} IS NOT NULL AND TRY_CAST({column} AS {MONEY_SQL}) IS NULL)"
+    text = f"NULLIF(trim(CAST({column} AS VARCHAR)), '')"
+    return (f"({text} IS NOT NULL AND NOT coalesce(regexp_full_match({text}, {_lit(_EXACT_DECIMAL)}) AND regexp_matches({text}, '[0-9]') "
+            f"OR regexp_full_match({text}, {_lit(_EXPONENT)}) AND TRY_CAST({text} AS {MONEY_SQL}) IS NOT NULL "
+            f"AND CAST(TRY_CAST({text} AS {MONEY_SQL}) AS DOUBLE) = TRY_CAST({text} AS DOUBLE), false))")
+
+
+def _value_checks(layout: FileLayout, paths: list[str], billing_period: str | None) -> list[tuple[str, str, str, str]]:
+    """(column, problem, SQL condition of a bad line, SQL sample) for every value check of one layout."""
+    types = _parquet_types(layout, paths)
+    checks = []
+    for name in MONEY_CHECKED:
+        raw = layout.columns.get(name)
+        if raw:
+            checks.append((name, f"holds a value in {name} that is not an exact amount (a number DECIMAL(38,10) holds: at most 28 "
+                           "integer digits and 10 decimals)", _unusable_amount(layout, raw, types), f"CAST({_q(raw)} AS VARCHAR)"))
+    if billing_period:
+        start, end = month_bounds(billing_period)
+        day = _utc_day(layout, "line_item_usage_start_date")
+        raw_start = f"CAST({_q(layout.columns['line_item_usage_start_date'])} AS VARCHAR)"
+        kind = f"CAST({_q(layout.columns['line_item_line_item_type'])} AS VARCHAR)"
+        checks.append(("line_item_usage_start_date",
+                       f"has line items whose line_item_usage_start_date is on or after the end of billing period {billing_period}",
+                       f"{day} >= DATE '{end.date().isoformat()}'", raw_start))
+        checks.append(("line_item_usage_start_date",
+                       f"has usage or purchase line items whose line_item_usage_start_date is before billing period {billing_period} "
+                       f"(only corrections of earlier periods may be: {', '.join(CORRECTION_TYPES)})",
+                       f"{day} < DATE '{start.date().isoformat()}' AND coalesce({kind}, '') NOT IN {_in(CORRECTION_TYPES)}",
+                       f"{raw_start} || ' (' || coalesce({kind}, '') || ')'"))
+    return checks
+
+
+def _raw_totals_select(layout: FileLayout, paths: list[str], billing_period: str | None = None) -> str:
+    """Straight from the raw columns, none of the rollup's rules: currency, type, count, billed, unblended,
+    and for every value check the number of lines that fail it and one sample (TRY_CAST: a bad value is
+    reported by its check, with its column, not by a conversion error)."""
     def amount(raw: str) -> str:
-        return f"CAST(NULLIF(trim({_q(raw)}), '') AS {MONEY_SQL})" if layout.kind == "csv" else f"CAST({_q(raw)} AS {MONEY_SQL})"
+        return f"TRY_CAST(NULLIF(trim({_q(raw)}), '') AS {MONEY_SQL})" if layout.kind == "csv" else f"TRY_CAST({_q(raw)} AS {MONEY_SQL})"
     unblended = amount(layout.columns["line_item_unblended_cost"])
     net = layout.columns.get("line_item_net_unblended_cost")
     billed = f"coalesce({amount(net)}, {unblended})" if net else unblended
@@ -654,17 +721,41 @@ def _raw_totals_select(layout: FileLayout, paths: list[str]) -> str:
     start = _q(layout.columns["line_item_usage_start_date"])
     missing_start = f"{start} IS NULL OR trim({start}) = ''" if layout.kind == "csv" else f"{start} IS NULL"
     undated = f"count(*) FILTER (WHERE {missing_start})"
+    checks = "".join(f", count(*) FILTER (WHERE {bad}) AS check_{i}, min({sample}) FILTER (WHERE {bad}) AS sample_{i}"
+                     for i, (_, _, bad, sample) in enumerate(_value_checks(layout, paths, billing_period)))
     return (f"SELECT CAST({currency} AS VARCHAR) AS currency, CAST({kind} AS VARCHAR) AS kind, count(*) AS n, "
-            f"sum({billed}) AS billed, sum({unblended}) AS unblended, {undated} AS undated "
+            f"sum({billed}) AS billed, sum({unblended}) AS unblended, {undated} AS undated{checks} "
             f"FROM {_source(layout, paths)} GROUP BY ALL")
 
 
-def raw_totals(connection: duckdb.DuckDBPyConnection, groups: list[tuple[FileLayout, list[CurFile]]]) -> RawTotals:
+def _failed_check(connection: duckdb.DuckDBPyConnection, layout: FileLayout, files: list[CurFile],
+                  billing_period: str | None, rows: list[tuple]) -> CurFileError | None:
+    """The first value check some line fails, named by file (each file re-read alone if the group has several)."""
+    checks = _value_checks(layout, [str(f.path) for f in files], billing_period)
+    for i, (column, problem, _, _) in enumerate(checks):
+        if not any(row[6 + 2 * i] for row in rows):
+            continue
+        for file in files:
+            found = rows if len(files) == 1 else connection.execute(_raw_totals_select(layout, [str(file.path)], billing_period)).fetchall()
+            samples = [row[7 + 2 * i] for row in found if row[6 + 2 * i]]
+            if samples:
+                count = sum(row[6 + 2 * i] for row in found)
+                return CurFileError(file.key, f"{problem}: {count} line(s), e.g. {min(samples)!r}", column=column,
+                                    sample=str(min(samples)))
+    return None
+
+
+def raw_totals(connection: duckdb.DuckDBPyConnection, groups: list[tuple[FileLayout, list[CurFile]]],
+               billing_period: str | None = None) -> RawTotals:
+    """The reconciliation figures; a file with a value no rule may guess at (see `_value_checks`) fails here."""
     totals = RawTotals()
     for layout, files in groups:
-        rows = connection.execute(_raw_totals_select(layout, [str(f.path) for f in files])).fetchall()
+        rows = connection.execute(_raw_totals_select(layout, [str(f.path) for f in files], billing_period)).fetchall()
+        bad = _failed_check(connection, layout, files, billing_period, rows)
+        if bad is not None:
+            raise bad
         where = files[0].key if len(files) == 1 else f"{len(files)} files like {files[0].key}"
-        for currency, kind, count, billed, unblended, undated in rows:
+        for currency, kind, count, billed, unblended, undated, *_ in rows:
             if currency is None or currency == "":
                 raise CurFileError(where, "has line items without line_item_currency_code", column="line_item_currency_code")
             if undated:

@@ -7,13 +7,19 @@ month with what the latest manifest lists, the previous month included when AWS 
 
 Files are streamed from S3 to a private temporary directory (s3transfer writes in chunks, never the
 whole object in memory), read there by DuckDB, and removed when the partition is written or the pull
-fails. A `local_dir` (a synced copy of the bucket) is read in place.
+fails. The directory is `<data_dir>/tmp/cur-<pid>-<random>` (the system's temporary directory without a
+data_dir); one left behind by a killed process (its pid no longer alive) is removed by the next pull.
+A `local_dir` (a synced copy of the bucket) is read in place.
+
+A manifest is trusted only inside the report's own location: every file it lists must resolve under
+`<bucket>/<prefix>/<report>/` (or `<local_dir>/<prefix>/<report>/`), and no file may be listed twice.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import tempfile
 import weakref
@@ -27,7 +33,7 @@ import duckdb
 
 from finops_pipeline.config import Account
 from finops_pipeline.defs.aws.cur import normalize
-from finops_pipeline.defs.aws.session import aws_client
+from finops_pipeline.defs.aws.session import Deadline, aws_client
 from finops_pipeline.diagnosis import ERROR, PENDING, Diagnosis, ProviderError
 from finops_pipeline.lake import partition_metadata
 from finops_pipeline.refresh import Pull
@@ -87,12 +93,17 @@ class S3Store:
 
     def fetch(self, key: str, target: Path) -> Path:
         # boto3 here, not at module level: the definitions import this module and must load cheaply.
+        from boto3.exceptions import RetriesExceededError as Boto3RetriesExceeded
         from boto3.s3.transfer import TransferConfig
         from botocore.exceptions import ClientError
+        from s3transfer.exceptions import RetriesExceededError
 
         self.calls += 1
         try:
-            self.client.download_file(self.bucket, key, str(target), Config=TransferConfig(**TRANSFER_SETTINGS))
+            try:
+                self.client.download_file(self.bucket, key, str(target), Config=TransferConfig(**TRANSFER_SETTINGS))
+            except (RetriesExceededError, Boto3RetriesExceeded) as exc:  # s3transfer's own retries of a broken stream: the last failure is the news
+                raise exc.last_exception from exc
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
                 raise _missing_file(self.describe(key)) from exc
@@ -125,7 +136,7 @@ class LocalStore:
         return path  # read in place
 
 
-def open_store(account: Account) -> Store:
+def open_store(account: Account, deadline: Deadline | None = None) -> Store:
     settings = account.settings
     if settings.get("local_dir"):
         root = Path(settings["local_dir"]).expanduser()
@@ -135,7 +146,7 @@ def open_store(account: Account) -> Store:
                 "Set local_dir in the account settings to the directory your bucket sync writes to (e.g. the target of "
                 "`aws s3 sync s3://<bucket>/<prefix> ...`), or use bucket instead.", str(root)))
         return LocalStore(root)
-    return S3Store(aws_client(account, "s3"), settings["bucket"])
+    return S3Store(aws_client(account, "s3", deadline=deadline), settings["bucket"])
 
 
 # --- manifests --------------------------------------------------------------------------------------
@@ -164,8 +175,18 @@ class Manifest:
     data_keys: tuple[str, ...]
 
 
-def parse_manifest(document: bytes, key: str, stored: StoredObject, billing_period: str, cur_version: str, where: str) -> Manifest:
-    """Legacy: assemblyId + reportKeys (bucket keys). CUR 2.0: executionId + dataFiles (s3:// URIs)."""
+def report_root(account: Account) -> str:
+    """The key prefix every file of this report lives under: `<prefix>/<report>/`."""
+    return _join(account.settings.get("prefix", ""), account.settings["report_name"]) + "/"
+
+
+def parse_manifest(document: bytes, key: str, stored: StoredObject, billing_period: str, cur_version: str, where: str,
+                   *, bucket: str | None = None, root: str = "") -> Manifest:
+    """Legacy: assemblyId + reportKeys (bucket keys). CUR 2.0: executionId + dataFiles (s3:// URIs).
+
+    Every listed file must resolve inside `root` (the report's `<prefix>/<report>/`) of `bucket` (any bucket
+    name for a local copy, which has none), and appear once.
+    """
     try:
         data = json.loads(document)
         if not isinstance(data, dict):
@@ -182,7 +203,12 @@ def parse_manifest(document: bytes, key: str, stored: StoredObject, billing_peri
             "aws.cur_manifest_invalid", ERROR, f"The CUR manifest {where} has no '{field}' list.",
             "Check cur_version in the account settings ('legacy' manifests list reportKeys, 'cur2' manifests list "
             "dataFiles); this manifest looks like the other kind." , where))
-    keys = tuple(_key_of(f) for f in files)
+    keys = tuple(_confined_key(f, bucket, root, where) for f in files)
+    seen: set[str] = set()
+    for reference, item in zip(files, keys):
+        if item in seen:
+            raise _outside(where, reference, "is listed twice; reading it twice would count its costs twice")
+        seen.add(item)
     assembly = str(data.get("assemblyId") or data.get("executionId") or stored.etag)
     period = data.get("billingPeriod")
     if cur_version == "legacy" and isinstance(period, dict) and str(period.get("start", ""))[:6] not in ("", billing_period.replace("-", "")):
@@ -192,10 +218,29 @@ def parse_manifest(document: bytes, key: str, stored: StoredObject, billing_peri
     return Manifest(billing_period, key, stored.last_modified, stored.etag, assembly, keys)
 
 
-def _key_of(reference: str) -> str:
+def _confined_key(reference: str, bucket: str | None, root: str, where: str) -> str:
+    """The bucket key a manifest entry names, refused unless it lies inside the report's location."""
+    key = reference
     if reference.startswith("s3://"):
-        return reference[5:].split("/", 1)[1] if "/" in reference[5:] else ""
-    return reference.lstrip("/")
+        named_bucket, _, key = reference[5:].partition("/")
+        if bucket is not None and named_bucket != bucket:
+            raise _outside(where, reference, f"is in bucket '{named_bucket}', not the configured '{bucket}'")
+    parts = key.split("/")
+    if key.startswith("/") or "\\" in key or any(p in ("", ".", "..") for p in parts) or "\x00" in key:
+        raise _outside(where, reference, "is not a plain relative key (an absolute path, '..', '.', '//' or a backslash)")
+    if not key.startswith(root):
+        raise _outside(where, reference, f"lies outside the report's location '{root}' (another report's or another folder's file)")
+    return key
+
+
+def _outside(where: str, reference: str, problem: str) -> ProviderError:
+    return ProviderError(Diagnosis(
+        "aws.cur_manifest_invalid", ERROR,
+        f"The CUR manifest {where} lists the file {reference!r}, which {problem}. Nothing was read; the month keeps its last "
+        "good data.",
+        "A manifest lists only its own report's files, once each: something other than AWS wrote or edited it. Check who can "
+        "write to the export's prefix, then wait for AWS's next delivery (or re-sync the local copy).",
+        f"manifest {where}, file {reference}"[:600]))
 
 
 def latest_manifest(store: Store, account: Account, billing_period: str) -> Manifest:
@@ -210,7 +255,7 @@ def latest_manifest(store: Store, account: Account, billing_period: str) -> Mani
             advice.fix + " Check that prefix, report_name and cur_version in the account settings match the export's S3 path.",
             store.describe(key)))
     return parse_manifest(store.read_bytes(key), key, stored, billing_period, account.settings.get("cur_version", "cur2"),
-                          store.describe(key))
+                          store.describe(key), bucket=getattr(store, "bucket", None), root=report_root(account))
 
 
 def _missing_file(where: str) -> ProviderError:
@@ -256,6 +301,13 @@ def _unzip(archive: Path, key: str, target: Path, remove: bool) -> Path:
 
 def file_error(exc: normalize.CurFileError, manifest: Manifest, store: Store) -> ProviderError:
     where = store.describe(exc.key) if "/" in exc.key else exc.key
+    if exc.column and exc.sample is not None:
+        return ProviderError(Diagnosis(
+            "aws.cur_bad_value", ERROR, f"The CUR file {where} {exc.problem}. Nothing was written; the month keeps its last good data.",
+            f"AWS writes only numbers DECIMAL(38,10) holds in {exc.column}, and dates inside the billing period (corrections "
+            "aside): the file was changed after delivery (a sync, a script, a transformation). Restore AWS's original file or "
+            "wait for AWS's next delivery of this month.",
+            f"file {where}, column {exc.column}, sample {exc.sample!r}; manifest {manifest.key}, assembly {manifest.assembly_id}"[:600]))
     if exc.column:
         return ProviderError(Diagnosis(
             "aws.cur_column_missing", ERROR, f"The CUR file {where} {exc.problem}.",
@@ -268,13 +320,64 @@ def file_error(exc: normalize.CurFileError, manifest: Manifest, store: Store) ->
         "month's last good data stays in place.", f"manifest {manifest.key}, assembly {manifest.assembly_id}"))
 
 
+# --- the private working directory ---------------------------------------------------------------------
+
+def work_root(data_dir: Path | None) -> Path:
+    return Path(data_dir) / "tmp" if data_dir is not None else Path(tempfile.gettempdir()) / "finops-pipeline"
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_workdirs(root: Path) -> list[Path]:
+    """Working directories whose owner process is gone (killed, even with -9): removed."""
+    removed = []
+    if not root.is_dir():
+        return removed
+    for path in root.glob("cur-*-*"):
+        pid = path.name.split("-")[1]
+        if path.is_dir() and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def make_workdir(data_dir: Path | None) -> Path:
+    """`<root>/cur-<pid>-<random>`, mode 0700, after sweeping the ones dead processes left behind."""
+    root = work_root(data_dir)
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        root.chmod(0o700)  # private, even if something else created it
+    except OSError:
+        pass
+    remove_stale_workdirs(root)
+    return Path(tempfile.mkdtemp(prefix=f"cur-{os.getpid()}-{secrets.token_hex(4)}-", dir=root))
+
+
 # --- the pull ---------------------------------------------------------------------------------------
 
-def pull_cur(account: Account, billing_period: str) -> Pull:
-    """Fetch the month's latest delivery and return a Pull whose `produce` writes the partition with DuckDB."""
-    store = open_store(account)
-    manifest = latest_manifest(store, account, billing_period)
-    workdir = Path(tempfile.mkdtemp(prefix=f"finops-cur-{account.key}-"))
+def pull_cur(account: Account, billing_period: str, data_dir: Path | None = None) -> Pull:
+    """Fetch the month's latest delivery and return a Pull whose `produce` writes the partition with DuckDB.
+
+    All S3 requests of the pull share one deadline (give_up_after_seconds).
+    """
+    deadline = Deadline.of(account)
+    workdir = make_workdir(data_dir)
+    try:
+        store = open_store(account, deadline)
+        manifest = latest_manifest(store, account, billing_period)
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
 
     def cleanup() -> None:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -284,7 +387,7 @@ def pull_cur(account: Account, billing_period: str) -> Pull:
         files, fetched = fetch_files(store, manifest, workdir)
         groups = normalize.group_files(files)
         connection = normalize.connect(workdir / "spill", os.environ.get("FINOPS_CUR_MEMORY_LIMIT") or DUCKDB_MEMORY_LIMIT)
-        totals = _checked(lambda: normalize.raw_totals(connection, groups), connection, groups, manifest, store)
+        totals = _checked(lambda: normalize.raw_totals(connection, groups, billing_period), connection, groups, manifest, store)
     except normalize.CurFileError as exc:
         _close(connection)
         cleanup()
