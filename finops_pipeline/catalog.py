@@ -36,7 +36,7 @@ from finops_pipeline.schema import COLUMNS
 CATALOG_FILE = "finops.duckdb"
 MART_TABLES = (
     "provider_cost_summary", "daily_cost_trend", "cost_by_account", "billing_connection_status",
-    "cost_by_service", "cost_by_tag", "cost_forecast", "cost_anomalies", "budget_status",
+    "cost_by_service", "cost_by_tag", "cost_forecast", "cost_anomalies", "budget_status", "cost_in_reporting_currency",
 )
 
 

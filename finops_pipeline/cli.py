@@ -109,6 +109,16 @@ def _print_insight(directory: Path) -> None:
     )
     _print_optional(
         directory,
+        "Total in the reporting currency, this month (the only sum across currencies; rates from the provider or the ECB)",
+        """SELECT reporting_currency, sum(billed_cost_reporting) AS billed, sum(effective_cost_reporting) AS effective,
+                  string_agg(DISTINCT billing_currency || ' via ' || rate_source, ', ') AS converted,
+                  max(rate_date) AS latest_rate_date, count(*) FILTER (WHERE rate_source = 'missing') AS days_without_rate
+           FROM cost_in_reporting_currency
+           WHERE day >= date_trunc('month', (SELECT max(as_of) FROM provider_cost_summary)) GROUP BY reporting_currency""",
+        empty="(set reporting_currency in finops.yaml to see one; drop the ECB's eurofxref-hist.csv in <data>/rates/ for rates)",
+    )
+    _print_optional(
+        directory,
         "Top services, last 30 days (EffectiveCost)",
         """WITH s AS (SELECT currency, provider, service_name, sum(effective_cost) AS last_30_days
                       FROM cost_by_service

@@ -189,7 +189,7 @@ class _Combinations(ValueError):
 # --- the registry ----------------------------------------------------------------------------------
 
 COMMON_FIELDS = ("key", "provider", "source", "name", "connected_at")
-TOP_LEVEL_KEYS = ("accounts", "history_start", "budgets")
+TOP_LEVEL_KEYS = ("accounts", "history_start", "budgets", "reporting_currency")
 _UNKNOWN_TIME = datetime(1970, 1, 1, tzinfo=timezone.utc)  # connected_at of a broken account without a usable one
 
 
@@ -297,6 +297,7 @@ class FinopsConfig:
     history_start: str | None = None  # YYYY-MM: the oldest billing period to offer (default: 13 months back)
     problems: tuple[Problem, ...] = ()  # every mistake found, broken accounts' included
     budgets: tuple[Budget, ...] = ()  # the valid ones; a broken budget is left out (its problems are in `problems`)
+    reporting_currency: str | None = None  # ISO 4217: converted amounts beside the billed ones (currency.py)
 
     def for_source(self, provider: str, source: str) -> list[Account]:
         return [a for a in self.accounts if a.provider == provider and a.source == source]
@@ -480,7 +481,7 @@ def _build(raw: Any, path: Path, *, now: datetime | None, duplicates: list[_Dupl
         return FinopsConfig(path=path, accounts=(), problems=tuple(problems))
     for unknown in sorted(set(map(str, raw)) - set(TOP_LEVEL_KEYS)):
         registry_problem(f"unknown top-level key '{unknown}'{_did_you_mean(unknown, TOP_LEVEL_KEYS)}",
-                         "only 'accounts' and 'history_start' are allowed at the top level", unknown)
+                         f"only {', '.join(repr(k) for k in TOP_LEVEL_KEYS)} are allowed at the top level", unknown)
     history_start = raw.get("history_start")
     if history_start is not None:
         history_start = str(history_start)
@@ -488,6 +489,11 @@ def _build(raw: Any, path: Path, *, now: datetime | None, duplicates: list[_Dupl
             registry_problem(f"'history_start' must be a billing period like 2025-01, got {shown(history_start)}",
                              "write history_start as YYYY-MM (quoted), or remove it for 13 months back", "history_start")
             history_start = None
+    reporting_currency = raw.get("reporting_currency")
+    if reporting_currency is not None and not (isinstance(reporting_currency, str) and re.fullmatch(r"[A-Z]{3}", reporting_currency)):
+        registry_problem(f"'reporting_currency' must be an ISO 4217 code like EUR, got {shown(reporting_currency)}",
+                         "write reporting_currency as three capital letters (EUR, USD, GBP ...), or remove it", "reporting_currency")
+        reporting_currency = None
     entries = raw.get("accounts") or []
     if not isinstance(entries, list):
         registry_problem("'accounts' must be a list of accounts", "write each account as a '- key: ...' item under 'accounts:'", "accounts")
@@ -508,7 +514,8 @@ def _build(raw: Any, path: Path, *, now: datetime | None, duplicates: list[_Dupl
             accounts.append(account)
     accounts = _mark_double_counting(accounts, path, problems)
     budgets = _budgets(raw.get("budgets"), path, accounts, list(by_provider), problems)
-    return FinopsConfig(path=path, accounts=tuple(accounts), history_start=history_start, problems=tuple(problems), budgets=budgets)
+    return FinopsConfig(path=path, accounts=tuple(accounts), history_start=history_start, problems=tuple(problems), budgets=budgets,
+                        reporting_currency=reporting_currency)
 
 
 def _account(entry: Any, index: int, path: Path, now: datetime, by_provider: dict[str, list[Any]],

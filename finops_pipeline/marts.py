@@ -165,6 +165,7 @@ def billing_connection_status(data_dir: Path, config: FinopsConfig, now: datetim
 
 def build_mart(name: str, data_dir: Path, config: FinopsConfig, now: datetime) -> pa.Table:
     from finops_pipeline import insight
+    from finops_pipeline.currency import cost_in_reporting_currency
 
     today = now.date()
     builders = {
@@ -173,6 +174,7 @@ def build_mart(name: str, data_dir: Path, config: FinopsConfig, now: datetime) -
         "cost_forecast": lambda: insight.cost_forecast(data_dir, today),
         "cost_anomalies": lambda: insight.cost_anomalies(data_dir, today),
         "budget_status": lambda: insight.budget_status(data_dir, config.budgets, today),
+        "cost_in_reporting_currency": lambda: cost_in_reporting_currency(data_dir, config.reporting_currency),
         "provider_cost_summary": lambda: provider_cost_summary(data_dir, config, today),
         "daily_cost_trend": lambda: daily_cost_trend(data_dir, today),
         "cost_by_account": lambda: cost_by_account(data_dir, config, today),

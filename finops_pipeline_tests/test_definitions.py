@@ -97,4 +97,5 @@ def test_definitions_load_without_a_registry(tmp_path: Path) -> None:
     defs = load_definitions_for(FinopsResource(config_file=str(tmp_path / "absent.yaml")))
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert keys == {"cost_daily", "provider_cost_summary", "daily_cost_trend", "cost_by_account", "billing_connection_status",
-                    "cost_by_service", "cost_by_tag", "cost_forecast", "cost_anomalies", "budget_status", "finops_dashboard"}
+                    "cost_by_service", "cost_by_tag", "cost_forecast", "cost_anomalies", "budget_status", "cost_in_reporting_currency",
+                    "finops_dashboard"}

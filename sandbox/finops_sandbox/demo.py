@@ -74,7 +74,7 @@ def running_sandbox(data_dir: Path, now: datetime, base_port: int | None = None)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(
             "# Written by `finops-pipeline demo`: accounts served by the local stand-ins (finops_pipeline/sandbox).\n"
-            + yaml.safe_dump({"accounts": accounts}, sort_keys=False),
+            + yaml.safe_dump({"reporting_currency": "USD", "accounts": accounts}, sort_keys=False),
             encoding="utf-8",
         )
         config = load_config(path)

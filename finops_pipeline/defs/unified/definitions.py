@@ -45,6 +45,9 @@ MART_DESCRIPTIONS = {
     "median of 8 weeks by more than 3.5 x 1.4826 x MAD and max(20, 20 %); Purchase/Credit/Tax apart; the last 2 days provisional.",
     "budget_status": "Each budget of finops.yaml: this month's EffectiveCost in its scope and currency, actual and forecast, "
     "against the amount (OK, FORECAST_OVER, OVER).",
+    "cost_in_reporting_currency": "With reporting_currency set in finops.yaml: each day, provider, account and billing currency with "
+    "billed and effective cost converted beside the billed amounts, with the rate, its date and source (the provider's rate, "
+    "else the ECB reference rates dropped in <data>/rates/, else 'missing'). The only table whose amounts may be summed across currencies.",
 }
 
 
