@@ -459,7 +459,7 @@ _SCRIPT = r'''(function () {
   // --- controls ------------------------------------------------------------------------------------------
   var last = 0;
   D.series.forEach(function (s) { last = Math.max(last, s[6] + s[7].length - 1); });
-  var state = {from: Math.max(0, AS_OF - 30), to: AS_OF - 1, metric: "billed"};
+  var state = {from: AS_OF - 30, to: AS_OF - 1, metric: "billed"};
   if (state.to < state.from) state.to = state.from;
   function options(select, items, all) {
     select.appendChild(el("option", {value: ""}, all));
@@ -482,7 +482,7 @@ _SCRIPT = r'''(function () {
   options($("f-tag"), tagOpts, "All tags");
   tagKeys.forEach(function (k) { $("tag-key").appendChild(el("option", {value: k}, k)); });
   var fromInput = $("from"), toInput = $("to");
-  fromInput.min = toInput.min = iso(0); fromInput.max = toInput.max = iso(AS_OF);
+  fromInput.min = toInput.min = iso(AS_OF - 1100); fromInput.max = toInput.max = iso(AS_OF);
 
   function selection() {
     var f = {p: $("f-provider").value, a: $("f-account").value, s: $("f-service").value, r: $("f-region").value, t: $("f-tag").value};
@@ -736,6 +736,7 @@ _SCRIPT = r'''(function () {
       var start = Math.max(r.from, s[6]), end = Math.min(r.to, s[6] + s[7].length - 1);
       for (var d = start; d <= end; d++) {
         var i = d - s[6], key = d + "|" + s[0] + "|" + s[1] + "|" + s[2] + "|" + s[3] + "|" + s[4], row = rows[key];
+        if (s[7][i] === 0 && (s[8] === 0 || s[8][i] === 0)) continue; // a day without a row in the lake: no CSV row
         if (!row) { row = rows[key] = [d, s, 0n, 0n]; order.push(key); }
         var b = toBig(s[7][i]); row[2] += b; row[3] += b + (s[8] === 0 ? 0n : toBig(s[8][i]));
       }
@@ -755,7 +756,8 @@ _SCRIPT = r'''(function () {
 
   // --- events ------------------------------------------------------------------------------------------------
   function clampRange() {
-    state.from = Math.max(0, Math.min(state.from, AS_OF)); state.to = Math.max(state.from, Math.min(state.to, AS_OF));
+    // Before the lake's first day is allowed: those days show as not loaded (never as 0). Up to 3 years back.
+    state.from = Math.max(AS_OF - 1100, Math.min(state.from, AS_OF)); state.to = Math.max(state.from, Math.min(state.to, AS_OF));
   }
   fromInput.addEventListener("change", function () { if (fromInput.value) { state.from = off(fromInput.value); clampRange(); render(); } });
   toInput.addEventListener("change", function () { if (toInput.value) { state.to = off(toInput.value); clampRange(); render(); } });
