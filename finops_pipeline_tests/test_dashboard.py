@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
+import re
 import struct
 import zlib
 from datetime import date, datetime, timedelta, timezone
@@ -183,8 +187,10 @@ def test_a_provider_without_data_says_no_data_with_the_status_and_fix(page) -> N
     # Never pulled: it says so, names the usual cause, and how to pull it now.
     assert "do-team NO_DATA No pull of this account has run yet." in card and "The API token lacks billing read access." in card
     assert "Fix: Run `finops-pipeline refresh --account do-team`" in card and "Regenerate a token with billing read access" in card
-    # A provider with data still flags its failing account, with the diagnosed cause and fix.
-    assert "aws-broken ERROR The role is missing the Cost Explorer read permission. Fix: Attach AWSCostExplorerReadOnlyAccess" in html.cards["aws"]
+    # A provider with data still flags its failing account; the cause and fix are told once, in the connections table.
+    assert "1 account(s) need attention (see Billing connections). aws-broken ERROR" in html.cards["aws"]
+    assert html.html.count("The role is missing the Cost Explorer read permission.") == 1
+    assert html.html.count("AccessDeniedException: not authorized") == 1
 
 
 def test_connection_status_lists_error_and_no_data_first_with_cause_and_fix(page) -> None:
@@ -195,29 +201,63 @@ def test_connection_status_lists_error_and_no_data_first_with_cause_and_fix(page
     assert "Fix: Attach AWSCostExplorerReadOnlyAccess" in broken and "aws.cost_explorer_access_denied" in broken
 
 
-def test_trend_charts_have_one_bar_per_day_and_the_daily_figures_of_the_trend_table(page) -> None:
+def page_data(html: str) -> dict:
+    start = html.index('<script type="application/json" id="page-data">') + len('<script type="application/json" id="page-data">')
+    return json.loads(html[start:html.index("</script>", start)])
+
+
+def decoded_rows(data: dict) -> dict[tuple, tuple[Decimal, Decimal]]:
+    """The embedded series back as exact (day, provider, account, service, currency) -> (billed, effective)."""
+    names, base, unit = data["names"], date.fromisoformat(data["base"]), Decimal(10) ** -data["scale"]
+    cents = 10 ** (data["scale"] - 2)
+
+    def value(v) -> Decimal:
+        return (Decimal(v[0] * cents + v[1]) if isinstance(v, list) else Decimal(v)) * unit
+
+    out: dict[tuple, tuple[Decimal, Decimal]] = {}
+    for p, a, s, _r, c, _t, first, billed, diff in data["series"]:
+        for i, b in enumerate(billed):
+            key = (base + timedelta(days=first + i), names["provider"][p], names["account"][a], names["service"][s], names["currency"][c])
+            e = value(b) + (value(diff[i]) if diff else 0)
+            old = out.get(key, (Decimal(0), Decimal(0)))
+            out[key] = (old[0] + value(b), old[1] + e)
+    return out
+
+
+def test_the_page_embeds_the_exact_daily_rows_and_what_is_loaded(page) -> None:
     path, html, rows = page
-    tmp_path = path.parent
-    data = read_dashboard_data(tmp_path)
-    usd = next(s for s in data.trend if s.currency == "USD")
-    assert len(usd.days) == 30 and usd.days[-1] == TODAY - timedelta(days=1)
-    # Each bar segment's tooltip names its day, provider and exact amount; the zero day has no segment.
-    for day in usd.days:
-        for provider in ("aws", "gcp"):
-            expected = window_sum(rows, provider, "USD", day, day)
-            tooltip = f"<title>{day.isoformat()} {provider}: {amount(expected, 'USD')}</title>"
-            assert html.html.count(tooltip) == (0 if expected == 0 else (2 if day >= TODAY - timedelta(days=7) else 1)), tooltip
-    assert window_sum(rows, "aws", "USD", TODAY - timedelta(days=4), TODAY - timedelta(days=4)) == 0
-    _, [(seven,)] = query(tmp_path, "SELECT last_7_days FROM provider_cost_summary WHERE provider = 'aws' AND currency = 'USD'")
-    assert sum(usd.amounts["aws"][d] for d in usd.days[-7:]) == seven  # the 7-day chart and the card agree
+    data = page_data(html.html)
+    decoded = decoded_rows(data)
+    _, expected = query(path.parent, """SELECT ChargePeriodStart::DATE, x_Provider, x_AccountKey, coalesce(ServiceName, ''), BillingCurrency,
+                                               sum(BilledCost), sum(EffectiveCost) FROM cost_daily GROUP BY ALL""")
+    assert {k: v for k, v in decoded.items() if v != (0, 0)} == {tuple(r[:5]): (r[5], r[6]) for r in expected}
+    assert data["as_of"] == TODAY.isoformat() and data["scale"] == 10  # the lake's amounts need all 10 decimals here
+    # Loaded: per account, the billing periods in the lake, up to as_of (September to today for aws-a).
+    names = data["names"]
+    spans = {names["account"][a]: s for _, a, s in data["loaded"]}
+    base = date.fromisoformat(data["base"])
+    assert base + timedelta(days=spans["aws-a"][0][0]) == (TODAY - timedelta(days=70)).replace(day=1)
+    assert base + timedelta(days=spans["aws-a"][-1][1]) == TODAY
+    assert "do-team" not in spans  # never pulled: nothing loaded, not zeros
 
 
 def test_the_page_is_self_contained_and_escapes_what_users_typed(page) -> None:
     path, html, _ = page
     text = html.html
-    assert "<script" not in text.lower() and " src=" not in text and "href=" not in text and "@import" not in text
-    assert "default-src 'none'" in text  # the browser may not fetch anything for this page
-    assert "Acme &lt;payer&gt;" in text and "Acme <payer>" not in text
+    assert " src=" not in text and "href=" not in text and "@import" not in text and "https:" not in text
+    assert text.count("http://") == 1 and "http://www.w3.org/2000/svg" in text  # the SVG namespace, never fetched
+    # The browser may not fetch anything; only this page's own script and style run (their SHA-256 in the policy).
+    csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', text).group(1)
+    script = re.search(r"<script>(.*?)</script>", text, re.S).group(1)
+    style = re.search(r"<style>(.*?)</style>", text, re.S).group(1)
+
+    def sha(part: str) -> str:
+        return "'sha256-" + base64.b64encode(hashlib.sha256(part.encode()).digest()).decode() + "'"
+
+    assert csp == f"default-src 'none'; script-src {sha(script)}; style-src {sha(style)}; img-src data:"
+    assert text.lower().count("<script") == 2 and ' style="' not in text  # the data block and the script; no inline style attribute
+    assert "Acme &lt;payer&gt;" in text and "Acme <payer>" not in text  # in the page and in its JSON (as \\u003c)
+    assert str(path.parent) not in text  # no local path in the page
     assert path == dashboard_path(path.parent)
 
 
@@ -298,7 +338,7 @@ def test_a_change_against_a_partly_loaded_window_says_so(page, tmp_path: Path) -
     rows = [r for r in lake_rows() if r["ChargePeriodStart"].date() >= TODAY - timedelta(days=40)]
     build(tmp_path, rows)
     html = Page(write_dashboard(tmp_path, NOW).read_text(encoding="utf-8"))
-    first = (TODAY - timedelta(days=40)).isoformat()
-    assert f"The 30 days before are only partly loaded (data from {first})" in html.cards["aws"]
+    # Partitions are whole billing periods: October and November are loaded, September is not.
+    assert "The 30 days before are only partly loaded (26 of 30 days, loaded from 2026-10-01)" in html.cards["aws"]
     full = page[1]  # 70 days loaded: both windows complete
     assert "partly loaded" not in full.cards["aws"] and "partly loaded" not in full.cards["gcp"]
