@@ -1,5 +1,5 @@
-"""Daily cost bar charts, stacked by provider, one chart per currency: inline SVG for the HTML
-dashboard and a PNG (plain zlib + struct, no plotting library) for the Dagster UI's Markdown.
+"""Daily cost bar charts, stacked by provider, one chart per currency, as a PNG (plain zlib + struct,
+no plotting library) for the Dagster UI's Markdown; the HTML page draws its own in the browser.
 
 A chart only ever holds one currency: the stacked bars add providers' amounts of that currency,
 never amounts of two currencies.
@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from html import escape
 
 # Provider colors, from each vendor's palette but far enough apart to tell stacked bars apart (three
 # of the four brands are blue); other providers take the fallback colors in order.
@@ -68,69 +67,6 @@ def money(value: Decimal | None, currency: str | None = None) -> str:
     text = f"{value:,.2f}"
     return f"{currency} {text}" if currency else text
 
-
-def _nice_ceiling(value: Decimal) -> Decimal:
-    """The axis top: a round number (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8 times a power of ten) >= `value`."""
-    if value <= 0:
-        return Decimal(1)
-    magnitude = Decimal(1).scaleb(value.adjusted())
-    for step in ("1", "1.2", "1.5", "2", "2.5", "3", "4", "5", "6", "8", "10"):
-        if value <= Decimal(step) * magnitude:
-            return Decimal(step) * magnitude
-    return 10 * magnitude
-
-
-def svg_bar_chart(series: Series, title: str, width: int = 760, height: int = 240, label_bars: bool = False) -> str:
-    """A stacked bar chart as an inline <svg>; every bar segment has a tooltip with its exact amount."""
-    left, right, top, bottom = 86, 12, 28, 34
-    plot_w, plot_h = width - left - right, height - top - bottom
-    axis_top = _nice_ceiling(series.peak())
-    count = max(len(series.days), 1)
-    slot = plot_w / count
-    bar_w = max(slot * 0.72, 1.0)
-    parts = [
-        f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-        f'xmlns="http://www.w3.org/2000/svg" aria-label="{escape(title)}">',
-        f"<title>{escape(title)}</title>",
-    ]
-    for fraction in (Decimal(0), Decimal("0.5"), Decimal(1)):
-        y = top + plot_h - float(fraction) * plot_h
-        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
-        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" class="axis">{escape(money(axis_top * fraction))}</text>')
-    parts.append(f'<text x="{left}" y="16" class="axis">{escape(series.currency)}</text>')
-    label_every = max(1, round(count / 8))
-    for index, day in enumerate(series.days):
-        x = left + index * slot + (slot - bar_w) / 2
-        base = top + plot_h
-        total = series.day_total(day)
-        for provider in series.providers:
-            amount = series.amounts[provider].get(day, Decimal(0))
-            if amount <= 0:
-                continue
-            h = float(amount / axis_top) * plot_h
-            base -= h
-            parts.append(
-                f'<rect x="{x:.1f}" y="{base:.1f}" width="{bar_w:.1f}" height="{h:.1f}" fill="{provider_color(provider, series.providers)}">'
-                f"<title>{day.isoformat()} {escape(provider)}: {escape(money(amount, series.currency))}</title></rect>"
-            )
-        if label_bars:
-            parts.append(f'<text x="{x + bar_w / 2:.1f}" y="{base - 4:.1f}" text-anchor="middle" class="value">{escape(money(total))}</text>')
-        if (count - 1 - index) % label_every == 0:  # regular steps, ending on the last day
-            parts.append(
-                f'<text x="{x + bar_w / 2:.1f}" y="{height - bottom + 16}" text-anchor="middle" class="axis">{day:%m-%d}</text>'
-            )
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def legend_html(providers: Sequence[str]) -> str:
-    items = "".join(
-        f'<span class="legend"><i style="background:{provider_color(p, providers)}"></i>{escape(p)}</span>' for p in providers
-    )
-    return f'<div class="legends">{items}</div>'
-
-
-# --- PNG -----------------------------------------------------------------------------------------
 
 def _rgb(color: str) -> tuple[int, int, int]:
     return int(color[1:3], 16), int(color[3:5], 16), int(color[5:7], 16)
