@@ -161,7 +161,10 @@ def cost_daily_sql(data_dir: Path, files: list[Path] | None = None) -> str:
         files = [path for _, path in list_partitions(data_dir)]
     if files:
         listed = ", ".join(_quote(f) for f in files)
-        return f"SELECT {names} FROM read_parquet([{listed}], union_by_name = true, hive_partitioning = false)"
+        # The typed empty first, by name: a partition written before a column existed reads it as NULL
+        # (even when every file is that old), with the column's type.
+        return (f"SELECT {names} FROM ({_typed_empty()} UNION ALL BY NAME "
+                f"SELECT * FROM read_parquet([{listed}], union_by_name = true, hive_partitioning = false))")
     return _typed_empty()
 
 

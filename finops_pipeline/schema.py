@@ -51,61 +51,140 @@ SERVICE_CATEGORIES = (
 )
 
 
+# FOCUS requirement levels (FOCUS 1.2 specification, "Columns"). Mandatory means the column is always
+# present; whether a value may be NULL is `nullable` (ChargeClass, PricingQuantity ... are Mandatory
+# columns whose value is NULL where the spec allows it).
+MANDATORY, CONDITIONAL, RECOMMENDED, OPTIONAL = "Mandatory", "Conditional", "Recommended", "Optional"
+
+# FOCUS 1.2 allowed values of the enumerated columns (rows_to_table and the conformance tests check them).
+CHARGE_CLASSES = ("Correction",)
+CHARGE_FREQUENCIES = ("One-Time", "Recurring", "Usage-Based")
+PRICING_CATEGORIES = ("Standard", "Dynamic", "Committed", "Other")
+COMMITMENT_DISCOUNT_CATEGORIES = ("Spend", "Usage")
+COMMITMENT_DISCOUNT_STATUSES = ("Used", "Unused")
+COMMITMENT_DISCOUNT_TYPES_AWS = ("Reservation", "Savings Plan")  # provider-defined in FOCUS; the values we write
+CAPACITY_RESERVATION_STATUSES = ("Used", "Unused")
+# Set together or not at all (FOCUS: CommitmentDiscountId set <=> Type, Category set).
+COMMITMENT_COLUMNS = ("CommitmentDiscountId", "CommitmentDiscountType", "CommitmentDiscountCategory")
+
+
 @dataclass(frozen=True)
 class Column:
     name: str
     type: pa.DataType
     nullable: bool
     doc: str
+    # FOCUS requirement level (Mandatory, Conditional, Recommended, Optional); None for our x_ columns.
+    requirement: str | None = None
+    # FOCUS data type (String, Decimal, Date/Time, JSON); None for our x_ columns.
+    focus_type: str | None = None
+    # The FOCUS version that introduced the column, for the ones beyond 1.2 (ServiceProviderName: 1.3).
+    focus_version: str | None = None
 
+
+def _f(name: str, type_: pa.DataType, nullable: bool, requirement: str, doc: str, focus_type: str | None = None,
+       version: str = "1.2") -> Column:
+    if focus_type is None:
+        focus_type = "Decimal" if pa.types.is_decimal(type_) else "Date/Time" if pa.types.is_timestamp(type_) else "String"
+    return Column(name, type_, nullable, doc, requirement, focus_type, version)
+
+
+S = pa.string()
+M, C, R = MANDATORY, CONDITIONAL, RECOMMENDED
 
 COLUMNS: tuple[Column, ...] = (
-    Column("BilledCost", MONEY, False, "What the invoice charges for the row (FOCUS BilledCost)."),
-    Column("EffectiveCost", MONEY, False, "Cost after amortizing commitments (Savings Plans, RIs) and credits where the source gives them."),
-    Column("ListCost", MONEY, False, "Public list price cost; the billed cost where the source has no list price (see the data dictionary)."),
-    Column("ContractedCost", MONEY, False, "Cost at negotiated rates before commitment discounts; the billed cost where the source has no such figure."),
-    Column("BillingCurrency", pa.string(), False, "ISO 4217 currency of every cost column of the row. Never summed across."),
-    Column("BillingPeriodStart", UTC_TS, False, "First instant of the invoice month (UTC)."),
-    Column("BillingPeriodEnd", UTC_TS, False, "First instant of the next invoice month (exclusive)."),
-    Column("ChargePeriodStart", UTC_TS, False, "The day the cost was incurred, 00:00Z."),
-    Column("ChargePeriodEnd", UTC_TS, False, "The next day, 00:00Z (exclusive)."),
-    Column("ChargeCategory", pa.string(), False, "Usage, Purchase, Tax, Credit or Adjustment."),
-    Column("ChargeClass", pa.string(), True, "'Correction' when the row corrects an earlier invoiced period, else NULL."),
-    Column("ChargeDescription", pa.string(), True, "The source's description of the charge."),
-    Column("BillingAccountId", pa.string(), False,
-           "The account that pays the invoice (AWS payer, GCP billing account, Azure subscription's billing scope, DO team)."),
-    Column("BillingAccountName", pa.string(), True, "Display name of the billing account (from finops.yaml when the source has none)."),
-    Column("SubAccountId", pa.string(), True, "AWS linked account, GCP project, Azure subscription, DO project."),
-    Column("SubAccountName", pa.string(), True, "Display name of the sub account."),
-    Column("InvoiceIssuerName", pa.string(), False, "Who issues the invoice."),
-    Column("ProviderName", pa.string(), False, "Who provides the resources (AWS, Google Cloud, Microsoft, DigitalOcean)."),
-    Column("PublisherName", pa.string(), False, "Who publishes the service (the provider for first-party services)."),
-    Column("ServiceName", pa.string(), False, "The provider's service name."),
-    Column("ServiceCategory", pa.string(), False, "One of FOCUS's fixed ServiceCategory values."),
-    Column("RegionId", pa.string(), True, "Provider region code, NULL when not regional or unknown."),
-    Column("RegionName", pa.string(), True, "Region display name."),
-    Column("ResourceId", pa.string(), True, "Resource identifier where the source gives one."),
-    Column("ResourceName", pa.string(), True, "Resource display name."),
-    Column("SkuId", pa.string(), True, "Provider SKU."),
-    Column("PricingQuantity", QUANTITY, True, "Quantity in pricing units."),
-    Column("PricingUnit", pa.string(), True, "Unit of PricingQuantity."),
-    Column("ConsumedQuantity", QUANTITY, True, "Quantity consumed."),
-    Column("ConsumedUnit", pa.string(), True, "Unit of ConsumedQuantity."),
-    Column("Tags", pa.string(), True, "FOCUS Tags: a JSON object of key/value strings, NULL when none."),
-    Column("x_Provider", pa.string(), False, "Our provider key: aws, gcp, azure, digitalocean."),
-    Column("x_Source", pa.string(), False, "Our source kind: cost_explorer, cur, bigquery_export, cost_management, billing."),
-    Column("x_AccountKey", pa.string(), False, "The account's key in finops.yaml."),
+    _f("BilledCost", MONEY, False, M, "What the invoice charges for the row (FOCUS BilledCost)."),
+    _f("EffectiveCost", MONEY, False, M, "Cost after amortizing commitments (Savings Plans, RIs) and credits where the source gives them; "
+       "0 on purchases that cover future charges."),
+    _f("ListCost", MONEY, False, M, "Public list price cost; the billed cost where the source has no list price (see the data dictionary)."),
+    _f("ContractedCost", MONEY, False, M, "Cost at negotiated rates before commitment discounts; the billed cost where the source has no such figure."),
+    _f("BillingCurrency", S, False, M, "ISO 4217 currency of every cost column of the row. Never summed across."),
+    _f("BillingPeriodStart", UTC_TS, False, M, "First instant of the invoice month (UTC)."),
+    _f("BillingPeriodEnd", UTC_TS, False, M, "First instant of the next invoice month (exclusive)."),
+    _f("ChargePeriodStart", UTC_TS, False, M, "The day the cost was incurred, 00:00Z."),
+    _f("ChargePeriodEnd", UTC_TS, False, M, "The next day, 00:00Z (exclusive)."),
+    _f("ChargeCategory", S, False, M, "Usage, Purchase, Tax, Credit or Adjustment."),
+    _f("ChargeClass", S, True, M, "'Correction' when the row corrects an earlier invoiced period, else NULL."),
+    _f("ChargeDescription", S, True, M, "The source's description of the charge."),
+    _f("BillingAccountId", S, False, M,
+       "The account that pays the invoice (AWS payer, GCP billing account, Azure subscription's billing scope, DO team)."),
+    _f("BillingAccountName", S, True, M, "Display name of the billing account (from finops.yaml when the source has none)."),
+    _f("SubAccountId", S, True, C, "AWS linked account, GCP project, Azure subscription, DO project."),
+    _f("SubAccountName", S, True, C, "Display name of the sub account; its id when no name is known (never NULL when SubAccountId is set)."),
+    _f("InvoiceIssuerName", S, False, M, "Who issues the invoice."),
+    _f("ProviderName", S, False, M, "Who provides the resources (AWS, Google Cloud, Microsoft, DigitalOcean). Deprecated in FOCUS 1.3."),
+    _f("PublisherName", S, False, M, "Who publishes the service (the provider for first-party services). Deprecated in FOCUS 1.3."),
+    _f("ServiceName", S, False, M, "The provider's service name."),
+    _f("ServiceCategory", S, False, M, "One of FOCUS's fixed ServiceCategory values."),
+    _f("RegionId", S, True, C, "Provider region code, NULL when not regional or unknown."),
+    _f("RegionName", S, True, C, "Region display name; set exactly when RegionId is."),
+    _f("ResourceId", S, True, C, "Resource identifier where the source gives one."),
+    _f("ResourceName", S, True, C, "Resource display name."),
+    _f("SkuId", S, True, C, "Provider SKU; NULL on Tax rows."),
+    _f("PricingQuantity", QUANTITY, True, M, "Quantity in pricing units."),
+    _f("PricingUnit", S, True, M, "Unit of PricingQuantity; NULL exactly when PricingQuantity is."),
+    _f("ConsumedQuantity", QUANTITY, True, C, "Quantity consumed."),
+    _f("ConsumedUnit", S, True, C, "Unit of ConsumedQuantity."),
+    _f("Tags", S, True, C, "FOCUS Tags: a JSON object of key/value strings, NULL when none.", focus_type="JSON"),
+    # FOCUS 1.2 columns beyond the first 31, alphabetical.
+    _f("AvailabilityZone", S, True, R, "Provider availability zone (us-east-1a, europe-west1-b)."),
+    _f("BillingAccountType", S, True, C, "Provider label for the billing account kind (AWS: Payer Account, GCP: Billing Account ...)."),
+    _f("CapacityReservationId", S, True, C, "Capacity reservation the row relates to."),
+    _f("CapacityReservationStatus", S, True, C, "Used or Unused capacity reservation (set iff CapacityReservationId on usage rows)."),
+    _f("ChargeFrequency", S, True, R, "One-Time, Recurring or Usage-Based."),
+    _f("CommitmentDiscountCategory", S, True, C, "Spend (savings plans, spend-based CUDs) or Usage (reservations, resource CUDs)."),
+    _f("CommitmentDiscountId", S, True, C, "Commitment (reservation, savings plan, CUD) the row relates to."),
+    _f("CommitmentDiscountName", S, True, C, "Display name of the commitment."),
+    _f("CommitmentDiscountQuantity", QUANTITY, True, C, "Commitment quantity used or unused by the row, in CommitmentDiscountUnit."),
+    _f("CommitmentDiscountStatus", S, True, C, "Used or Unused, on usage rows of a commitment."),
+    _f("CommitmentDiscountType", S, True, C, "Provider label of the commitment (Reservation, Savings Plan, Committed Use Discount)."),
+    _f("CommitmentDiscountUnit", S, True, C, "Unit of CommitmentDiscountQuantity."),
+    _f("ContractedUnitPrice", MONEY, True, C, "Negotiated unit price of the SKU (before commitment discounts)."),
+    _f("InvoiceId", S, True, R, "The invoice the row is billed on, once invoiced."),
+    _f("ListUnitPrice", MONEY, True, C, "Public list unit price of the SKU."),
+    _f("PricingCategory", S, True, C, "Standard, Dynamic, Committed or Other; NULL where nothing is priced (tax, credits)."),
+    _f("PricingCurrency", S, True, C, "Currency of the provider's price list, when the source says so."),
+    _f("PricingCurrencyContractedUnitPrice", MONEY, True, C, "ContractedUnitPrice in PricingCurrency."),
+    _f("PricingCurrencyEffectiveCost", MONEY, True, C, "EffectiveCost in PricingCurrency."),
+    _f("PricingCurrencyListUnitPrice", MONEY, True, C, "ListUnitPrice in PricingCurrency."),
+    _f("ResourceType", S, True, C, "Kind of resource (Virtual Machine, Bucket, ...), where derivable."),
+    _f("ServiceSubcategory", S, True, R, "One of FOCUS's ServiceSubcategory values under ServiceCategory; NULL when not mapped."),
+    _f("SkuMeter", S, True, C, "What the SKU meters (AWS usage type, GCP SKU description)."),
+    _f("SkuPriceDetails", S, True, C, "JSON object of the SKU price's properties.", focus_type="JSON"),
+    _f("SkuPriceId", S, True, C, "Provider id of the SKU's price (AWS rate code)."),
+    _f("SubAccountType", S, True, C, "Provider label for the sub account kind (AWS: Linked Account, GCP: Project, ...)."),
+    # FOCUS 1.3 (ProviderName and PublisherName stay until 1.4 removes them).
+    _f("ServiceProviderName", S, False, M, "FOCUS 1.3: who offers the service (ProviderName's successor).", version="1.3"),
+    _f("HostProviderName", S, True, C, "FOCUS 1.3: who hosts the resources (the cloud provider for first-party services).", version="1.3"),
+    Column("x_Provider", S, False, "Our provider key: aws, gcp, azure, digitalocean."),
+    Column("x_Source", S, False, "Our source kind: cost_explorer, cur, bigquery_export, cost_management, billing."),
+    Column("x_AccountKey", S, False, "The account's key in finops.yaml."),
     Column("x_Estimated", pa.bool_(), False, "True while the provider marks the figure as estimated (it may still change)."),
-    Column("x_SourceChargeType", pa.string(), True, "The source's own charge type (CUR line item type, GCP cost_type, ...), kept verbatim."),
+    Column("x_SourceChargeType", S, True, "The source's own charge type (CUR line item type, GCP cost_type, ...), kept verbatim."),
     Column("x_CurrencyConversionRate", QUANTITY, True, "Provider's rate from USD to BillingCurrency when the source gives it (GCP)."),
     Column("x_SourceUpdatedAt", UTC_TS, True, "When the source last changed the row (GCP export_time, CUR manifest time)."),
     Column("x_IngestedAt", UTC_TS, False, "When this pipeline wrote the row."),
 )
+FOCUS_12_COLUMNS: tuple[str, ...] = tuple(c.name for c in COLUMNS if c.focus_version == "1.2")
+ALLOWED_VALUES: dict[str, tuple[str, ...]] = {
+    "ChargeCategory": CHARGE_CATEGORIES,
+    "ChargeClass": CHARGE_CLASSES,
+    "ChargeFrequency": CHARGE_FREQUENCIES,
+    "PricingCategory": PRICING_CATEGORIES,
+    "CommitmentDiscountCategory": COMMITMENT_DISCOUNT_CATEGORIES,
+    "CommitmentDiscountStatus": COMMITMENT_DISCOUNT_STATUSES,
+    "CapacityReservationStatus": CAPACITY_RESERVATION_STATUSES,
+    "ServiceCategory": SERVICE_CATEGORIES,
+}
 
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
 MONEY_COLUMNS: tuple[str, ...] = ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost")
 COST_DAILY_SCHEMA: pa.Schema = pa.schema([pa.field(c.name, c.type, nullable=c.nullable) for c in COLUMNS])
 
+
+
+# Required columns `focus_rules` derives when a source leaves them out.
+_DERIVED = ("ServiceProviderName",)
 
 
 class SchemaError(ValueError):
@@ -303,6 +382,67 @@ def service_category_sql(expression: str) -> str:
     return f"(CASE {branches} ELSE 'Other' END)"
 
 
+# Service name fragments to FOCUS 1.2 ServiceSubcategory values, a deliberately small list: first hit
+# wins; a service none matches has NULL (FOCUS recommends the column, it does not require it).
+_SERVICE_SUBCATEGORY_RULES: tuple[tuple[str, str], ...] = (
+    ("tax", ""),
+    ("lambda", "Serverless Compute"),
+    ("cloud functions", "Serverless Compute"),
+    ("cloud run", "Serverless Compute"),
+    ("functions", "Serverless Compute"),
+    ("kubernetes", "Containers"),
+    ("container", "Containers"),
+    ("fargate", "Containers"),
+    ("elastic compute cloud", "Virtual Machines"),
+    ("compute engine", "Virtual Machines"),
+    ("virtual machine", "Virtual Machines"),
+    ("droplet", "Virtual Machines"),
+    ("simple storage service", "Object Storage"),
+    ("cloud storage", "Object Storage"),
+    ("spaces", "Object Storage"),
+    ("elastic block", "Block Storage"),
+    ("volume", "Block Storage"),
+    ("elastic file", "File Storage"),
+    ("filestore", "File Storage"),
+    ("elasticache", "Caching"),
+    ("memorystore", "Caching"),
+    ("redis", "Caching"),
+    ("dynamodb", "NoSQL Databases"),
+    ("firestore", "NoSQL Databases"),
+    ("cosmos", "NoSQL Databases"),
+    ("bigtable", "NoSQL Databases"),
+    ("relational database", "Relational Databases"),
+    ("cloud sql", "Relational Databases"),
+    ("sql database", "Relational Databases"),
+    ("spanner", "Relational Databases"),
+    ("redshift", "Data Warehouses"),
+    ("bigquery", "Data Warehouses"),
+    ("cloudfront", "Content Delivery"),
+    ("cdn", "Content Delivery"),
+    ("cloudwatch", "Observability"),
+    ("monitor", "Observability"),
+    ("logging", "Observability"),
+)
+
+
+def service_subcategory(service_name: str | None) -> str | None:
+    """FOCUS ServiceSubcategory of a service name, NULL when the small mapping has none."""
+    lowered = (service_name or "").lower()
+    for fragment, subcategory in _SERVICE_SUBCATEGORY_RULES:
+        if fragment in lowered:
+            return subcategory or None
+    return None
+
+
+def service_subcategory_sql(expression: str) -> str:
+    """`service_subcategory` as a SQL CASE over `expression`."""
+    lowered = f"lower(coalesce({expression}, ''))"
+    branches = " ".join(
+        f"WHEN contains({lowered}, '{fragment}') THEN {repr(sub) if sub else 'NULL'}" for fragment, sub in _SERVICE_SUBCATEGORY_RULES
+    )
+    return f"(CASE {branches} ELSE NULL END)"
+
+
 def rows_to_table(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
     """Build a `cost_daily` table from row dicts, filling absent nullable columns with NULL.
 
@@ -317,18 +457,48 @@ def rows_to_table(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
         for column in COLUMNS:
             value = row.get(column.name)
             if value is None:
-                if not column.nullable:
+                if not column.nullable and column.name not in _DERIVED:
                     raise SchemaError(f"row {index}: {column.name} is required but missing")
             elif column.type == MONEY or column.type == QUANTITY:
                 value = quantize_money(to_decimal(value, field=column.name))
-            elif column.name == "ChargeCategory" and value not in CHARGE_CATEGORIES:
-                raise SchemaError(f"row {index}: ChargeCategory {value!r} is not one of {CHARGE_CATEGORIES}")
-            elif column.name == "ServiceCategory" and value not in SERVICE_CATEGORIES:
-                raise SchemaError(f"row {index}: ServiceCategory {value!r} is not a FOCUS value")
+            elif column.name in ALLOWED_VALUES and value not in ALLOWED_VALUES[column.name]:
+                raise SchemaError(f"row {index}: {column.name} {value!r} is not one of FOCUS's {ALLOWED_VALUES[column.name]}")
             elif isinstance(value, str) and value == "" and column.nullable:
                 value = None  # FOCUS: unknown is NULL, never ''
             columns[column.name].append(value)
-    return pa.table(columns, schema=COST_DAILY_SCHEMA)
+    return focus_rules(pa.table(columns, schema=COST_DAILY_SCHEMA))
+
+
+def focus_rules(table: pa.Table) -> pa.Table:
+    """The FOCUS relationships every source shares, applied once here (and in SQL by the CUR rollup):
+
+    - ServiceProviderName (FOCUS 1.3) is ProviderName, HostProviderName too (first-party services), when unset;
+    - SubAccountName is the SubAccountId when the source knows no name (FOCUS: not NULL when the id is set);
+    - PricingUnit is NULL when PricingQuantity is (FOCUS PricingUnit-C);
+    - SkuId (and SkuPriceId, SkuMeter) are NULL on Tax rows (FOCUS: SkuId NULL when ChargeCategory is Tax).
+    """
+    import pyarrow.compute as pc
+
+    def put(name: str, array) -> None:
+        nonlocal table
+        table = table.set_column(table.schema.get_field_index(name), table.schema.field(name), array.cast(table.schema.field(name).type))
+
+    provider = table.column("ProviderName")
+    for name in ("ServiceProviderName", "HostProviderName"):
+        if table.column(name).null_count:
+            put(name, pc.coalesce(table.column(name), provider))
+    sub_id, sub_name = table.column("SubAccountId"), table.column("SubAccountName")
+    if sub_name.null_count:
+        put("SubAccountName", pc.coalesce(sub_name, sub_id))
+    unit = table.column("PricingUnit")
+    if unit.null_count != table.num_rows:
+        put("PricingUnit", pc.if_else(pc.is_null(table.column("PricingQuantity")), pa.scalar(None, pa.string()), unit))
+    tax = pc.fill_null(pc.equal(table.column("ChargeCategory"), "Tax"), False)
+    if pc.any(tax).as_py():
+        for name in ("SkuId", "SkuPriceId", "SkuMeter"):
+            if table.column(name).null_count != table.num_rows:
+                put(name, pc.if_else(tax, pa.scalar(None, pa.string()), table.column(name)))
+    return table
 
 
 def conform(table: pa.Table) -> pa.Table:
@@ -349,14 +519,16 @@ def conform(table: pa.Table) -> pa.Table:
                     array = array.cast(column.type)
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                     raise SchemaError(f"{column.name}: cannot cast {array.type} to {column.type}: {exc}") from exc
-        elif column.nullable:
+        elif column.nullable or column.name in _DERIVED:
             array = pa.nulls(table.num_rows, type=column.type)
         else:
             raise SchemaError(f"required column {column.name} is missing")
-        if not column.nullable and array.null_count:
-            raise SchemaError(f"{column.name} has {array.null_count} NULL value(s); it is required")
         arrays.append(array)
-    return pa.Table.from_arrays(arrays, schema=COST_DAILY_SCHEMA)
+    table = focus_rules(pa.Table.from_arrays(arrays, schema=COST_DAILY_SCHEMA))
+    for column in COLUMNS:
+        if not column.nullable and table.column(column.name).null_count:
+            raise SchemaError(f"{column.name} has {table.column(column.name).null_count} NULL value(s); it is required")
+    return table
 
 
 def totals_by_currency(table: pa.Table, column: str = "BilledCost") -> dict[str, Decimal]:

@@ -73,7 +73,7 @@ def test_each_format_rolls_up_to_the_oracle(tmp_path, fmt):
 
     # Hourly items became one row per day and grain: no two rows share a grain.
     grains = [(r["ChargePeriodStart"], r["SubAccountId"], r["ServiceName"], r["x_SourceChargeType"], r["ResourceId"], r["Tags"],
-               r["SkuId"], r["RegionId"]) for r in rows]
+               r["SkuId"], r["RegionId"], r["CommitmentDiscountStatus"]) for r in rows]
     assert len(grains) == len(set(grains))
     assert len(rows) < len(lines)
 
@@ -87,7 +87,11 @@ def test_focus_columns(tmp_path, fmt):
     for row in rows:
         by_type[row["x_SourceChargeType"]].append(row)
 
-    categories = {t: {r["ChargeCategory"] for r in rs} for t, rs in by_type.items()}
+    categories = {t: {r["ChargeCategory"] for r in rs if r["CommitmentDiscountStatus"] != "Unused"} for t, rs in by_type.items()}
+    # The unused part of a commitment fee is its own Usage row (FOCUS): BilledCost 0, EffectiveCost the unused amount.
+    unused = [r for r in rows if r["CommitmentDiscountStatus"] == "Unused"]
+    assert unused and {r["ChargeCategory"] for r in unused} == {"Usage"} and {r["BilledCost"] for r in unused} == {0}
+    assert {r["EffectiveCost"] for r in by_type["RIFee"] if r["ChargeCategory"] == "Purchase"} == {0}
     assert categories["Tax"] == {"Tax"}
     assert categories["RIFee"] == categories["Fee"] == {"Purchase"}
     assert categories["Credit"] == {"Credit"}
@@ -116,7 +120,7 @@ def test_focus_columns(tmp_path, fmt):
 
     # Tags: a FOCUS JSON object, empty values dropped, NULL when a line has none.
     tagged = [json.loads(r["Tags"]) for r in by_type["Usage"] if r["Tags"]]
-    name_key = "user:Name" if fmt.startswith("legacy") else "user_name"
+    name_key = "user_name"  # one convention: legacy CSV's user:Name is written as CUR 2.0 names it
     assert tagged and all(name_key in t for t in tagged)
     assert all("" not in t.values() for t in tagged)
     assert any(len(t) == 1 for t in tagged)  # the lines whose team tag is empty

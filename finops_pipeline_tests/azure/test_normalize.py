@@ -94,8 +94,9 @@ def test_focus_columns_nulls_and_identity():
     assert row["ChargePeriodEnd"] - row["ChargePeriodStart"] == datetime(2026, 1, 2) - datetime(2026, 1, 1)
     assert (row["BillingAccountId"], row["SubAccountId"], row["SubAccountName"]) == (SUBSCRIPTION, SUBSCRIPTION, "Contoso")
     assert (row["ProviderName"], row["x_Provider"], row["x_Source"], row["x_AccountKey"]) == ("Microsoft", "azure", "cost_management", "az")
-    for unknown in ("RegionId", "ResourceId", "SkuId", "PricingQuantity", "Tags", "ChargeDescription", "ChargeClass"):
+    for unknown in ("RegionId", "ResourceId", "SkuId", "PricingQuantity", "Tags", "ChargeClass"):
         assert row[unknown] is None, unknown
+    assert row["ChargeDescription"] == f"{row['ServiceName']} ({row['x_SourceChargeType'] or 'Usage'})"  # every Azure row has one
     assert row["ListCost"] == row["BilledCost"] == row["ContractedCost"]
 
 

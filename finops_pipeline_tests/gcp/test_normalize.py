@@ -67,7 +67,8 @@ def test_cost_types_map_to_charge_categories(cost_type, category, charge_class):
 def test_unknown_values_are_null_not_empty():
     row = unified_row(line(labels_json="[]", region=None, project_name=None, usage_unit=None), ACCOUNT, "2026-11", NOW, False)
     table = rows_to_table([row]).to_pylist()[0]
-    assert table["Tags"] is None and table["RegionId"] is None and table["SubAccountName"] is None and table["ConsumedUnit"] is None
+    assert table["Tags"] is None and table["RegionId"] is None and table["ConsumedUnit"] is None
+    assert table["SubAccountName"] == "shop-prod"  # no project name: the id (FOCUS)
 
 
 def test_rows_are_grouped_by_partition_day_and_flag_recent_days_as_estimated():

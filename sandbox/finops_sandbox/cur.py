@@ -56,7 +56,8 @@ TEXT_COLUMNS = (
     "bill_bill_type", "bill_payer_account_id", "line_item_usage_account_id", "line_item_line_item_type",
     "line_item_product_code", "line_item_usage_type", "line_item_operation", "line_item_resource_id",
     "line_item_currency_code", "line_item_line_item_description", "line_item_legal_entity", "product_sku", "pricing_unit",
-    "reservation_reservation_a_r_n",
+    "reservation_reservation_a_r_n", "savings_plan_savings_plan_a_r_n", "pricing_rate_code", "pricing_term",
+    "pricing_public_on_demand_rate", "line_item_availability_zone",
 )
 TIME_COLUMNS = ("line_item_usage_start_date", "line_item_usage_end_date")
 _LEGACY_SPECIAL = {"product_region": "product/region", "product_sku": "product/sku", "pricing_unit": "pricing/unit",
@@ -126,8 +127,11 @@ def line_items(
             line.update({"line_item_line_item_type": mode, "line_item_usage_type": f"{code}-Usage", "line_item_resource_id": resource,
                          "line_item_usage_amount": Decimal("1.5"), "line_item_unblended_cost": amount,
                          "pricing_public_on_demand_cost": amount, "line_item_line_item_description": f"{charge.service} usage",
-                         "tags": tags})
+                         "tags": tags, "pricing_rate_code": f"{code}.RATE.{index % 3}", "pricing_public_on_demand_rate": "0.0960000000",
+                         "pricing_term": "OnDemand" if mode == "Usage" else None,
+                         "line_item_availability_zone": f"{charge.region}a" if charge.region else None})
             if mode == "SavingsPlanCoveredUsage":
+                line["savings_plan_savings_plan_a_r_n"] = f"arn:aws:savingsplans::{payer_account_id}:savingsplan/sp-1"
                 line["savings_plan_savings_plan_effective_cost"] = amortized
                 negation = base(charge.day, hour, charge.account_id, charge.account_name, charge.service, charge.region)
                 negation.update({"line_item_line_item_type": "SavingsPlanNegation", "line_item_usage_type": f"{code}-Usage",
@@ -152,6 +156,7 @@ def line_items(
             extra("Tax", "12.3400000000", product_region=None)
             extra("Credit", "-5.0000000000")
             extra("RIFee", "30.0000000000", reservation_unused_amortized_upfront_fee_for_billing_period=Decimal("1.25"),
+                  reservation_reservation_a_r_n=f"arn:aws:ec2:us-east-1:{payer_account_id}:reserved-instances/ri-1",
                   reservation_unused_recurring_fee=Decimal("0.75"))
             extra("Fee", "100.0000000000", reservation_reservation_a_r_n=f"arn:aws:ec2:us-east-1:{payer_account_id}:reserved-instances/ri-1")
             extra("Refund", "-2.5000000000", day=first - timedelta(days=3))

@@ -16,10 +16,11 @@ from typing import Any
 
 from finops_pipeline.config import Account
 from finops_pipeline.defs.aws import PROVIDER
+from finops_pipeline.defs.aws.services import service_name
 from finops_pipeline.defs.aws.session import Deadline, aws_client
 from finops_pipeline.diagnosis import malformed_answer
 from finops_pipeline.refresh import Pull
-from finops_pipeline.schema import day_bounds, month_bounds, rows_to_table, service_category, to_decimal
+from finops_pipeline.schema import day_bounds, month_bounds, rows_to_table, service_category, service_subcategory, to_decimal
 
 SOURCE = "cost_explorer"
 METRICS = ("UnblendedCost", "AmortizedCost", "NetUnblendedCost")
@@ -161,7 +162,8 @@ def normalize(pages: list[dict[str, Any]], account: Account, billing_period: str
             charge_day = date.fromisoformat(day["TimePeriod"]["Start"])
             charge_start, charge_end = day_bounds(charge_day)
             for group in day.get("Groups", []):
-                linked_account, service = group["Keys"]
+                linked_account, ce_service = group["Keys"]
+                service = service_name(ce_service)  # CUR's product name, one name per service (defs/aws/services.py)
                 metrics = group["Metrics"]
                 billed, currency = _billed_amount(metrics)
                 unblended = to_decimal(metrics.get("UnblendedCost", {}).get("Amount", billed))
@@ -179,7 +181,11 @@ def normalize(pages: list[dict[str, Any]], account: Account, billing_period: str
                         "ChargePeriodStart": charge_start,
                         "ChargePeriodEnd": charge_end,
                         "ChargeCategory": "Tax" if service.lower() in TAX_SERVICES else "Usage",
-                        "ChargeDescription": service,
+                        "ChargeDescription": ce_service,
+                        "ChargeFrequency": "Usage-Based",
+                        "ServiceSubcategory": service_subcategory(service),
+                        "BillingAccountType": "Payer Account",
+                        "SubAccountType": "Linked Account",
                         "BillingAccountId": account.settings["account_id"],
                         "BillingAccountName": account.name,
                         "SubAccountId": linked_account,

@@ -29,7 +29,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from finops_pipeline.defs.aws import PROVIDER
-from finops_pipeline.schema import COLUMNS, month_bounds, service_category_sql
+from finops_pipeline.defs.aws.regions import region_name_sql
+from finops_pipeline.defs.aws.services import service_name_sql
+from finops_pipeline.schema import COLUMNS, month_bounds, service_category_sql, service_subcategory_sql
 
 MONEY_SQL = "DECIMAL(38,10)"
 # Amounts the Parquet footer proves smaller than 10^8 are cast to a 64-bit decimal instead (the same
@@ -63,6 +65,12 @@ OPTIONAL_TEXT = (
     "product_sku",
     "pricing_unit",
     "reservation_reservation_a_r_n",
+    # FOCUS 1.2's pricing and commitment columns (AWS's "FOCUS 1.2 with AWS columns" mapping).
+    "line_item_availability_zone",
+    "pricing_rate_code",
+    "pricing_term",
+    "pricing_public_on_demand_rate",
+    "savings_plan_savings_plan_a_r_n",
 )
 OPTIONAL_MONEY = (
     "line_item_net_unblended_cost",
@@ -266,7 +274,7 @@ def layout_of(file: CurFile) -> FileLayout:
     wanted = set(REQUIRED) | set(OPTIONAL_TEXT) | set(OPTIONAL_MONEY) | set(OPTIONAL_QUANTITY)
     for raw in raw_names:
         if raw.startswith("resourceTags/"):
-            tags.append((raw.split("/", 1)[1], raw))
+            tags.append((tag_key(raw.split("/", 1)[1]), raw))
             continue
         canonical = snake_case(raw) if "/" in raw else raw
         if canonical == "resource_tags":
@@ -289,6 +297,13 @@ def layout_of(file: CurFile) -> FileLayout:
         start_type = pq.read_schema(file.path).field(columns["line_item_usage_start_date"]).type
         naive_start = pa.types.is_timestamp(start_type) and start_type.tz is None
     return FileLayout(file.kind, columns, tuple(tags), tags_map, product_map, tuple(ignored), header, naive_start)
+
+
+def tag_key(key: str) -> str:
+    """Legacy CSV tag keys as CUR 2.0 (and AWS's legacy Parquet) name them: `user:CostCenter` -> `user_cost_center`,
+    so one tag has one key in cost_daily whichever CUR format an account delivers."""
+    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", key).lower()
+    return re.sub(r"[^a-z0-9]+", "_", snake).strip("_") or key
 
 
 def _legacy_header(canonical: str) -> str:
@@ -404,7 +419,9 @@ def _product_name(layout: FileLayout) -> str:
 
 def canonical_parts(layout: FileLayout) -> dict[str, str]:
     """Canonical line-item column -> SQL expression over this layout's raw columns (NULL when absent)."""
-    region = _text(layout, "product_region_code") if "product_region_code" in layout.columns else _text(layout, "product_region")
+    # RegionId: product_region_code, falling back to product_region (legacy) when the code is empty.
+    codes = [_text(layout, n) for n in ("product_region_code", "product_region") if n in layout.columns]
+    region = codes[0] if len(codes) == 1 else f"coalesce({', '.join(codes)})" if codes else "CAST(NULL AS VARCHAR)"
     parts = {
         "usage_day": _utc_day(layout, "line_item_usage_start_date"),
         "line_item_type": _text(layout, "line_item_line_item_type"),
@@ -459,7 +476,9 @@ USE_PARQUET_FACTS = True
 
 GRAIN = ("currency", "bill_payer_account_id", "bill_payer_account_name", "usage_account_id", "line_item_usage_account_name",
          "product_code", "product_name", "region", "line_item_resource_id", "line_item_type", "line_item_usage_type",
-         "product_sku", "pricing_unit", "bill_invoicing_entity", "line_item_legal_entity")
+         "product_sku", "pricing_unit", "bill_invoicing_entity", "line_item_legal_entity", "bill_invoice_id",
+         "line_item_availability_zone", "pricing_rate_code", "pricing_term", "pricing_public_on_demand_rate",
+         "savings_plan_savings_plan_a_r_n", "reservation_reservation_a_r_n")
 
 
 def _group_daily(layout: FileLayout, paths: list[str]) -> str:
@@ -554,6 +573,47 @@ CHARGE_CATEGORY = f"""CASE
     ELSE 'Usage' END"""
 
 
+_LATER = [c.name for c in COLUMNS][[c.name for c in COLUMNS].index("Tags") + 1:[c.name for c in COLUMNS].index("x_Provider")]
+
+
+COMMITMENT_ARN = "coalesce(savings_plan_savings_plan_a_r_n, reservation_reservation_a_r_n)"
+COMMITTED_USAGE = ("DiscountedUsage", "SavingsPlanCoveredUsage")
+COMMITMENT_FEES = ("RIFee", "SavingsPlanRecurringFee")
+ONE_TIME = ("Fee", "SavingsPlanUpfrontFee")
+
+
+def focus_12_outputs() -> dict[str, str]:
+    """FOCUS 1.2's pricing and commitment columns from the CUR line (AWS's FOCUS 1.2 mapping; see docs/aws_cur.md)."""
+    arn = COMMITMENT_ARN
+    commitment = f"({arn} IS NOT NULL AND line_item_type IN {_in(COMMITTED_USAGE + COMMITMENT_FEES + ONE_TIME + ('SavingsPlanNegation',))})"
+    kind = f"CASE WHEN {arn} LIKE '%:savingsplans%' OR line_item_type LIKE 'SavingsPlan%' THEN 'Savings Plan' ELSE 'Reservation' END"
+    priced = "line_item_type NOT IN ('Tax', 'Credit', 'Refund')"
+    return {
+        "AvailabilityZone": "line_item_availability_zone",
+        "BillingAccountType": "'Payer Account'",
+        "ChargeFrequency": (f"CASE WHEN line_item_type IN {_in(ONE_TIME)} THEN 'One-Time' "
+                            f"WHEN line_item_type IN {_in(COMMITMENT_FEES)} THEN 'Recurring' ELSE 'Usage-Based' END"),
+        "CommitmentDiscountCategory": f"CASE WHEN {commitment} THEN (CASE WHEN {kind} = 'Savings Plan' THEN 'Spend' ELSE 'Usage' END) END",
+        "CommitmentDiscountId": f"CASE WHEN {commitment} THEN {arn} END",
+        "CommitmentDiscountName": f"CASE WHEN {commitment} THEN regexp_extract({arn}, '[^/:]+$') END",
+        "CommitmentDiscountStatus": f"CASE WHEN {commitment} AND line_item_type IN {_in(COMMITTED_USAGE)} THEN 'Used' END",
+        "CommitmentDiscountType": f"CASE WHEN {commitment} THEN {kind} END",
+        "InvoiceId": "bill_invoice_id",
+        "ListUnitPrice": f"CASE WHEN {priced} THEN TRY_CAST(pricing_public_on_demand_rate AS {MONEY_SQL}) END",
+        "PricingCategory": (f"CASE WHEN NOT {priced} THEN NULL "
+                            f"WHEN line_item_type IN {_in(COMMITTED_USAGE)} THEN 'Committed' "
+                            "WHEN pricing_term = 'Spot' OR line_item_usage_type LIKE '%SpotUsage%' THEN 'Dynamic' "
+                            "WHEN pricing_term = 'OnDemand' OR line_item_type = 'Usage' THEN 'Standard' ELSE 'Other' END"),
+        "PricingCurrency": f"CASE WHEN {priced} THEN 'USD' END",
+        "ServiceSubcategory": service_subcategory_sql("coalesce(product_name, product_code)"),
+        "SkuMeter": "CASE WHEN line_item_type <> 'Tax' THEN line_item_usage_type END",
+        "SkuPriceId": "CASE WHEN line_item_type <> 'Tax' THEN pricing_rate_code END",
+        "SubAccountType": "CASE WHEN usage_account_id IS NOT NULL THEN 'Linked Account' END",
+        "ServiceProviderName": _lit(PROVIDER.focus_name),
+        "HostProviderName": _lit(PROVIDER.focus_name),
+    }
+
+
 def rollup_sql(daily: str, *, account_id: str, account_name: str, account_key: str, billing_period: str,
                source_updated_at: datetime, ingested_at: datetime, reaggregate: bool = True) -> str:
     """The groups' daily pre-aggregates -> one row per day and grain, in exactly the cost_daily columns and types.
@@ -584,22 +644,24 @@ def rollup_sql(daily: str, *, account_id: str, account_name: str, account_key: s
         "BillingAccountId": f"coalesce(bill_payer_account_id, {_lit(account_id)})",
         "BillingAccountName": f"coalesce(bill_payer_account_name, {_lit(account_name)})",
         "SubAccountId": "usage_account_id",
-        "SubAccountName": "line_item_usage_account_name",
+        "SubAccountName": "coalesce(line_item_usage_account_name, usage_account_id)",
         "InvoiceIssuerName": "coalesce(bill_invoicing_entity, 'Amazon Web Services')",
         "ProviderName": _lit(PROVIDER.focus_name),
         "PublisherName": f"coalesce(line_item_legal_entity, {_lit(PROVIDER.focus_name)})",
-        "ServiceName": "coalesce(product_name, product_code, 'Unknown')",
+        "ServiceName": service_name_sql("coalesce(product_name, product_code, 'Unknown')"),
         "ServiceCategory": "CAST(NULL AS VARCHAR)",  # filled below, once per distinct service name
         "RegionId": "region",
-        "RegionName": "CAST(NULL AS VARCHAR)",
+        "RegionName": region_name_sql("region"),
         "ResourceId": "line_item_resource_id",
         "ResourceName": "CAST(NULL AS VARCHAR)",
-        "SkuId": "product_sku",
+        "SkuId": "CASE WHEN line_item_type <> 'Tax' THEN product_sku END",
         "PricingQuantity": agg("sum", "usage_amount"),
-        "PricingUnit": "pricing_unit",
+        "PricingUnit": f"CASE WHEN {agg('sum', 'usage_amount')} IS NOT NULL THEN pricing_unit END",
         "ConsumedQuantity": f"CASE WHEN line_item_type IN {_in(USAGE_TYPES)} THEN {agg('sum', 'usage_amount')} END",
         "ConsumedUnit": f"CASE WHEN line_item_type IN {_in(USAGE_TYPES)} THEN pricing_unit END",
         "Tags": "tags",
+        **{c.name: f"CAST(NULL AS {_sql_type(c)})" for c in COLUMNS if c.name in _LATER},
+        **focus_12_outputs(),
         "x_Provider": "'aws'",
         "x_Source": "'cur'",
         "x_AccountKey": _lit(account_key),
@@ -614,12 +676,39 @@ def rollup_sql(daily: str, *, account_id: str, account_name: str, account_key: s
     select = ",\n        ".join(f"CAST({expr} AS {casts[name]}) AS {_q(name)}" for name, expr in outputs.items())
     grouping = ("day, currency, bill_payer_account_id, bill_payer_account_name, usage_account_id, line_item_usage_account_name, "
                 "product_code, product_name, region, line_item_resource_id, line_item_type, line_item_usage_type, product_sku, "
-                "pricing_unit, bill_invoicing_entity, line_item_legal_entity, tags")
+                "pricing_unit, bill_invoicing_entity, line_item_legal_entity, tags, " + ", ".join(GRAIN[GRAIN.index("bill_invoice_id"):]))
     return f"""
     WITH rolled AS MATERIALIZED (SELECT {select}\n    FROM ({daily})\n    {"GROUP BY " + grouping if reaggregate else ""}),
     categories AS (SELECT name, {service_category_sql("name")} AS category FROM (SELECT DISTINCT "ServiceName" AS name FROM rolled))
-    SELECT rolled.* REPLACE (CAST(coalesce(categories.category, 'Other') AS VARCHAR) AS "ServiceCategory")
-    FROM rolled LEFT JOIN categories ON rolled."ServiceName" = categories.name"""
+    SELECT rolled.* REPLACE (CAST(coalesce(categories.category, 'Other') AS VARCHAR) AS "ServiceCategory",
+                             {_purchase_effective()} AS "EffectiveCost")
+    FROM rolled LEFT JOIN categories ON rolled."ServiceName" = categories.name
+    UNION ALL
+    {_unused_commitment()}"""
+
+
+def _purchase_effective() -> str:
+    """FOCUS: a commitment fee covers future (or this period's) usage, so its row's EffectiveCost is 0; the
+    amortized amount is on the covered usage and the unused part on its own row (`_unused_commitment`)."""
+    return (f'CASE WHEN rolled."x_SourceChargeType" IN {_in(COMMITMENT_FEES)} THEN CAST(0 AS {MONEY_SQL}) '
+            'ELSE rolled."EffectiveCost" END')
+
+
+def _unused_commitment() -> str:
+    """One Usage row per commitment fee row with unused commitment (CUR's RIFee / SavingsPlanRecurringFee
+    effective amount: the unused amortized upfront plus unused recurring fee): BilledCost 0, the unused
+    amount as EffectiveCost, CommitmentDiscountStatus Unused. BilledCost and EffectiveCost totals stay as before."""
+    zero = f"CAST(0 AS {MONEY_SQL})"
+    return f"""SELECT rolled.* REPLACE (CAST(coalesce(categories.category, 'Other') AS VARCHAR) AS "ServiceCategory",
+                             {zero} AS "BilledCost", {zero} AS "ListCost", {zero} AS "ContractedCost",
+                             'Usage' AS "ChargeCategory", 'Usage-Based' AS "ChargeFrequency",
+                             CASE WHEN "CommitmentDiscountId" IS NOT NULL THEN 'Unused' END AS "CommitmentDiscountStatus",
+                             'Committed' AS "PricingCategory",
+                             CAST(NULL AS {MONEY_SQL}) AS "ListUnitPrice",
+                             CAST(NULL AS {MONEY_SQL}) AS "PricingQuantity", CAST(NULL AS VARCHAR) AS "PricingUnit",
+                             CAST(NULL AS {MONEY_SQL}) AS "ConsumedQuantity", CAST(NULL AS VARCHAR) AS "ConsumedUnit")
+    FROM rolled LEFT JOIN categories ON rolled."ServiceName" = categories.name
+    WHERE rolled."x_SourceChargeType" IN {_in(COMMITMENT_FEES)} AND rolled."EffectiveCost" <> 0"""
 
 
 def _sql_type(column) -> str:

@@ -30,7 +30,7 @@ from finops_pipeline.defs.azure.cost_management.client import QuotaMeter, cost_m
 from finops_pipeline.diagnosis import ERROR, Diagnosis, ProviderError, malformed_answer
 from finops_pipeline.http_budget import Deadline, secrets_kept_out_of_logs
 from finops_pipeline.refresh import Pull
-from finops_pipeline.schema import SchemaError, day_bounds, month_bounds, rows_to_table, service_category, to_decimal
+from finops_pipeline.schema import SchemaError, day_bounds, month_bounds, rows_to_table, service_category, service_subcategory, to_decimal
 
 if TYPE_CHECKING:  # the Azure SDK is imported where a query runs: loading the definitions stays cheap
     from azure.mgmt.costmanagement import CostManagementClient
@@ -294,7 +294,10 @@ def normalize(actual: QueryPages, amortized: QueryPages, account: Account, billi
             "ChargePeriodEnd": charge_end,
             "ChargeCategory": category,
             "ChargeClass": charge_class,
-            "ChargeDescription": None,  # the Query API has no description at this grain
+            # The Query API has no description at this grain: the service and charge type say what it is.
+            "ChargeDescription": f"{service or 'Unassigned'} ({charge_type or 'Usage'})",
+            "ChargeFrequency": "One-Time" if category == "Purchase" else "Usage-Based",
+            "ServiceSubcategory": service_subcategory(service),
             "BillingAccountId": subscription,
             "BillingAccountName": account.name,
             "SubAccountId": subscription,

@@ -28,7 +28,7 @@ from finops_pipeline.defs.digitalocean.billing.invoices import answer, malformed
 from finops_pipeline.diagnosis import ERROR, Diagnosis, ProviderError
 from finops_pipeline.http_budget import Deadline, secrets_kept_out_of_logs
 from finops_pipeline.refresh import Pull
-from finops_pipeline.schema import day_bounds, month_bounds, rows_to_table, service_category, to_decimal
+from finops_pipeline.schema import day_bounds, month_bounds, rows_to_table, service_category, service_subcategory, to_decimal
 
 SOURCE = "billing"
 CURRENCY = "USD"  # billing insights and invoices are always in US dollars
@@ -243,6 +243,8 @@ def normalize(
                 "ChargePeriodEnd": charge_end,
                 "ChargeCategory": charge_category(product, point.get("description"), amount),
                 "ChargeDescription": point.get("description") or None,
+                "ChargeFrequency": "Usage-Based",
+                "ServiceSubcategory": service_subcategory(product),
                 "BillingAccountId": account_urn,
                 "BillingAccountName": team_name or account.name,
                 # In an organization (do:teamgroup) the team that used the resource is the sub account.

@@ -20,7 +20,8 @@ from typing import Any
 
 from finops_pipeline.config import Account
 from finops_pipeline.defs.gcp import PROVIDER
-from finops_pipeline.schema import day_bounds, month_bounds, service_category, tags_json, to_decimal
+from finops_pipeline.defs.gcp.regions import region_name
+from finops_pipeline.schema import day_bounds, month_bounds, service_category, service_subcategory, tags_json, to_decimal
 
 SOURCE = "bigquery_export"
 ZERO = Decimal(0)
@@ -91,6 +92,15 @@ def unified_row(
         "ServiceName": service,
         "ServiceCategory": "Other" if category == "Tax" else service_category(service),
         "RegionId": line["region"],
+        "RegionName": region_name(line["region"]),
+        "ChargeFrequency": "Recurring" if "commitment" in (description or "").lower() else "Usage-Based",
+        "ServiceSubcategory": None if category == "Tax" else service_subcategory(service),
+        "BillingAccountType": "Billing Account",
+        "SubAccountType": "Project" if line["project_id"] else None,
+        # Google prices in USD and bills in the account's currency at currency_conversion_rate.
+        "PricingCurrency": "USD" if rate is not None and category != "Tax" else None,
+        "PricingCurrencyEffectiveCost": (None if rate is None or category == "Tax" or to_decimal(rate) == 0
+                                         else amount / to_decimal(rate, field="currency_conversion_rate")),
         "ResourceId": line.get("resource_global_name"),
         "ResourceName": line.get("resource_name"),
         "SkuId": line["sku_id"],

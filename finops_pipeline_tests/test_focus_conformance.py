@@ -1,0 +1,171 @@
+"""FOCUS 1.2 conformance of every source's cost_daily rows, built from the same stand-ins and fixtures as
+each source's own tests: requirement levels, allowed values, nullability relationships, cost relationships.
+
+These are the rules the table implements; the FinOps Foundation's focus_validator (v2) is run by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections import defaultdict
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow as pa
+
+from finops_pipeline.schema import (
+    ALLOWED_VALUES,
+    COLUMNS,
+    COMMITMENT_COLUMNS,
+    COST_DAILY_SCHEMA,
+    FOCUS_12_COLUMNS,
+    MANDATORY,
+    rows_to_table,
+    totals_by_currency,
+)
+
+
+def test_the_schema_has_every_focus_12_column_and_the_13_provider_columns() -> None:
+    assert len(FOCUS_12_COLUMNS) == 57
+    names = {c.name for c in COLUMNS}
+    assert {"ServiceProviderName", "HostProviderName", "ProviderName", "PublisherName"} <= names
+    for column in COLUMNS:
+        if column.name.startswith("x_"):
+            assert column.requirement is None
+        else:
+            assert column.requirement in ("Mandatory", "Conditional", "Recommended", "Optional"), column.name
+            assert column.focus_type in ("String", "Decimal", "Date/Time", "JSON"), column.name
+
+
+def check_focus(table: pa.Table) -> None:
+    """The FOCUS rules cost_daily implements, on one source's table."""
+    assert {f.name: f.type for f in table.schema} == {f.name: f.type for f in COST_DAILY_SCHEMA}
+    assert table.num_rows > 0
+    rows = table.to_pylist()
+    for column in COLUMNS:
+        values = table.column(column.name).to_pylist()
+        if not column.nullable:
+            assert None not in values, column.name
+        if column.requirement == MANDATORY and column.name in ("ServiceProviderName",):
+            assert None not in values
+        if column.type == pa.string():
+            assert "" not in values, f"{column.name}: '' instead of NULL"
+        if column.name in ALLOWED_VALUES:
+            assert set(values) - {None} <= set(ALLOWED_VALUES[column.name]), column.name
+    for row in rows:
+        assert (row["PricingUnit"] is None) == (row["PricingQuantity"] is None) or row["PricingUnit"] is None, row
+        if row["PricingQuantity"] is None:
+            assert row["PricingUnit"] is None
+        assert (row["RegionName"] is None) == (row["RegionId"] is None), (row["RegionId"], row["RegionName"])
+        if row["ChargeCategory"] == "Tax":
+            assert row["SkuId"] is None and row["SkuPriceId"] is None
+        if row["SubAccountId"] is not None:
+            assert row["SubAccountName"] is not None
+        present = [row[c] is not None for c in COMMITMENT_COLUMNS]
+        assert all(present) or not any(present), [row[c] for c in COMMITMENT_COLUMNS]
+        if row["CommitmentDiscountStatus"] is not None:
+            assert row["CommitmentDiscountId"] is not None and row["ChargeCategory"] == "Usage"
+        if row["Tags"] is not None:
+            assert isinstance(json.loads(row["Tags"]), dict)
+        if row["SkuPriceDetails"] is not None:
+            assert isinstance(json.loads(row["SkuPriceDetails"]), dict)
+        # Purchases that cover future (commitment) charges: EffectiveCost 0, amortized onto the usage.
+        if row["ChargeCategory"] == "Purchase" and row["CommitmentDiscountId"] is not None:
+            assert row["EffectiveCost"] == 0
+        if row["ChargeClass"] is not None:
+            assert row["ChargeClass"] == "Correction"
+        assert row["ChargePeriodStart"] < row["ChargePeriodEnd"]
+        assert row["BillingPeriodStart"] < row["BillingPeriodEnd"]
+
+
+# --- every source ---------------------------------------------------------------------------------------
+
+def test_aws_cur_conforms_and_reconciles() -> None:
+    from finops_pipeline_tests.aws_cur.conftest import effective_oracle, lines_for
+    from finops_pipeline_tests.aws_cur.test_normalize import _pull_local
+    from finops_sandbox import cur as sandbox_cur
+
+    for fmt in ("legacy-csv-gz", "cur2-parquet"):
+        lines = lines_for("2026-10")
+        with tempfile.TemporaryDirectory() as tmp:
+            pull, table, _ = _pull_local(Path(tmp), fmt, lines)
+        check_focus(table)
+        # Reconciliation: BilledCost per currency is the raw total, exactly; EffectiveCost still sums to the
+        # amortized total (the unused commitment rows carry what the fee rows no longer do).
+        assert totals_by_currency(table) == pull.source_totals == sandbox_cur.expected_totals(lines)
+        assert totals_by_currency(table, "EffectiveCost")["USD"] == sum(effective_oracle(line) for line in lines)
+        # Totals per day, account and currency unchanged to the cent.
+        by_day: dict[tuple, Decimal] = defaultdict(Decimal)
+        for line in lines:
+            by_day[(line["line_item_usage_start_date"].date(), line["line_item_usage_account_id"])] += sandbox_cur.billed(line)
+        got: dict[tuple, Decimal] = defaultdict(Decimal)
+        for row in table.to_pylist():
+            got[(row["ChargePeriodStart"].date(), row["SubAccountId"])] += row["BilledCost"]
+        assert dict(got) == dict(by_day)
+        rows = table.to_pylist()
+        assert {r["CommitmentDiscountStatus"] for r in rows} >= {"Used", "Unused"}
+        assert {r["CommitmentDiscountType"] for r in rows} >= {"Reservation", "Savings Plan"}
+        assert {r["PricingCategory"] for r in rows} >= {"Standard", "Committed"}
+        assert all(r["SkuMeter"] for r in rows if r["ChargeCategory"] == "Usage" and r["CommitmentDiscountStatus"] != "Unused")
+        assert any(r["AvailabilityZone"] for r in rows) and any(r["ListUnitPrice"] is not None for r in rows)
+        # One tag key convention across legacy CUR and CUR 2.0.
+        keys = {k for r in rows if r["Tags"] for k in json.loads(r["Tags"])}
+        assert keys <= {"user_name", "user_team"}, keys
+
+
+def test_aws_cost_explorer_conforms() -> None:
+    from finops_pipeline.config import parse_config
+    from finops_pipeline.defs.aws.cost_explorer.pull import normalize
+    from finops_pipeline_tests.aws.test_cost_explorer import account_entry, cost_explorer_pages, october_charges
+
+    pages = cost_explorer_pages(october_charges(), "2026-10", estimated_from=date(2026, 10, 30), days_per_page=31)
+    config = parse_config({"accounts": [account_entry("aws-main", "111111111111", "http://127.0.0.1:1")]}, Path("x.yaml"))
+    table = rows_to_table(normalize(pages, config.accounts[0], "2026-10", datetime(2026, 11, 1, tzinfo=timezone.utc)))
+    check_focus(table)
+    assert "Amazon Elastic Compute Cloud - Compute" not in set(table.column("ServiceName").to_pylist())
+
+
+def test_gcp_conforms() -> None:
+    from finops_pipeline.defs.gcp.bigquery_export.normalize import unified_row
+    from finops_pipeline_tests.gcp.test_normalize import ACCOUNT, NOW, line
+
+    rows = [unified_row(line(), ACCOUNT, "2026-11", NOW, estimated=False),
+            unified_row(line(line="credit", credit_type="PROMOTION", credit_name="Free trial", amount=Decimal("-0.3")),
+                        ACCOUNT, "2026-11", NOW, False),
+            unified_row(line(cost_type="tax", service_name="Invoice"), ACCOUNT, "2026-11", NOW, False),
+            unified_row(line(labels_json="[]", region=None, project_name=None, usage_unit=None), ACCOUNT, "2026-11", NOW, False)]
+    table = rows_to_table(rows)
+    check_focus(table)
+    assert table.column("RegionName").to_pylist()[0] is not None
+
+
+def test_azure_conforms() -> None:
+    from finops_pipeline.defs.azure.cost_management.pull import normalize
+    from finops_pipeline_tests.azure.test_normalize import ACTUAL, AMORTIZED, INGESTED, account, pages
+
+    table = rows_to_table(normalize(pages("ActualCost", ACTUAL), pages("AmortizedCost", AMORTIZED), account(), "2026-11", INGESTED))
+    check_focus(table)
+    assert None not in table.column("ChargeDescription").to_pylist()
+
+
+def test_digitalocean_conforms() -> None:
+    from finops_pipeline.defs.digitalocean.billing.pull import normalize
+    from finops_pipeline_tests.digitalocean.test_normalize import NOW, OTHER_TEAM, URN, account, point
+
+    pages = [{"data_points": [point("2026-11-01", "0.1"), point("2026-11-01", "0.2", region="", description="Kubernetes", sku=""),
+                              point("2026-11-02", "12.345678901", usage_team_urn=OTHER_TEAM, region="FRA1")]}]
+    table = rows_to_table(normalize(pages, account(), "2026-11", URN, "Acme", estimated=True, ingested_at=NOW))
+    check_focus(table)
+
+
+def test_the_core_applies_the_nullability_rules() -> None:
+    from finops_pipeline_tests.test_schema import row
+
+    table = rows_to_table([row(SubAccountId="123", SubAccountName=None, PricingUnit="Hrs", PricingQuantity=None),
+                           row(ChargeCategory="Tax", SkuId="SKU-1", ServiceName="Tax")])
+    first, tax = table.to_pylist()
+    assert first["SubAccountName"] == "123" and first["PricingUnit"] is None
+    assert first["ServiceProviderName"] == first["ProviderName"] == first["HostProviderName"]
+    assert tax["SkuId"] is None
