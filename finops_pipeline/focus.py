@@ -241,16 +241,23 @@ def _as_map(layout: Layout, raw: str) -> str:
     return f"CAST({_q(raw)} AS MAP(VARCHAR, VARCHAR))"
 
 
-def _tags(layout: Layout) -> str:
+def _tags_map(layout: Layout) -> str:
+    """The line's tags as a MAP(VARCHAR, VARCHAR) (cost categories merged in): cheap to group by, per line."""
     raw = layout.columns.get("Tags")
-    parts = [f"map_entries({_as_map(layout, raw)})"] if raw else []
+    parts = [_as_map(layout, raw)] if raw else []
     for merged, prefix in layout.tag_merges:
-        parts.append(f"list_transform(map_entries({_as_map(layout, merged)}), lambda e: {{'key': {_lit(prefix)} || e.key, 'value': e.value}})")
+        parts.append(f"map_from_entries(list_transform(map_entries({_as_map(layout, merged)}), "
+                     f"lambda e: {{'key': {_lit(prefix)} || e.key, 'value': e.value}}))")
     if not parts:
-        return "CAST(NULL AS VARCHAR)"
-    entries = parts[0] if len(parts) == 1 else "list_concat(" + ", ".join(f"coalesce({p}, [])" for p in parts) + ")"
-    clean = f"list_sort(list_filter({entries}, lambda e: e.key IS NOT NULL AND e.key <> ''))"
-    # NULL values become "" (as schema.tags_json).
+        return "CAST(NULL AS MAP(VARCHAR, VARCHAR))"
+    return parts[0] if len(parts) == 1 else "map_concat(" + ", ".join(f"coalesce({p}, MAP {{}})" for p in parts) + ")"
+
+
+def _tags_json(expression: str) -> str:
+    """FOCUS Tags from a map: a JSON object, keys sorted, NULL values as "", NULL when empty (as schema.tags_json).
+
+    Applied after the first rollup, so once per distinct tag set, not once per line."""
+    clean = f"list_sort(list_filter(map_entries({expression}), lambda e: e.key IS NOT NULL AND e.key <> ''))"
     fixed = f"list_transform({clean}, lambda e: {{'key': e.key, 'value': coalesce(e.value, '')}})"
     return f"CASE WHEN len(coalesce({clean}, [])) = 0 THEN NULL ELSE CAST(to_json(map_from_entries({fixed})) AS VARCHAR) END"
 
@@ -273,7 +280,7 @@ def line_select(layout: Layout, paths: list[str]) -> str:
             expression = f"CAST({_timestamp(layout, raw)} AS DATE)"
             name = "day"
         elif name == "Tags":
-            expression = _tags(layout)
+            expression = _tags_map(layout)
         elif raw is None:
             expression = {"decimal": f"CAST(NULL AS {MONEY_SQL})", "timestamp": "CAST(NULL AS TIMESTAMPTZ)",
                           "boolean": "CAST(NULL AS BOOLEAN)"}.get(kind, "CAST(NULL AS VARCHAR)")
@@ -303,7 +310,7 @@ def rollup_sql(groups: list[tuple[Layout, list[FocusFile]]], *, provider_name: s
     else:
         lines = _no_lines()
     day = "CAST(day AS TIMESTAMPTZ)"
-    inner, outputs = [], []
+    inner, again, outputs = [], [], []
     for column in COLUMNS:
         name = column.name
         quoted = _q(name)
@@ -312,12 +319,19 @@ def rollup_sql(groups: list[tuple[Layout, list[FocusFile]]], *, provider_name: s
             pass
         elif name == "ChargePeriodStart":
             inner.append('"day"')
+            again.append('"day"')
         elif _is_measure(column):
             inner.append(f"sum({quoted}) AS {quoted}")
+            again.append(f"sum({quoted}) AS {quoted}")
         elif name == "x_Estimated":
             inner.append(f"coalesce(bool_or({quoted}), false) AS {quoted}")
+            again.append(f"bool_or({quoted}) AS {quoted}")
+        elif name == "Tags":
+            inner.append(quoted)
+            again.append(f"{_tags_json(quoted)} AS {quoted}")
         else:
             inner.append(quoted)
+            again.append(quoted)
         expression = {
             "ChargePeriodStart": day,
             "ChargePeriodEnd": f"{day} + INTERVAL 1 DAY",
@@ -338,10 +352,12 @@ def rollup_sql(groups: list[tuple[Layout, list[FocusFile]]], *, provider_name: s
             outputs.append(f"CAST({continue_expression} AS VARCHAR) AS {quoted}")
             continue
         outputs.append(f"CAST({expression} AS {_sql_type(column)}) AS {quoted}")
-    # Rolled up on the files' own values first; the constants and the ServiceCategory mapping are applied once per
-    # output row (the mapping once per distinct service), not once per line.
+    # Rolled up on the files' own values first (tags as maps), then once more after the tags become JSON (two maps
+    # can differ only in order); the constants and the ServiceCategory mapping are applied once per output row (the
+    # mapping once per distinct service), not once per line.
     return f"""
-    WITH rolled AS MATERIALIZED (SELECT {', '.join(inner)} FROM ({lines}) GROUP BY ALL),
+    WITH raw AS (SELECT {', '.join(inner)} FROM ({lines}) GROUP BY ALL),
+    rolled AS MATERIALIZED (SELECT {', '.join(again)} FROM raw GROUP BY ALL),
     categories AS (SELECT name, {service_category_sql("name")} AS category FROM (SELECT DISTINCT "ServiceName" AS name FROM rolled))
     SELECT {', '.join(outputs)} FROM rolled LEFT JOIN categories ON rolled."ServiceName" = categories.name"""
 
@@ -356,7 +372,7 @@ def _no_lines() -> str:
         if column.name == "ChargePeriodStart":
             parts.append('CAST(NULL AS DATE) AS "day"')
         else:
-            kind = "VARCHAR" if column.name == "Tags" else (MONEY_SQL if _target_kind(column) == "decimal" else _sql_type(column))
+            kind = "MAP(VARCHAR, VARCHAR)" if column.name == "Tags" else (MONEY_SQL if _target_kind(column) == "decimal" else _sql_type(column))
             parts.append(f"CAST(NULL AS {kind}) AS {_q(column.name)}")
     return f"SELECT {', '.join(parts)} WHERE false"
 
