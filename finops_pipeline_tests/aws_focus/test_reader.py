@@ -168,3 +168,30 @@ def test_file_error_is_a_provider_error_naming_file_and_fix():
     assert provider_error.diagnosis.code == "aws.focus_column_missing"
     assert "s3://b/exports/e/data/x.parquet" in provider_error.diagnosis.cause and provider_error.diagnosis.fix == "Edit the export."
 
+
+
+def test_an_azure_focuscost_csv_reads_with_its_declared_version(tmp_path):
+    """The reader has no provider branch: an Azure FocusCost 1.0 CSV (dates without seconds, Azure x_ columns,
+    tags as JSON text) reads through the same code when its manifest declares dataVersion 1.0r2 / 1.0."""
+    import csv
+    import gzip
+    import io
+
+    lines = sf.as_version(sf.rows(PERIOD, days=2), "1.0")
+    names = [n for n in lines[0] if n not in ("x_CostCategories", "x_UsageType")] + ["x_BillingExchangeRate", "x_ResourceGroupName"]
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(names)
+    for line in lines:
+        row = {**line, "x_BillingExchangeRate": "1", "x_ResourceGroupName": "rg-prod", "ProviderName": "Microsoft"}
+        writer.writerow([v.strftime("%Y-%m-%dT%H:%MZ") if isinstance(v, datetime) else
+                         (json.dumps(v) if isinstance(v, dict) else ("" if v is None else str(v))) for v in (row[n] for n in names)])
+    path = tmp_path / "part_0_0001.csv.gz"
+    path.write_bytes(gzip.compress(text.getvalue().encode()))
+    file = focus.FocusFile("costs/focus/daily/20261001-20261031/run/part_0_0001.csv.gz", path)
+    for declared in ("1.0r2", "1.0"):
+        totals, table, groups = _read(tmp_path, [file], declared)
+        assert totals.billed == sf.expected_totals(lines) == totals_by_currency(table)
+        assert groups[0][0].version == "1.0"
+        assert set(table.column("ProviderName").to_pylist()) == {"Microsoft"}
+        assert "x_ResourceGroupName" in focus.describe_files(groups)["x_columns_dropped"]
