@@ -194,7 +194,7 @@ def layout_of(connection: duckdb.DuckDBPyConnection, file: FocusFile, declared_v
         ok = (target == "decimal" and (_is(kind, _NUMERIC) or _is(kind, _TEXT))) or \
              (target == "timestamp" and (kind.upper().startswith(("TIMESTAMP", "DATE")) or _is(kind, _TEXT) or _is(kind, ("BIGINT",)))) or \
              (target == "boolean" and (kind.upper() == "BOOLEAN" or _is(kind, _TEXT))) or \
-             (target == "text" and (name == "Tags" or not kind.upper().startswith(("STRUCT", "MAP", "LIST")) and not kind.endswith("[]")))
+             target == "text"  # a MAP/STRUCT/LIST column (e.g. SkuPriceDetails, x_ maps) is kept as its JSON text
         if name == "Tags":
             ok = kind.upper().startswith("MAP") or _is(kind, _TEXT)
         if not ok:
@@ -232,6 +232,9 @@ def _timestamp(layout: Layout, raw: str) -> str:
 
 
 def _text(layout: Layout, raw: str) -> str:
+    kind = layout.types[raw].upper()
+    if kind.startswith(("STRUCT", "MAP", "LIST")) or kind.endswith("[]"):
+        return f"NULLIF(NULLIF(CAST(to_json({_q(raw)}) AS VARCHAR), '{{}}'), '[]')"
     return f"NULLIF(CAST({_q(raw)} AS VARCHAR), '')"
 
 

@@ -195,3 +195,19 @@ def test_an_azure_focuscost_csv_reads_with_its_declared_version(tmp_path):
         assert groups[0][0].version == "1.0"
         assert set(table.column("ProviderName").to_pylist()) == {"Microsoft"}
         assert "x_ResourceGroupName" in focus.describe_files(groups)["x_columns_dropped"]
+
+
+def test_a_map_column_for_a_text_column_is_kept_as_json(tmp_path, monkeypatch):
+    """AWS writes some FOCUS columns as maps (x_Discounts, SkuPriceDetails): a text column of cost_daily holds their JSON."""
+    from finops_pipeline import schema
+
+    monkeypatch.setattr(focus, "COLUMNS", (*schema.COLUMNS, schema.Column("x_Discounts", pa.string(), True, "test")))
+    lines = sf.rows(PERIOD, days=1)
+    lines[0]["x_Discounts"] = {"bundled": "-0.5"}
+    file = _write(tmp_path, lines)
+    connection = focus.connect(tmp_path / "spill")
+    groups = focus.group_files(connection, [file])
+    select = focus.rollup_sql(groups, provider_name="AWS", invoice_issuer="AWS", provider_key="aws", source="focus", account_key="k",
+                              account_name="A", billing_period=PERIOD, source_updated_at=None, ingested_at=datetime.now(timezone.utc))
+    values = {r[0] for r in connection.execute(f"SELECT DISTINCT x_Discounts FROM ({select})").fetchall()}
+    assert values == {None, '{"bundled":"-0.5"}'}
