@@ -1,0 +1,116 @@
+"""FOCUS reader benchmark: the aws/focus pull (finops_pipeline.focus) vs a bare DuckDB read of the same files.
+
+    python benchmarks/focus_benchmark.py                  # 1 million hourly FOCUS 1.2 rows, 4 Parquet files
+    python benchmarks/focus_benchmark.py --rows 200000    # quicker
+
+Generates one "FOCUS 1.2 with AWS columns" month (Parquet, DOUBLE costs, ms timestamps, a Tags map) with
+its manifest in a local directory (the `local_dir` mode), then runs each contender in its own child
+process and reports wall time, rows per second and the child's peak resident memory (ru_maxrss):
+
+- reader: the real pull (manifest, value checks, exact DECIMAL source totals per currency, the daily
+  rollup by every FOCUS column, tags to JSON) writing the partition file, as a refresh does.
+- duckdb: one bare `SELECT BillingCurrency, sum(BilledCost) ... GROUP BY 1` over the same files (a read
+  floor: no casts, no rollup, no write).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "sandbox"))
+
+PERIOD = "2026-10"
+EXPORT = "bench"
+
+
+def generate(root: Path, rows: int, files: int) -> None:
+    from finops_sandbox import focus as sf
+    from finops_sandbox.cur import LocalBucket, cur2_manifest_key
+
+    data = root / EXPORT / "data" / f"BILLING_PERIOD={PERIOD}"
+    paths = sf.write_bulk(data, PERIOD, rows, files)
+    manifest = {"executionId": "bench", "dataFiles": [f"s3://bench/{p.relative_to(root)}" for p in paths]}
+    LocalBucket(root).put(cur2_manifest_key("", EXPORT, PERIOD), json.dumps(manifest).encode())
+
+
+def run_reader(root: Path, work: Path) -> dict:
+    from finops_pipeline.config import parse_config
+    from finops_pipeline.defs.aws.focus.pull import pull_focus
+
+    account = parse_config({"accounts": [{"key": "bench", "provider": "aws", "source": "focus", "name": "Bench",
+                                          "connected_at": "2026-09-01T00:00:00Z", "account_id": "111122223333",
+                                          "local_dir": str(root), "export_name": EXPORT}]}, Path("finops.yaml")).accounts[0]
+    pull = pull_focus(account, PERIOD, data_dir=work)
+    target = work / "out.parquet"
+    pull.produce(target)
+    import pyarrow.parquet as pq
+
+    return {"rows_out": pq.ParquetFile(target).metadata.num_rows, "totals": {k: str(v) for k, v in pull.source_totals.items()}}
+
+
+def run_duckdb(root: Path, work: Path) -> dict:
+    import duckdb
+
+    files = sorted(str(p) for p in (root / EXPORT / "data").rglob("*.parquet"))
+    rows = duckdb.connect().execute(f"SELECT BillingCurrency, sum(BilledCost), count(*) FROM read_parquet({files}) GROUP BY 1").fetchall()
+    return {"totals": {c: float(s) for c, s, _ in rows}}
+
+
+def child(name: str, root: Path, work: Path) -> None:
+    import duckdb  # noqa: F401  (imports are not the read: both contenders start timing with their modules loaded)
+
+    if name == "reader":
+        import finops_pipeline.config  # noqa: F401
+        import finops_pipeline.defs.aws.focus.pull  # noqa: F401
+    start = time.perf_counter()
+    result = {"reader": run_reader, "duckdb": run_duckdb}[name](root, work)
+    result["seconds"] = time.perf_counter() - start
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(result))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--files", type=int, default=4)
+    parser.add_argument("--child")
+    parser.add_argument("--root")
+    parser.add_argument("--work")
+    args = parser.parse_args()
+    if args.child == "generate":
+        generate(Path(args.root), args.rows, args.files)
+        return
+    if args.child:
+        child(args.child, Path(args.root), Path(args.work))
+        return
+    with tempfile.TemporaryDirectory() as directory:
+        root, work = Path(directory) / "export", Path(directory) / "work"
+        work.mkdir()
+        started = time.perf_counter()
+        # In a child: ru_maxrss survives exec, so a parent that generated the data would inflate every child's figure.
+        subprocess.run([sys.executable, __file__, "--child", "generate", "--root", str(root), "--work", str(work),
+                        "--rows", str(args.rows), "--files", str(args.files)], check=True)
+        print(f"generated {args.rows:,} FOCUS 1.2 rows in {args.files} Parquet files in {time.perf_counter() - started:.1f} s")
+        results = {}
+        for name in ("duckdb", "reader"):
+            output = subprocess.run([sys.executable, __file__, "--child", name, "--root", str(root), "--work", str(work)],
+                                    check=True, capture_output=True, text=True).stdout
+            results[name] = json.loads(output.strip().splitlines()[-1])
+        for name, result in results.items():
+            rate = args.rows / result["seconds"]
+            print(f"{name:7s} {result['seconds']:7.2f} s  {rate:>12,.0f} rows/s  peak RSS {result['peak_rss_mb']:.0f} MB  "
+                  f"{'rows out ' + format(result['rows_out'], ',') if 'rows_out' in result else ''}")
+        print(f"reader / duckdb time: {results['reader']['seconds'] / results['duckdb']['seconds']:.1f}x")
+
+
+if __name__ == "__main__":
+    main()

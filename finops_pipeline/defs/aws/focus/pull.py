@@ -1,0 +1,130 @@
+"""AWS FOCUS Data Exports -> cost_daily: the month's latest manifest, exactly its files, the shared FOCUS reader.
+
+The delivery is CUR 2.0's (`<prefix>/<export>/data/BILLING_PERIOD=YYYY-MM/...` and
+`<prefix>/<export>/metadata/BILLING_PERIOD=YYYY-MM/<export>-Manifest.json` listing `dataFiles` as
+s3:// URIs), so the store (S3 or a local copy), the manifest's confinement and dedupe, and the private
+download directory are CUR's own code (defs/aws/cur/pull.py), imported, not copied. What the files
+mean is the core's FOCUS reader (finops_pipeline.focus). A refresh replaces the whole month with what
+the latest manifest lists, so a re-delivered month never counts twice.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import weakref
+from datetime import datetime, timezone
+from pathlib import Path
+
+from finops_pipeline import focus
+from finops_pipeline.config import Account
+from finops_pipeline.defs.aws import PROVIDER
+from finops_pipeline.defs.aws.cur.pull import (
+    Manifest,
+    Store,
+    _join,
+    fetch_files,
+    make_workdir,
+    open_store,
+    parse_manifest,
+)
+from finops_pipeline.defs.aws.session import Deadline
+from finops_pipeline.diagnosis import PENDING, Diagnosis, ProviderError
+from finops_pipeline.lake import partition_metadata
+from finops_pipeline.refresh import Pull
+
+SOURCE = "focus"
+DUCKDB_MEMORY_LIMIT = "1400MB"  # FINOPS_FOCUS_MEMORY_LIMIT overrides it; DuckDB spills past it to the work directory
+
+
+def export_root(account: Account) -> str:
+    return _join(account.settings.get("prefix", ""), account.settings["export_name"]) + "/"
+
+
+def manifest_key(account: Account, billing_period: str) -> str:
+    export = account.settings["export_name"]
+    return _join(account.settings.get("prefix", ""), export, "metadata", f"BILLING_PERIOD={billing_period}", f"{export}-Manifest.json")
+
+
+def latest_manifest(store: Store, account: Account, billing_period: str) -> Manifest:
+    key = manifest_key(account, billing_period)
+    stored = store.stat(key)
+    if stored is None:
+        from finops_pipeline.defs.aws.focus.source import NO_DATA as advice
+        raise ProviderError(Diagnosis(
+            "aws.focus_manifest_missing", PENDING,
+            f"No FOCUS export manifest for {billing_period} at {store.describe(key)}: no export has been delivered for this "
+            "month yet, or prefix/export_name do not match the export.",
+            advice.fix + " Check that prefix and export_name in the account settings match the export's S3 path.",
+            store.describe(key)))
+    return parse_manifest(store.read_bytes(key), key, stored, billing_period, "cur2", store.describe(key),
+                          bucket=getattr(store, "bucket", None), root=export_root(account))
+
+
+def pull_focus(account: Account, billing_period: str, data_dir: Path | None = None) -> Pull:
+    deadline = Deadline.of(account)
+    workdir = make_workdir(data_dir)
+
+    def cleanup() -> None:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    connection = None
+    manifest = None
+    store = None
+    try:
+        store = open_store(account, deadline)
+        manifest = latest_manifest(store, account, billing_period)
+        fetched_files, fetched = fetch_files(store, manifest, workdir)
+        files = [focus.FocusFile(f.key, f.path) for f in fetched_files]
+        connection = focus.connect(workdir / "spill", os.environ.get("FINOPS_FOCUS_MEMORY_LIMIT") or DUCKDB_MEMORY_LIMIT)
+        groups = focus.group_files(connection, files)
+        totals = focus.raw_totals(connection, groups, billing_period)
+    except focus.FocusFileError as exc:
+        _close(connection)
+        cleanup()
+        raise _file_error(exc, store, manifest) from None
+    except BaseException:
+        _close(connection)
+        cleanup()
+        raise
+
+    ingested_at = datetime.now(timezone.utc)
+    details = {
+        "manifest": store.describe(manifest.key),
+        "manifest_last_modified": manifest.last_modified.isoformat(),
+        "execution_id": manifest.assembly_id,
+        "files": len(files),
+        "bytes_fetched": fetched,
+        "rows_read": totals.rows,
+        "rows_by_charge_category": dict(sorted(totals.by_category.items())),
+        **focus.describe_files(groups),
+    }
+
+    def produce(target: Path) -> None:
+        try:
+            select = focus.rollup_sql(
+                groups, provider_name=PROVIDER.focus_name, invoice_issuer=PROVIDER.invoice_issuer, provider_key=PROVIDER.key,
+                source=SOURCE, account_key=account.key, account_name=account.name, billing_period=billing_period,
+                source_updated_at=manifest.last_modified, ingested_at=ingested_at)
+            metadata = partition_metadata(totals.billed, {"focus_manifest": manifest.key, "focus_execution_id": manifest.assembly_id})
+            try:
+                focus.copy_to_parquet(connection, select, target, metadata, groups)
+            except focus.FocusFileError as exc:
+                raise _file_error(exc, store, manifest) from None
+        finally:
+            _close(connection)
+            cleanup()
+
+    weakref.finalize(produce, cleanup)  # backstop if the Pull is dropped without producing
+    return Pull(source_totals=totals.billed, produce=produce, api_calls=store.calls, metadata=details)
+
+
+def _file_error(exc: focus.FocusFileError, store: Store | None, manifest: Manifest | None) -> ProviderError:
+    where = store.describe(exc.key) if store is not None and "/" in exc.key else exc.key
+    context = f"manifest {manifest.key}, execution {manifest.assembly_id}" if manifest is not None else ""
+    return focus.file_error(exc, provider="aws", title="AWS FOCUS export", where=where, context=context)
+
+
+def _close(connection) -> None:
+    if connection is not None:
+        connection.close()

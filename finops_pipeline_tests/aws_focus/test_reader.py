@@ -1,0 +1,213 @@
+"""The shared FOCUS reader (finops_pipeline.focus) on files: versions, types, rollup, tags, and every bad input."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from finops_pipeline import focus
+from finops_pipeline.lake import _check_partition_file, partition_metadata
+from finops_pipeline.schema import COLUMN_NAMES, totals_by_currency
+from finops_sandbox import focus as sf
+
+PERIOD = "2026-10"
+
+
+def _write(tmp_path: Path, lines, fmt: str = "parquet", name: str = "f") -> focus.FocusFile:
+    body, extension = sf.encode(lines, fmt)
+    path = tmp_path / f"{name}{extension}"
+    path.write_bytes(body)
+    return focus.FocusFile(f"exports/e/data/{path.name}", path)
+
+
+def _read(tmp_path: Path, files, declared: str | None = None):
+    connection = focus.connect(tmp_path / "spill")
+    groups = focus.group_files(connection, files, declared)
+    totals = focus.raw_totals(connection, groups, PERIOD)
+    target = tmp_path / "out.parquet"
+    select = focus.rollup_sql(groups, provider_name="AWS", invoice_issuer="Amazon Web Services", provider_key="aws", source="focus",
+                              account_key="k", account_name="Acme", billing_period=PERIOD, source_updated_at=None,
+                              ingested_at=datetime(2026, 11, 1, tzinfo=timezone.utc))
+    focus.copy_to_parquet(connection, select, target, partition_metadata(totals.billed), groups)
+    _check_partition_file(target)  # the lake's own check: exactly cost_daily's schema, required columns filled
+    return totals, pq.read_table(target), groups
+
+
+@pytest.mark.parametrize("version,fmt", [("1.2", "parquet"), ("1.0", "parquet"), ("1.2", "csv"), ("1.0", "csv")])
+def test_versions_and_formats_reconcile_exactly(tmp_path, version, fmt):
+    lines = sf.as_version(sf.rows(PERIOD, days=6), version)
+    totals, table, groups = _read(tmp_path, [_write(tmp_path, lines[::2], fmt, "a"), _write(tmp_path, lines[1::2], fmt, "b")])
+    expected = sf.expected_totals(lines)
+    assert totals.billed == expected == totals_by_currency(table)
+    assert totals.rows == len(lines)
+    assert groups[0][0].version == version
+    assert table.column_names == list(COLUMN_NAMES)
+    # Rolled up to days: one row per day and grain, ChargePeriodStart at 00:00Z.
+    starts = table.column("ChargePeriodStart").to_pylist()
+    assert {s.hour for s in starts} == {0} and len({s.date() for s in starts}) == 6
+    assert table.num_rows < len(lines)
+    effective = sum((Decimal(repr(line["EffectiveCost"])) for line in lines), Decimal(0))
+    assert sum(table.column("EffectiveCost").to_pylist(), Decimal(0)) == effective
+
+
+def test_tags_are_sorted_json_and_cost_categories_move_into_tags(tmp_path):
+    lines = sf.as_version(sf.rows(PERIOD, days=1), "1.0")
+    _, table, _ = _read(tmp_path, [_write(tmp_path, lines)])
+    tags = {t for t in table.column("Tags").to_pylist()}
+    assert None in tags  # the tax and credit rows have none
+    sample = next(t for t in tags if t)
+    assert list(json.loads(sample)) == sorted(json.loads(sample))
+    assert json.loads(sample)["costCategory/business-unit"] == "retail"
+
+
+def test_columns_are_selected_by_name_and_unknown_x_columns_dropped(tmp_path):
+    lines = sf.rows(PERIOD, days=1)
+    _, table, groups = _read(tmp_path, [_write(tmp_path, lines)])
+    described = focus.describe_files(groups)
+    assert described["x_columns_dropped"] == ["x_Discounts", "x_Operation", "x_ServiceCode"]
+    row = next(r for r in table.to_pylist() if r["ChargeCategory"] == "Usage")
+    assert row["RegionId"] in ("us-east-1", "eu-west-1") and row["SubAccountId"] and row["ResourceId"].startswith("arn:aws:")
+    assert row["ProviderName"] == "AWS" and row["x_Provider"] == "aws" and row["x_Source"] == "focus" and row["x_AccountKey"] == "k"
+    assert row["BillingPeriodStart"] == datetime(2026, 10, 1, tzinfo=timezone.utc)
+
+
+def test_new_cost_daily_columns_are_filled_by_name(tmp_path, monkeypatch):
+    """When cost_daily gains a FOCUS column the files hold, the reader fills it without a change."""
+    from finops_pipeline import schema
+
+    extra = schema.Column("SkuMeter", pa.string(), True, "test")
+    extended = (*schema.COLUMNS, extra)
+    monkeypatch.setattr(focus, "COLUMNS", extended)
+    lines = sf.as_version(sf.rows(PERIOD, days=1), "1.0")  # 1.0: x_UsageType is SkuMeter
+    file = _write(tmp_path, lines)
+    connection = focus.connect(tmp_path / "spill")
+    groups = focus.group_files(connection, [file])
+    select = focus.rollup_sql(groups, provider_name="AWS", invoice_issuer="AWS", provider_key="aws", source="focus", account_key="k",
+                              account_name="A", billing_period=PERIOD, source_updated_at=None, ingested_at=datetime.now(timezone.utc))
+    rows = connection.execute(f"SELECT DISTINCT SkuMeter FROM ({select})").fetchall()
+    assert {r[0] for r in rows} >= {"BoxUsage:m7g.large"}
+
+
+def test_double_costs_cast_exactly_through_their_repr(tmp_path):
+    lines = sf.rows(PERIOD, days=1)[:3]
+    for line, amount in zip(lines, (0.1, 1234567.1234567891, 0.0000000001)):
+        line["BilledCost"] = amount
+    totals, table, _ = _read(tmp_path, [_write(tmp_path, lines)])
+    assert totals.billed["USD"] == sum((Decimal(repr(v)) for v in (0.1, 1234567.1234567891, 0.0000000001)), Decimal(0))
+
+
+def test_an_empty_delivery_is_an_empty_month(tmp_path):
+    totals, table, _ = _read(tmp_path, [])
+    assert table.num_rows == 0 and totals.billed == {}
+
+
+def _error(tmp_path, files, declared=None) -> focus.FocusFileError:
+    with pytest.raises(focus.FocusFileError) as raised:
+        _read(tmp_path, files, declared)
+    return raised.value
+
+
+def test_unknown_version_is_refused(tmp_path):
+    lines = sf.rows(PERIOD, days=1)
+    error = _error(tmp_path, [_write(tmp_path, lines)], declared="0.5")
+    assert "0.5" in error.problem and "supported FOCUS version" in error.fix and error.key.endswith(".parquet")
+    newer = [{("ServiceProviderName" if k == "ProviderName" else k): v for k, v in line.items()} for line in lines]
+    error = _error(tmp_path, [_write(tmp_path, newer, name="newer")])
+    assert "newer than 1.2" in error.problem
+    not_focus = [{k: v for k, v in line.items() if k not in ("BilledCost", "ChargeCategory")} for line in lines]
+    assert "not a FOCUS file" in _error(tmp_path, [_write(tmp_path, not_focus, name="cur")]).problem
+
+
+def test_missing_mandatory_column(tmp_path):
+    lines = [{k: v for k, v in line.items() if k != "BillingCurrency"} for line in sf.rows(PERIOD, days=1)]
+    error = _error(tmp_path, [_write(tmp_path, lines)])
+    assert "BillingCurrency" in error.problem and error.column == "BillingCurrency" and "Edit the export" in error.fix
+
+
+def test_wrong_types_and_bad_values(tmp_path):
+    good = _write(tmp_path, sf.rows(PERIOD, days=1), name="good")
+    path = tmp_path / "wrongtype.parquet"
+    table = pq.read_table(good.path)
+    index = table.column_names.index("BilledCost")
+    pq.write_table(table.set_column(index, "BilledCost", pa.array([True] * table.num_rows)), path)
+    error = _error(tmp_path, [good, focus.FocusFile("exports/e/data/wrongtype.parquet", path)])
+    assert error.key == "exports/e/data/wrongtype.parquet" and "BOOLEAN" in error.problem and error.column == "BilledCost"
+    lines = sf.rows(PERIOD, days=1)
+    lines[3]["BilledCost"] = "12,5 EUR"  # text in a CSV
+    error = _error(tmp_path, [_write(tmp_path, lines, "csv", "badvalue")])
+    assert error.column == "BilledCost" and error.sample == "12,5 EUR" and "badvalue" in error.key
+    lines = sf.rows(PERIOD, days=1)
+    lines[0]["ChargeCategory"] = "Refund"
+    assert "ChargeCategory" in _error(tmp_path, [_write(tmp_path, lines, name="category")]).problem
+    lines = sf.rows(PERIOD, days=1)
+    lines[0]["ChargePeriodStart"] = datetime(2026, 11, 3, tzinfo=timezone.utc)
+    assert "after the end of billing period" in _error(tmp_path, [_write(tmp_path, lines, name="late")]).problem
+
+
+def test_truncated_file_is_named(tmp_path):
+    good = _write(tmp_path, sf.rows(PERIOD, days=2), name="good")
+    cut = tmp_path / "cut.snappy.parquet"
+    cut.write_bytes(good.path.read_bytes()[: good.path.stat().st_size // 2])
+    error = _error(tmp_path, [good, focus.FocusFile("exports/e/data/cut.snappy.parquet", cut)])
+    assert error.key == "exports/e/data/cut.snappy.parquet" and "truncated" in error.problem and "re-sync" in error.fix
+    gz = _write(tmp_path, sf.rows(PERIOD, days=2), "csv", "gz")
+    gz.path.write_bytes(gz.path.read_bytes()[:-200])
+    error = _error(tmp_path, [gz])
+    assert "gz" in error.key and "truncated" in error.problem
+
+
+def test_file_error_is_a_provider_error_naming_file_and_fix():
+    error = focus.FocusFileError("exports/e/data/x.parquet", "lacks the mandatory FOCUS column(s) BilledCost", "Edit the export.", column="BilledCost")
+    provider_error = focus.file_error(error, provider="aws", title="AWS FOCUS export", where="s3://b/exports/e/data/x.parquet")
+    assert provider_error.diagnosis.code == "aws.focus_column_missing"
+    assert "s3://b/exports/e/data/x.parquet" in provider_error.diagnosis.cause and provider_error.diagnosis.fix == "Edit the export."
+
+
+
+def test_an_azure_focuscost_csv_reads_with_its_declared_version(tmp_path):
+    """The reader has no provider branch: an Azure FocusCost 1.0 CSV (dates without seconds, Azure x_ columns,
+    tags as JSON text) reads through the same code when its manifest declares dataVersion 1.0r2 / 1.0."""
+    import csv
+    import gzip
+    import io
+
+    lines = sf.as_version(sf.rows(PERIOD, days=2), "1.0")
+    names = [n for n in lines[0] if n not in ("x_CostCategories", "x_UsageType")] + ["x_BillingExchangeRate", "x_ResourceGroupName"]
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(names)
+    for line in lines:
+        row = {**line, "x_BillingExchangeRate": "1", "x_ResourceGroupName": "rg-prod", "ProviderName": "Microsoft"}
+        writer.writerow([v.strftime("%Y-%m-%dT%H:%MZ") if isinstance(v, datetime) else
+                         (json.dumps(v) if isinstance(v, dict) else ("" if v is None else str(v))) for v in (row[n] for n in names)])
+    path = tmp_path / "part_0_0001.csv.gz"
+    path.write_bytes(gzip.compress(text.getvalue().encode()))
+    file = focus.FocusFile("costs/focus/daily/20261001-20261031/run/part_0_0001.csv.gz", path)
+    for declared in ("1.0r2", "1.0"):
+        totals, table, groups = _read(tmp_path, [file], declared)
+        assert totals.billed == sf.expected_totals(lines) == totals_by_currency(table)
+        assert groups[0][0].version == "1.0"
+        assert set(table.column("ProviderName").to_pylist()) == {"Microsoft"}
+        assert "x_ResourceGroupName" in focus.describe_files(groups)["x_columns_dropped"]
+
+
+def test_a_map_column_for_a_text_column_is_kept_as_json(tmp_path, monkeypatch):
+    """AWS writes some FOCUS columns as maps (x_Discounts, SkuPriceDetails): a text column of cost_daily holds their JSON."""
+    from finops_pipeline import schema
+
+    monkeypatch.setattr(focus, "COLUMNS", (*schema.COLUMNS, schema.Column("x_Discounts", pa.string(), True, "test")))
+    lines = sf.rows(PERIOD, days=1)
+    lines[0]["x_Discounts"] = {"bundled": "-0.5"}
+    file = _write(tmp_path, lines)
+    connection = focus.connect(tmp_path / "spill")
+    groups = focus.group_files(connection, [file])
+    select = focus.rollup_sql(groups, provider_name="AWS", invoice_issuer="AWS", provider_key="aws", source="focus", account_key="k",
+                              account_name="A", billing_period=PERIOD, source_updated_at=None, ingested_at=datetime.now(timezone.utc))
+    values = {r[0] for r in connection.execute(f"SELECT DISTINCT x_Discounts FROM ({select})").fetchall()}
+    assert values == {None, '{"bundled":"-0.5"}'}
