@@ -342,6 +342,9 @@ def rollup_sql(groups: list[tuple[Layout, list[FocusFile]]], *, provider_name: s
             "BillingPeriodEnd": ts(period_end),
             "ProviderName": f"coalesce({quoted}, {_lit(provider_name)})",
             "PublisherName": f"coalesce({quoted}, {_lit(provider_name)})",
+            # FOCUS 1.3's names, from the 1.2 provider when an export predates them (schema.focus_rules' rule)
+            "ServiceProviderName": f"coalesce({quoted}, rolled.\"ProviderName\", {_lit(provider_name)})",
+            "HostProviderName": f"coalesce({quoted}, rolled.\"ProviderName\", {_lit(provider_name)})",
             "InvoiceIssuerName": f"coalesce({quoted}, {_lit(invoice_issuer)})",
             "BillingAccountName": f"coalesce({quoted}, {_lit(account_name)})",
             "x_Provider": _lit(provider_key),

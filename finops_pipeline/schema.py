@@ -475,7 +475,9 @@ def focus_rules(table: pa.Table) -> pa.Table:
     - ServiceProviderName (FOCUS 1.3) is ProviderName, HostProviderName too (first-party services), when unset;
     - SubAccountName is the SubAccountId when the source knows no name (FOCUS: not NULL when the id is set);
     - PricingUnit is NULL when PricingQuantity is (FOCUS PricingUnit-C);
-    - SkuId (and SkuPriceId, SkuMeter) are NULL on Tax rows (FOCUS: SkuId NULL when ChargeCategory is Tax).
+    - SkuId (and SkuPriceId, SkuMeter) are NULL on Tax rows (FOCUS: SkuId NULL when ChargeCategory is Tax);
+    - ServiceSubcategory is "Other (<ServiceCategory>)" where the mapping has none (FOCUS: never NULL);
+    - the PricingCurrency* amounts are the billing ones where PricingCurrency is the BillingCurrency.
     """
     import pyarrow.compute as pc
 
@@ -493,6 +495,17 @@ def focus_rules(table: pa.Table) -> pa.Table:
     unit = table.column("PricingUnit")
     if unit.null_count != table.num_rows:
         put("PricingUnit", pc.if_else(pc.is_null(table.column("PricingQuantity")), pa.scalar(None, pa.string()), unit))
+    subcategory = table.column("ServiceSubcategory")
+    if subcategory.null_count:  # FOCUS: never NULL; what the mapping does not know is "Other (<category>)"
+        other = pc.binary_join_element_wise("Other (", table.column("ServiceCategory"), ")", "")
+        put("ServiceSubcategory", pc.coalesce(subcategory, other))
+    # Where the source prices in the billing currency, the PricingCurrency* columns are the billing ones.
+    same = pc.fill_null(pc.equal(table.column("PricingCurrency"), table.column("BillingCurrency")), False)
+    if pc.any(same).as_py():
+        for target, origin in (("PricingCurrencyEffectiveCost", "EffectiveCost"), ("PricingCurrencyListUnitPrice", "ListUnitPrice"),
+                               ("PricingCurrencyContractedUnitPrice", "ContractedUnitPrice")):
+            if table.column(target).null_count:
+                put(target, pc.coalesce(table.column(target), pc.if_else(same, table.column(origin), pa.scalar(None, table.column(origin).type))))
     tax = pc.fill_null(pc.equal(table.column("ChargeCategory"), "Tax"), False)
     if pc.any(tax).as_py():
         for name in ("SkuId", "SkuPriceId", "SkuMeter"):

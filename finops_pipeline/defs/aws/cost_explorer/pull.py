@@ -176,6 +176,7 @@ def normalize(pages: list[dict[str, Any]], account: Account, billing_period: str
                         "ListCost": unblended,
                         "ContractedCost": unblended,
                         "BillingCurrency": currency,
+                        "PricingCurrency": currency,  # Cost Explorer reports in the currency AWS prices in (USD)
                         "BillingPeriodStart": period_start,
                         "BillingPeriodEnd": period_end,
                         "ChargePeriodStart": charge_start,

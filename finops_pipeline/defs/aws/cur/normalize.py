@@ -681,10 +681,20 @@ def rollup_sql(daily: str, *, account_id: str, account_name: str, account_key: s
     WITH rolled AS MATERIALIZED (SELECT {select}\n    FROM ({daily})\n    {"GROUP BY " + grouping if reaggregate else ""}),
     categories AS (SELECT name, {service_category_sql("name")} AS category FROM (SELECT DISTINCT "ServiceName" AS name FROM rolled))
     SELECT rolled.* REPLACE (CAST(coalesce(categories.category, 'Other') AS VARCHAR) AS "ServiceCategory",
-                             {_purchase_effective()} AS "EffectiveCost")
+                             {_subcategory()} AS "ServiceSubcategory",
+                             {_purchase_effective()} AS "EffectiveCost",
+                             CASE WHEN rolled."PricingCurrency" = rolled."BillingCurrency" THEN {_purchase_effective()} END
+                                 AS "PricingCurrencyEffectiveCost",
+                             CASE WHEN rolled."PricingCurrency" = rolled."BillingCurrency" THEN rolled."ListUnitPrice" END
+                                 AS "PricingCurrencyListUnitPrice")
     FROM rolled LEFT JOIN categories ON rolled."ServiceName" = categories.name
     UNION ALL
     {_unused_commitment()}"""
+
+
+def _subcategory() -> str:
+    """FOCUS: ServiceSubcategory is never NULL; a service the mapping does not know is 'Other (<its category>)'."""
+    return """CAST(coalesce(rolled."ServiceSubcategory", 'Other (' || coalesce(categories.category, 'Other') || ')') AS VARCHAR)"""
 
 
 def _purchase_effective() -> str:
@@ -700,6 +710,10 @@ def _unused_commitment() -> str:
     amount as EffectiveCost, CommitmentDiscountStatus Unused. BilledCost and EffectiveCost totals stay as before."""
     zero = f"CAST(0 AS {MONEY_SQL})"
     return f"""SELECT rolled.* REPLACE (CAST(coalesce(categories.category, 'Other') AS VARCHAR) AS "ServiceCategory",
+                             {_subcategory()} AS "ServiceSubcategory",
+                             CASE WHEN rolled."PricingCurrency" = rolled."BillingCurrency" THEN rolled."EffectiveCost" END
+                                 AS "PricingCurrencyEffectiveCost",
+                             CAST(NULL AS {MONEY_SQL}) AS "PricingCurrencyListUnitPrice",
                              {zero} AS "BilledCost", {zero} AS "ListCost", {zero} AS "ContractedCost",
                              'Usage' AS "ChargeCategory", 'Usage-Based' AS "ChargeFrequency",
                              CASE WHEN "CommitmentDiscountId" IS NOT NULL THEN 'Unused' END AS "CommitmentDiscountStatus",

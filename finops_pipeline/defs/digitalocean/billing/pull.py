@@ -237,6 +237,7 @@ def normalize(
                 "ListCost": amount,
                 "ContractedCost": amount,
                 "BillingCurrency": CURRENCY,
+                "PricingCurrency": CURRENCY,  # DigitalOcean prices and bills in USD
                 "BillingPeriodStart": period_start,
                 "BillingPeriodEnd": period_end,
                 "ChargePeriodStart": charge_start,

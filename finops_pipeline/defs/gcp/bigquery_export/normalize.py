@@ -94,7 +94,7 @@ def unified_row(
         "RegionId": line["region"],
         "RegionName": region_name(line["region"]),
         "ChargeFrequency": "Recurring" if "commitment" in (description or "").lower() else "Usage-Based",
-        "ServiceSubcategory": None if category == "Tax" else service_subcategory(service),
+        "ServiceSubcategory": service_subcategory(service),
         "BillingAccountType": "Billing Account",
         "SubAccountType": "Project" if line["project_id"] else None,
         # Google prices in USD and bills in the account's currency at currency_conversion_rate.
