@@ -52,6 +52,7 @@ class DashboardData:
     missing: list[str]  # dashboard tables not built yet
     page: dict[str, Any] | None = None  # the explorer's data (read_page_data)
     loaded: dict[tuple[str, str], set[str]] | None = None  # (provider, account) -> billing periods in the lake
+    reporting: dict[str, Any] | None = None  # this month in the reporting currency (cost_in_reporting_currency), when set
 
     def providers(self) -> list[str]:
         return sorted({row["provider"] for row in self.summary})
@@ -88,7 +89,38 @@ def read_dashboard_data(data_dir: Path) -> DashboardData:
     series = series_by_currency([(r["provider"], r["currency"], r["day"], r["billed_cost"]) for r in trend])
     page = read_page_data(data_dir, as_of or date.today())
     page["insight"] = _insight(data_dir, date.fromisoformat(page["base"]))
-    return DashboardData(as_of, summary, series, by_account, connections, missing, page, loaded_months(data_dir))
+    return DashboardData(as_of, summary, series, by_account, connections, missing, page, loaded_months(data_dir),
+                         _reporting(data_dir, as_of))
+
+
+def _reporting(data_dir: Path, as_of: date | None) -> dict[str, Any] | None:
+    """This month across every provider and currency, in the reporting currency: the one total that adds currencies."""
+    if as_of is None or not mart_path(data_dir, "cost_in_reporting_currency").exists():
+        return None
+    rows = _rows(data_dir, f"""
+        SELECT reporting_currency, sum(billed_cost_reporting) AS billed, sum(effective_cost_reporting) AS effective,
+               max(rate_date) AS rate_date, count(*) FILTER (WHERE rate_source = 'missing') AS without_rate,
+               string_agg(DISTINCT converted, ', ' ORDER BY converted) AS converted
+        FROM (SELECT *, CASE WHEN rate_source NOT IN ('identity', 'missing') THEN billing_currency || ' (' || rate_source || ')' END AS converted
+              FROM cost_in_reporting_currency)
+        WHERE day >= DATE '{as_of.replace(day=1).isoformat()}' AND day <= DATE '{as_of.isoformat()}'
+        GROUP BY reporting_currency""")
+    return rows[0] if rows else None
+
+
+def _reporting_block(reporting: dict[str, Any] | None) -> str:
+    if not reporting:
+        return ""
+    currency = reporting["reporting_currency"]
+    parts = [f'<b>All providers, month to date, in {_e(currency)}</b>: billed <span data-field="reporting_billed">'
+             f'{_e(money(reporting["billed"], currency))}</span>, amortized <span data-field="reporting_effective">'
+             f'{_e(money(reporting["effective"], currency))}</span>.']
+    if reporting["converted"]:
+        parts.append(f'Converted: {_e(reporting["converted"])}; latest rate of {_e(reporting["rate_date"])}.')
+    if reporting["without_rate"]:
+        parts.append(f'{reporting["without_rate"]} day(s) of an account had no rate and are left out of this total '
+                     "(drop the ECB's eurofxref-hist.csv in the data directory's rates/ folder).")
+    return f'<p class="reporting" id="reporting">{" ".join(parts)}</p>'
 
 
 def _insight(data_dir: Path, base: date) -> dict[str, list[list[Any]]]:
@@ -855,7 +887,7 @@ def render_dashboard(data: DashboardData, generated_at: datetime, catalog: Path 
 Windows are whole UTC days before that date; month to date includes today's partial figures.
 {attention} account(s) need attention. Generated {_e(generated_at)}.</p></header>
 <main>{_missing_banner(data.missing)}
-<h2>Cost by provider</h2><div class="cards" id="cards">{cards}</div>
+<h2>Cost by provider</h2><div class="cards" id="cards">{cards}</div>{_reporting_block(data.reporting)}
 {_EXPLORER}
 <h2>Billing connections</h2>{_connections(data.connections)}
 </main><script type="application/json" id="page-data">{_json_for_html(page)}</script>

@@ -90,3 +90,21 @@ def test_the_registry_takes_a_reporting_currency_and_refuses_a_bad_one() -> None
     assert good.reporting_currency == "EUR" and not good.problems
     with pytest.raises(ConfigError, match="'reporting_currency' must be an ISO 4217 code like EUR, got 'euro'"):
         parse_config({"accounts": [], "reporting_currency": "euro"}, Path("finops.yaml"))
+
+
+def test_the_page_shows_the_month_in_the_reporting_currency_with_its_rates(tmp_path: Path) -> None:
+    from finops_pipeline.dashboard import write_dashboard
+    from finops_pipeline.marts import build_mart, write_mart
+
+    data = lake(tmp_path)
+    (data / "rates").mkdir()
+    (data / "rates" / "eurofxref-hist.csv").write_text(HIST)
+    config = parse_config({"accounts": [], "reporting_currency": "USD"}, Path("finops.yaml"))
+    now = datetime(2026, 11, 28, 8, tzinfo=timezone.utc)
+    for name in ("provider_cost_summary", "daily_cost_trend", "cost_by_account", "billing_connection_status", "cost_in_reporting_currency"):
+        write_mart(name, build_mart(name, data, config, now), data)
+    html = write_dashboard(data, now).read_text(encoding="utf-8")
+    table = {r["account_key"]: r for r in cost_in_reporting_currency(data, "USD").to_pylist()}
+    total = sum(r["billed_cost_reporting"] for r in table.values())
+    assert f'<span data-field="reporting_billed">USD {total:,.2f}</span>' in html
+    assert "Converted: EUR (provider), JPY (ECB (eurofxref-hist.csv)); latest rate of 2026-11-27." in html
