@@ -264,10 +264,10 @@ def materialized(dagster_dev: DagsterDev, instigators_on: dict[str, Any]) -> dic
     }
     for (source_id, period), run_id in runs.items():
         status = dagster_dev.wait_for(f"run {run_id}", lambda run_id=run_id: (s := dagster_dev.run_status(run_id)) in TERMINAL and s, 180)
-        records = {a: pulls.read_record(dagster_dev.data_dir, a.key, period) or {} for a in by_source[source_id]}
-        assert all(r.get("run_id") == run_id for r in records.values()), (source_id, period, records)
+        records = [(a, pulls.read_record(dagster_dev.data_dir, a.key, period) or {}) for a in by_source[source_id]]
+        assert all(r.get("run_id") == run_id for _, r in records), (source_id, period, records)
         # Red for a failed pull; a "not there yet" answer inside 48 hours of connection is expected, not a failure.
-        failed = [r for a, r in records.items() if r.get("last_outcome") == "failure"
+        failed = [r for a, r in records if r.get("last_outcome") == "failure"
                   and not not_there_yet(a, (r.get("last_error") or {}).get("status", ""), datetime.now(timezone.utc))]
         assert status == ("FAILURE" if failed else "SUCCESS"), (source_id, period, status, failed)
     dagster_dev.wait_for_run(dagster_dev.launch("build_cost_tables"), timeout=180)

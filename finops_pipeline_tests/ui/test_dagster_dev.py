@@ -51,8 +51,8 @@ def test_each_account_partition_materializes_from_the_webserver(dagster_dev: Dag
     totals = {c: Decimal(v) for c, v in json.loads(entries["totals_by_currency"]["jsonString"]).items()}
     assert totals and totals == read_partition_totals(path)
     # An account whose pull failed has no materialization from that run: its run is red, its data unchanged.
-    records = {a: pulls.read_record(dagster_dev.data_dir, a.key, period) or {} for a in dagster_dev.config.accounts}
-    failed = [a for a, r in records.items() if r.get("last_outcome") == "failure"
+    records = [(a, pulls.read_record(dagster_dev.data_dir, a.key, period) or {}) for a in dagster_dev.config.accounts]
+    failed = [a for a, r in records if r.get("last_outcome") == "failure"
               and not not_there_yet(a, (r.get("last_error") or {}).get("status", ""), datetime.now(timezone.utc))]
     assert failed, "the demo has accounts set up to fail"
     for account in failed:
