@@ -604,7 +604,8 @@ def focus_12_outputs() -> dict[str, str]:
                             f"WHEN line_item_type IN {_in(COMMITTED_USAGE)} THEN 'Committed' "
                             "WHEN pricing_term = 'Spot' OR line_item_usage_type LIKE '%SpotUsage%' THEN 'Dynamic' "
                             "WHEN pricing_term = 'OnDemand' OR line_item_type = 'Usage' THEN 'Standard' ELSE 'Other' END"),
-        "PricingCurrency": f"CASE WHEN {priced} THEN 'USD' END",
+        # AWS prices in USD; tax, credits and refunds are charged in the billing currency.
+        "PricingCurrency": f"CASE WHEN {priced} THEN 'USD' ELSE currency END",
         "ServiceSubcategory": service_subcategory_sql("coalesce(product_name, product_code)"),
         "SkuMeter": "CASE WHEN line_item_type <> 'Tax' THEN line_item_usage_type END",
         "SkuPriceId": "CASE WHEN line_item_type <> 'Tax' THEN pricing_rate_code END",

@@ -259,6 +259,7 @@ def normalize(
                 "RegionName": REGION_NAMES.get(region or ""),
                 "ResourceName": point.get("group_description") or None,
                 "SkuId": point.get("sku") or None,
+                "SkuMeter": (point.get("description") or None) if point.get("sku") else None,
                 "x_Provider": "digitalocean",
                 "x_Source": SOURCE,
                 "x_AccountKey": account.key,

@@ -98,12 +98,14 @@ def unified_row(
         "BillingAccountType": "Billing Account",
         "SubAccountType": "Project" if line["project_id"] else None,
         # Google prices in USD and bills in the account's currency at currency_conversion_rate.
-        "PricingCurrency": "USD" if rate is not None and category != "Tax" else None,
+        # Tax is charged in the billing currency, so that is its pricing currency too.
+        "PricingCurrency": line["currency"] if category == "Tax" else ("USD" if rate is not None else None),
         "PricingCurrencyEffectiveCost": (None if rate is None or category == "Tax" or to_decimal(rate) == 0
                                          else amount / to_decimal(rate, field="currency_conversion_rate")),
         "ResourceId": line.get("resource_global_name"),
         "ResourceName": line.get("resource_name"),
         "SkuId": line["sku_id"],
+        "SkuMeter": line["sku_description"] if line["sku_id"] else None,  # what the SKU meters, in the export's words
         "PricingQuantity": pricing_quantity,
         "PricingUnit": pricing_unit,
         "ConsumedQuantity": consumed_quantity,
