@@ -22,7 +22,8 @@ from finops_pipeline.refresh import refresh_accounts
 from finops_pipeline_tests.aws.test_cost_explorer import account_entry, october_charges
 from finops_pipeline_tests.conftest import write_config
 from finops_sandbox.aws import MotoSandbox, cost_explorer_pages
-from finops_sandbox.faults import FaultProxy, SilentEndpoint
+from finops_sandbox.faults import FaultProxy
+from finops_sandbox.server import SilentEndpoint
 
 PERIOD = "2026-10"
 CE_ACTIVATE = "Cost Explorer: activate it"

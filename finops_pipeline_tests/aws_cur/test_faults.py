@@ -22,7 +22,8 @@ from finops_pipeline.defs.aws.cur.pull import pull_cur
 from finops_pipeline.lake import PartitionKey
 from finops_pipeline.refresh import refresh_accounts
 from finops_sandbox import cur as sandbox_cur
-from finops_sandbox.faults import FaultProxy, SilentEndpoint
+from finops_sandbox.faults import FaultProxy
+from finops_sandbox.server import SilentEndpoint
 
 from .conftest import BUCKET, account_of, entry, lines_for
 

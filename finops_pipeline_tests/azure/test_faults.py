@@ -14,7 +14,7 @@ from finops_pipeline.diagnosis import diagnose
 from finops_pipeline.lake import PartitionKey, read_partition
 from finops_pipeline_tests.conftest import by_account, run_events, run_refresh, write_config
 from finops_sandbox.azure import seed_subscription
-from finops_sandbox.silent import SilentServer
+from finops_sandbox.server import SilentEndpoint
 
 from .conftest import SECRET
 
@@ -95,11 +95,11 @@ def test_malformed_answers_keep_the_last_good_month_byte_for_byte_and_an_honest_
 @pytest.mark.parametrize("where", ["authority_host", "endpoint"])
 def test_a_silent_endpoint_gives_up_within_give_up_after_seconds(azure, tenant, where):
     subscription = tenant.subscription()
-    with SilentServer() as silent:
+    with SilentEndpoint(scheme="https") as silent:
         started = time.monotonic()
         diagnosis = diagnosis_of(tenant.account("prod", subscription, give_up_after_seconds=4, **{where: silent.url}))
         elapsed = time.monotonic() - started
-        assert silent.connections >= 1
+        assert silent.accepted >= 1
     assert 3.5 <= elapsed < 6, elapsed
     assert diagnosis.code == "azure.timeout" and diagnosis.retryable, diagnosis
     assert ROLE_FIX not in diagnosis.cause + diagnosis.fix
@@ -114,7 +114,7 @@ def test_a_silent_subscription_gives_up_in_time_keeps_its_month_and_the_others_g
     assert run_refresh(config, data_dir, PERIOD, now="2026-11-02T00:00:00Z").ok
     hung_path = PartitionKey("azure", "cost_management", "hung", PERIOD).path(data_dir)
     before = hung_path.read_bytes()
-    with SilentServer() as silent:
+    with SilentEndpoint(scheme="https") as silent:
         config = write_config(tmp_path, [tenant.entry("prod", prod, CONNECTED),
                                          tenant.entry("hung", hung, CONNECTED, endpoint=silent.url, give_up_after_seconds=4)])
         started = time.monotonic()

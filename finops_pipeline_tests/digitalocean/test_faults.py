@@ -14,7 +14,7 @@ from finops_pipeline.diagnosis import diagnose
 from finops_pipeline.lake import PartitionKey, read_partition
 from finops_pipeline_tests.conftest import by_account, run_events, run_refresh, write_config
 from finops_pipeline_tests.digitalocean.conftest import do_account, do_entry
-from finops_sandbox.silent import SilentServer
+from finops_sandbox.server import SilentEndpoint
 
 from .test_http import CLOSED, TOKEN, seeded_team
 
@@ -94,7 +94,7 @@ def test_a_silent_api_gives_up_within_give_up_after_seconds_and_the_others_go_on
     monkeypatch.setenv("DO_TEST_TOKEN", TOKEN)
     monkeypatch.setenv("DO_TEST_TOKEN_HUNG", "dop_v1_hung_team_token")
     seeded_team(do)
-    with SilentServer() as silent:
+    with SilentEndpoint(scheme="https") as silent:
         started = time.monotonic()
         diagnosis = diagnosis_of(do_account(do, "do-acme", "DO_TEST_TOKEN", endpoint=silent.url, give_up_after_seconds=4))
         elapsed = time.monotonic() - started

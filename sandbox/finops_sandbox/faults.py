@@ -7,15 +7,14 @@ services (X-Amz-Target, e.g. Cost Explorer), an ErrorResponse XML for query-prot
 e.g. STS), an S3 <Error> XML for everything else (S3's REST protocol, matched on "METHOD /path").
 
 Beyond errors, a fault can answer 200 with any body (an empty one, `{}`, an HTML page), or hang: send
-nothing, or forward the real answer's headers and its first bytes and then stall. `SilentEndpoint`
-is a socket that accepts connections and never answers at all.
+nothing, or forward the real answer's headers and its first bytes and then stall. A socket that
+accepts connections and never answers at all is `server.SilentEndpoint`.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
-import socket
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -148,25 +147,3 @@ class FaultProxy(LoopbackServer):
     def stop(self) -> None:
         self._stopping.set()  # release the hanging handlers
         super().stop()
-
-
-class SilentEndpoint:
-    """A TCP socket on 127.0.0.1 that accepts connections (the kernel's backlog) and never answers."""
-
-    def __init__(self) -> None:
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.bind(("127.0.0.1", 0))
-        self._socket.listen(64)
-
-    @property
-    def url(self) -> str:
-        host, port = self._socket.getsockname()[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> SilentEndpoint:
-        return self
-
-    def stop(self) -> None:
-        self._socket.close()
-
-

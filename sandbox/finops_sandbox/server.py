@@ -45,11 +45,10 @@ class SilentEndpoint:
     own timeout gives up. `stop()` closes the held connections.
     """
 
-    scheme = "http"
-
-    def __init__(self) -> None:
+    def __init__(self, scheme: str = "http") -> None:
         import socket
 
+        self.scheme = scheme  # "https" for clients that refuse plain http (azure-identity, pydo): they hang all the same
         self._socket = socket.create_server(("127.0.0.1", 0), backlog=64)
         self._socket.settimeout(0.05)  # so the accept loop sees stop()
         self._held: list = []  # accepted connections, kept open and never read or written
@@ -72,7 +71,8 @@ class SilentEndpoint:
 
     def stop(self) -> None:
         self._stopped.set()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
         self._socket.close()
         for connection in self._held:
             connection.close()
@@ -80,6 +80,12 @@ class SilentEndpoint:
     @property
     def accepted(self) -> int:
         return len(self._held)
+
+    def __enter__(self) -> SilentEndpoint:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     @property
     def url(self) -> str:

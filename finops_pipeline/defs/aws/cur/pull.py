@@ -35,7 +35,7 @@ from finops_pipeline.config import Account
 from finops_pipeline.defs.aws.cur import normalize
 from finops_pipeline.defs.aws.session import Deadline, aws_client
 from finops_pipeline.diagnosis import ERROR, PENDING, Diagnosis, ProviderError
-from finops_pipeline.lake import partition_metadata
+from finops_pipeline.lake import partition_metadata, pid_alive
 from finops_pipeline.refresh import Pull
 from finops_pipeline.schema import month_bounds
 
@@ -326,18 +326,6 @@ def work_root(data_dir: Path | None) -> Path:
     return Path(data_dir) / "tmp" if data_dir is not None else Path(tempfile.gettempdir()) / "finops-pipeline"
 
 
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
-
-
 def remove_stale_workdirs(root: Path) -> list[Path]:
     """Working directories whose owner process is gone (killed, even with -9): removed."""
     removed = []
@@ -345,7 +333,7 @@ def remove_stale_workdirs(root: Path) -> list[Path]:
         return removed
     for path in root.glob("cur-*-*"):
         pid = path.name.split("-")[1]
-        if path.is_dir() and pid.isdigit() and not _alive(int(pid)):
+        if path.is_dir() and pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     return removed
