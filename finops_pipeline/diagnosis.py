@@ -97,7 +97,7 @@ def diagnose(provider: str, source: str, exc: BaseException, secrets: Iterable[s
     )
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
+def exception_chain(exc: BaseException) -> list[BaseException]:
     """The exception and what it wraps (raise from, context, SDK wrappers' inner errors), outermost first."""
     seen: list[BaseException] = []
     todo: list[BaseException | None] = [exc]
@@ -124,7 +124,7 @@ def classify_transport(exc: BaseException, detail: str, provider: str, title: st
     import socket
     import ssl
 
-    chain = _chain(exc)
+    chain = exception_chain(exc)
     text = " ".join(f"{type(e).__name__}: {e}" for e in chain)
     names = {type(e).__name__ for e in chain}
     if any(isinstance(e, ssl.SSLCertVerificationError) for e in chain) or "CERTIFICATE_VERIFY_FAILED" in text:

@@ -91,11 +91,6 @@ def _transport_evidence(exc: BaseException) -> bool:
     import socket
     import ssl
 
-    seen: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in seen:
-        seen.append(current)
-        if isinstance(current, (OSError, socket.gaierror, ssl.SSLError, TimeoutError)) and current is not exc:
-            return True
-        current = current.__cause__ or current.__context__
-    return False
+    from finops_pipeline.diagnosis import exception_chain
+
+    return any(isinstance(e, (OSError, socket.gaierror, ssl.SSLError, TimeoutError)) for e in exception_chain(exc)[1:])

@@ -22,6 +22,7 @@ from finops_pipeline.defs.aws import PROVIDER
 from finops_pipeline.defs.aws.cur.pull import (
     Manifest,
     Store,
+    _close,
     _join,
     fetch_files,
     make_workdir,
@@ -124,7 +125,3 @@ def _file_error(exc: focus.FocusFileError, store: Store | None, manifest: Manife
     context = f"manifest {manifest.key}, execution {manifest.assembly_id}" if manifest is not None else ""
     return focus.file_error(exc, provider="aws", title="AWS FOCUS export", where=where, context=context)
 
-
-def _close(connection) -> None:
-    if connection is not None:
-        connection.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from finops_pipeline.diagnosis import ERROR, Advice, Diagnosis
+from finops_pipeline.diagnosis import ERROR, Advice, Diagnosis, exception_chain
 
 # The knowledge base: why an account shows "No data" 48 hours after it was connected.
 NO_DATA = Advice(
@@ -34,21 +34,9 @@ _TRANSPORT_SIGNS = ("Failed to resolve", "Name or service not known", "Temporary
 _MALFORMED_SIGN_IN = ("Expecting value", "not in json format", "Authentication failed: None", "JSONDecodeError")
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
-    """The exception and what it was raised from or during (MSAL keeps Entra ID's answer there)."""
-    found: list[BaseException] = []
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        current = todo.pop(0)
-        if current is None or any(current is seen for seen in found):
-            continue
-        found.append(current)
-        todo += [current.__cause__, current.__context__]
-    return found
-
-
 def _chain_text(exc: BaseException) -> str:
-    return " | ".join(f"{type(e).__name__}: {e}" for e in _chain(exc))
+    """The whole chain as text (MSAL keeps Entra ID's answer in what the error was raised from)."""
+    return " | ".join(f"{type(e).__name__}: {e}" for e in exception_chain(exc))
 
 
 def _sign_in(exc: BaseException, text: str, detail: str) -> Diagnosis | None:
@@ -60,7 +48,7 @@ def _sign_in(exc: BaseException, text: str, detail: str) -> Diagnosis | None:
     status = re.search(r"HTTP Error: (\d{3})|HTTP status: (\d{3})", text)
     code = int(next(g for g in status.groups() if g)) if status else None
     # An error page that is not JSON fails azure-core's decoding before MSAL sees the status: read it there.
-    answered = [getattr(getattr(e, "response", None), "status_code", None) for e in _chain(exc)]
+    answered = [getattr(getattr(e, "response", None), "status_code", None) for e in exception_chain(exc)]
     code = code or next((s for s in answered if isinstance(s, int) and s >= 400), None)
     if code is not None and code >= 500 or "Unable to complete OIDC Discovery" in text:
         return Diagnosis("azure.sign_in_unavailable", ERROR,
