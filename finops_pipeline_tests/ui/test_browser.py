@@ -11,30 +11,18 @@ from pathlib import Path
 import pytest
 
 from finops_pipeline.dashboard import dashboard_path
+from finops_pipeline_tests.ui.chromium import MARKS, launched
 from finops_pipeline_tests.ui.conftest import DagsterDev
 from finops_pipeline_tests.ui.test_dagster_dev import charged
 
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason="Debian's chromium is not installed (/usr/bin/chromium): `make browser` installs it (as root; `make test` runs it)",
-    ),
-]
+pytestmark = MARKS
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed: pip install -e '.[test]'")
 expect = playwright.expect
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[playwright.Browser]:
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        yield browser
-        browser.close()
+    yield from launched()
 
 
 @pytest.fixture

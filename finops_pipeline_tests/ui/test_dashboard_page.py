@@ -19,18 +19,9 @@ from finops_pipeline.lake import PartitionKey, write_partition
 from finops_pipeline.marts import build_mart, write_mart
 from finops_pipeline.schema import rows_to_table
 from finops_pipeline_tests.test_dashboard import CONFIG, NOW, TODAY, charge, quantized
+from finops_pipeline_tests.ui.chromium import MARKS, launched
 
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason="Debian's chromium is not installed (/usr/bin/chromium): `make browser` installs it (as root; `make test` runs it)",
-    ),
-]
+pytestmark = MARKS
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed: pip install -e '.[test]'")
 expect = playwright.expect
 
@@ -77,10 +68,7 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[playwright.Browser]:
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        yield browser
-        browser.close()
+    yield from launched()
 
 
 @pytest.fixture
