@@ -14,6 +14,7 @@ import yaml
 from finops_pipeline.jobs import Refreshed
 from finops_pipeline.resources import FinopsResource
 from finops_sandbox.aws import MotoSandbox
+from finops_sandbox.faults import FaultProxy
 
 
 @pytest.fixture(autouse=True)
@@ -41,6 +42,14 @@ def moto(moto_server: MotoSandbox) -> MotoSandbox:
     """The session's moto server, emptied for this test."""
     moto_server.reset()
     return moto_server
+
+
+@pytest.fixture
+def proxy(moto: MotoSandbox) -> Iterator[FaultProxy]:
+    """A pass-through proxy to moto that tests script AWS faults on (finops_sandbox/faults.py)."""
+    server = FaultProxy(moto.url).start()
+    yield server
+    server.stop()
 
 
 def write_config(directory: Path, accounts: list[dict[str, Any]]) -> Path:

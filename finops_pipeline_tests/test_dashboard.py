@@ -25,7 +25,7 @@ from finops_pipeline.lake import PartitionKey, write_partition
 from finops_pipeline.marts import build_mart, write_mart
 from finops_pipeline.pulls import record_failure
 from finops_pipeline.schema import day_bounds, month_bounds, rows_to_table
-from finops_pipeline_tests.aws.test_cost_explorer_pipeline import external_id, proxy, seeded  # noqa: F401 (fixtures)
+from finops_pipeline_tests.aws.test_cost_explorer_pipeline import external_id, seeded  # noqa: F401 (fixtures)
 from finops_pipeline_tests.conftest import run_refresh
 from finops_pipeline_tests.test_schema import row
 

@@ -6,7 +6,6 @@ from sandbox.faults.FaultProxy, which answers in Cost Explorer's JSON error form
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -42,13 +41,6 @@ def account_entry(key: str, account_id: str, endpoint: str, **extra) -> dict:
         "endpoint_url": endpoint,
         **extra,
     }
-
-
-@pytest.fixture
-def proxy(moto: MotoSandbox) -> Iterator[FaultProxy]:
-    server = FaultProxy(moto.url).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(autouse=True)

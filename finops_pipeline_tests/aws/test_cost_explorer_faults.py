@@ -22,7 +22,6 @@ from finops_pipeline.refresh import refresh_accounts
 from finops_pipeline_tests.aws.test_cost_explorer import account_entry, october_charges
 from finops_pipeline_tests.conftest import write_config
 from finops_sandbox.aws import MotoSandbox, cost_explorer_pages
-from finops_sandbox.faults import FaultProxy
 from finops_sandbox.server import SilentEndpoint
 
 PERIOD = "2026-10"
@@ -33,13 +32,6 @@ IAM_FIX = "AWSCostExplorerReadOnlyAccess"
 @pytest.fixture(autouse=True)
 def _env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FINOPS_TEST_EXTERNAL_ID", "ext-id-4f1c9b")
-
-
-@pytest.fixture
-def proxy(moto: MotoSandbox) -> Iterator[FaultProxy]:
-    server = FaultProxy(moto.url).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -31,13 +30,6 @@ def check(account: str, name: str = "billing_data_within_48h") -> tuple[str, str
 def external_id(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FINOPS_TEST_EXTERNAL_ID", SECRET)
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
-
-
-@pytest.fixture
-def proxy(moto: MotoSandbox) -> Iterator[FaultProxy]:
-    server = FaultProxy(moto.url).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

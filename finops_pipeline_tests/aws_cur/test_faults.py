@@ -22,7 +22,6 @@ from finops_pipeline.defs.aws.cur.pull import pull_cur
 from finops_pipeline.lake import PartitionKey
 from finops_pipeline.refresh import refresh_accounts
 from finops_sandbox import cur as sandbox_cur
-from finops_sandbox.faults import FaultProxy
 from finops_sandbox.server import SilentEndpoint
 
 from .conftest import BUCKET, account_of, entry, lines_for
@@ -203,13 +202,6 @@ def test_line_items_outside_the_billing_period(moto, bucket, tmp_path, kind, day
     assert d.code == "aws.cur_bad_value" and "line_item_usage_start_date" in d.cause and day in d.cause, d
     assert ("on or after the end" in d.cause) == (day > "2026-10")
     month.assert_kept(before)
-
-
-@pytest.fixture
-def proxy(moto):
-    server = FaultProxy(moto.url).start()
-    yield server
-    server.stop()
 
 
 @pytest.mark.parametrize("where", ["silent endpoint", "manifest GET hangs", "data file stalls mid-body"])

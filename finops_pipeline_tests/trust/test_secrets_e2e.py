@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
@@ -11,18 +10,10 @@ import pytest
 
 from finops_pipeline_tests.aws.test_cost_explorer import account_entry
 from finops_pipeline_tests.conftest import by_account, run_events, run_refresh, write_config
-from finops_sandbox.aws import MotoSandbox
 from finops_sandbox.faults import FaultProxy
 
 SECRET = "ext+id/4f1c=9b&Q"  # characters that URL-encode differently with quote and quote_plus
 FORMS = {SECRET, quote(SECRET), quote(SECRET, safe=""), quote_plus(SECRET)}
-
-
-@pytest.fixture
-def proxy(moto: MotoSandbox) -> Iterator[FaultProxy]:
-    server = FaultProxy(moto.url).start()
-    yield server
-    server.stop()
 
 
 @pytest.mark.parametrize("operation", ["AssumeRole", "GetCostAndUsage"])
