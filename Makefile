@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)/.dagster
 
-.PHONY: setup browser demo test ui dashboard dagster-home clean
+.PHONY: setup browser postgres demo test ui dashboard dagster-home clean
 
 $(VENV)/.installed: pyproject.toml sandbox/pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -36,11 +36,24 @@ browser:
 		echo "make browser: /usr/bin/chromium is missing and this is not root with apt-get; the browser tests will be skipped (apt-get install chromium to run them)"; \
 	fi
 
+# PostgreSQL server binaries for the Dagster-instance tests (finops_pipeline_tests/deploy/): Debian's
+# package. The tests start their own throwaway server on 127.0.0.1 from these binaries; installed when
+# missing and we are root with apt-get; otherwise those tests skip with a message saying so.
+postgres:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing Debian's postgresql for the Dagster-instance tests ..."; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null) \
+			|| echo "make postgres: could not install postgresql; the PostgreSQL instance tests will be skipped"; \
+	else \
+		echo "make postgres: no PostgreSQL server under /usr/lib/postgresql and this is not root with apt-get; the PostgreSQL instance tests will be skipped (apt-get install postgresql to run them)"; \
+	fi
+
 .PHONY: lint
 lint: setup
 	$(BIN)/ruff check .
 
-test: setup browser lint
+test: setup browser postgres lint
 	$(BIN)/python -m pytest
 
 dashboard: setup
