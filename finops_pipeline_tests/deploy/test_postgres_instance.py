@@ -25,7 +25,9 @@ def test_refresh_and_checks_are_recorded_in_postgresql(postgres_server: Postgres
                                                        cost_explorer_registry: Registry, capsys: pytest.CaptureFixture[str]) -> None:
     registry = cost_explorer_registry
     assert main(["refresh", "--config", str(registry.path), "--data-dir", str(registry.data_dir), "--period", registry.period]) == 0
-    assert "ok" in capsys.readouterr().out.lower()
+    printed = capsys.readouterr().out
+    assert f"runs recorded in the Dagster instance at {postgres_home.path}" in printed
+    assert sorted(line.split()[1] for line in printed.splitlines() if line.startswith("ok ")) == ["aws-main", "aws-second"]
 
     with DagsterInstance.get() as instance:
         # The instance the yaml describes: every storage in PostgreSQL, the queue and the pools as written.
