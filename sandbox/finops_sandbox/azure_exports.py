@@ -245,3 +245,91 @@ def deliver(container: Any, root: str, export: str, billing_period: str, lines: 
     if write_manifest:
         container.upload_blob(f"{folder}/manifest.json", json.dumps(document, indent=2).encode(), overwrite=True)
     return Run(f"{folder}/manifest.json", [b["blobName"] for b in blobs], run_id, submitted)
+
+
+DEMO_CONTAINER = "cost-exports"
+DEMO_CONNECTION_ENV = "FINOPS_DEMO_AZURE_EXPORTS_CONNECTION"
+DEMO_SAS_ENV = "FINOPS_DEMO_AZURE_EXPORTS_SAS"
+
+
+class AzureExportsDemo:
+    """Drives Azurite for finops_sandbox/demo.py: a daily FocusCost export and ActualCost + AmortizedCost exports.
+
+    Every billing period of the demo gets a run per export (month to date up to yesterday); the previous
+    month is re-delivered by a newer FOCUS run whose data replaces the first run's. Without Azurite (npm
+    missing), the demo goes on without these two accounts and says so."""
+
+    provider = "azure"
+    source = "exports"
+
+    def __init__(self) -> None:
+        self._azurite = None
+        self.missing: str | None = None
+
+    def start(self, port: int) -> None:
+        from finops_sandbox.azurite import Azurite, AzuriteMissing
+
+        try:
+            self._azurite = Azurite(port=port).start()
+        except AzuriteMissing as exc:
+            self.missing = str(exc)
+            print(f"  Azure export accounts skipped: {exc}", flush=True)
+
+    def stop(self) -> None:
+        if self._azurite is not None:
+            self._azurite.stop()
+            self._azurite = None
+
+    def accounts(self, now: datetime) -> list[dict[str, Any]]:
+        if self._azurite is None:
+            return []
+        common = {"provider": "azure", "source": "exports", "account_url": self._azurite.account_url, "container": DEMO_CONTAINER,
+                  "connected_at": (now - timedelta(days=80)).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        return [
+            {"key": "azure-focus-export", "name": "Contoso billing account (FOCUS export)", "root_path": "focus", "dataset": "focus",
+             "export_name": "contoso-focus-daily", "connection_string_env": DEMO_CONNECTION_ENV, **common},
+            {"key": "azure-cost-details", "name": "Fabrikam EA (cost details exports)", "root_path": "cost-details",
+             "dataset": "cost_details", "export_name": "fabrikam-actual", "amortized_export_name": "fabrikam-amortized",
+             "sas_token_env": DEMO_SAS_ENV, **common},
+        ]
+
+    def environment(self) -> dict[str, str]:
+        if self._azurite is None:
+            return {}
+        from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+        sas = generate_container_sas(self._azurite.account_name, DEMO_CONTAINER, account_key=self._azurite.account_key,
+                                     permission=ContainerSasPermissions(read=True, list=True),
+                                     expiry=datetime.now(timezone.utc) + timedelta(days=7))
+        return {DEMO_CONNECTION_ENV: self._azurite.connection_string, DEMO_SAS_ENV: sas}
+
+    def seed(self, config: Any, periods: list[str], today: date) -> None:
+        if self._azurite is None:
+            return
+        from azure.storage.blob import BlobServiceClient
+
+        container = BlobServiceClient.from_connection_string(self._azurite.connection_string).get_container_client(DEMO_CONTAINER)
+        if not container.exists():
+            container.create_container()
+        start = today - timedelta(days=75)
+        redelivered = periods[-2] if len(periods) > 1 else None
+        for account in config.for_source("azure", "exports"):
+            settings = account.settings
+            root = settings.get("root_path", "")
+            for period in periods:
+                first = datetime.strptime(period, "%Y-%m").date()
+                month_end = (first + timedelta(days=32)).replace(day=1)
+                if month_end <= start:
+                    continue
+                until = min(month_end, today)  # month to date, ending yesterday
+                run_at = datetime.combine(until, datetime.min.time(), timezone.utc) + timedelta(hours=5)
+                if settings["dataset"] == "focus":
+                    if period == redelivered:  # the previous month, delivered twice: the newer run replaces the first
+                        deliver(container, root, settings["export_name"], period, focus_rows(period, seed="first", until=until),
+                                "csv.gz", files=2, submitted=run_at - timedelta(days=1))
+                    deliver(container, root, settings["export_name"], period, focus_rows(period, until=until), "parquet", files=2,
+                            submitted=run_at)
+                else:
+                    for amortized, name in ((False, settings["export_name"]), (True, settings["amortized_export_name"])):
+                        deliver(container, root, name, period, cost_details_rows(period, amortized, until=until, pascal=True), "csv.gz",
+                                kind="AmortizedCost" if amortized else "ActualCost", submitted=run_at)
