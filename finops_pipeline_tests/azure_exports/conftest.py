@@ -38,10 +38,11 @@ def container(azurite: Azurite, monkeypatch: pytest.MonkeyPatch):
 
 
 def entry(container_name: str, azurite: Azurite, key: str = "azure-exports-main", *, dataset: str = "focus",
-          export: str = "focus-daily", amortized: str | None = None, root: str = "exports", **auth: Any) -> dict[str, Any]:
+          export: str = "focus-daily", amortized: str | None = None, root: str = "exports", give_up_after_seconds: int = 30,
+          **auth: Any) -> dict[str, Any]:
     item: dict[str, Any] = {"key": key, "provider": "azure", "source": "exports", "name": f"Azure export {key}",
                             "connected_at": "2026-09-01T00:00:00Z", "account_url": azurite.account_url, "container": container_name,
-                            "root_path": root, "dataset": dataset, "export_name": export, "give_up_after_seconds": 30}
+                            "root_path": root, "dataset": dataset, "export_name": export, "give_up_after_seconds": give_up_after_seconds}
     if amortized:
         item["amortized_export_name"] = amortized
     item.update(auth or {"connection_string_env": CONNECTION_ENV})
@@ -52,3 +53,7 @@ def account_of(item: dict[str, Any]) -> Account:
     config = parse_config({"accounts": [item]}, Path("finops.yaml"))
     assert not config.problems, config.problems
     return config.accounts[0]
+
+
+# The Entra ID stand-in of the Query API tests, for the app registration's sign-in.
+from finops_pipeline_tests.azure.conftest import SECRET_ENV, azure, azure_server, tenant  # noqa: E402, F401

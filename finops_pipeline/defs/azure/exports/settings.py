@@ -62,6 +62,9 @@ class ExportsSettings(SourceSettings):
         elif ways == ["app registration"] and any(v is None for v in app):
             problems.append(SettingError("the app registration needs tenant_id, client_id and client_secret_env together",
                                          "add the missing one(s)"))
+        elif ways == ["app registration"] and not self.account_url.lower().startswith("https://"):
+            problems.append(SettingError("the app registration's token is only sent over HTTPS, and account_url is http",
+                                         "use the storage account's https:// blob endpoint, or a SAS / connection string"))
         if self.dataset == "cost_details" and self.amortized_export_name is None:
             problems.append(SettingError(
                 "dataset cost_details reads two exports: export_name (ActualCost) and amortized_export_name (AmortizedCost)",

@@ -99,12 +99,12 @@ def storage_retry_class() -> type:
     azure-core's RetryPolicy (what http_budget.bounded wraps) does not fit Storage's pipeline, so the same
     rules are applied to Storage's ExponentialRetry: each attempt's timeouts are cut to the time left, a
     retry whose backoff would end past the deadline is not taken, and no attempt starts after it."""
-    from azure.core.exceptions import ServiceResponseTimeoutError
+    from azure.core.exceptions import ClientAuthenticationError, ServiceResponseTimeoutError
     from azure.storage.blob import ExponentialRetry
 
     class BoundedStorageRetry(ExponentialRetry):
         def __init__(self, deadline: Deadline, **kwargs: Any):
-            super().__init__(initial_backoff=1, increment_base=2, random_jitter_range=1, retry_total=RETRIES, **kwargs)
+            super().__init__(initial_backoff=0.5, increment_base=2, random_jitter_range=0.5, retry_total=RETRIES, **kwargs)
             self.deadline = deadline
 
         def _cut(self, request: Any) -> None:
@@ -123,6 +123,8 @@ def storage_retry_class() -> type:
             return settings
 
         def increment(self, settings: dict[str, Any], request: Any, response: Any = None, error: Any = None) -> bool:
+            if isinstance(error, ClientAuthenticationError):  # Entra ID refused the app registration: asking again changes nothing
+                return False
             return super().increment(settings, request, response, error) and self.deadline.allows(self.get_backoff_time(settings))
 
         def sleep(self, settings: dict[str, Any], transport: Any) -> None:
