@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 
 BILLING_ACCOUNT = "/providers/Microsoft.Billing/billingAccounts/5e1d9c3a-0000-4000-8000-0000000a2b3c:7d3c_2019-05-31"
 SUBSCRIPTIONS = (("3f2a7c1e-5b8d-4e9f-a1c2-0d4e6f8a9b10", "Contoso Production"), ("9c8b7a6d-1e2f-4a3b-8c9d-0e1f2a3b4c5d", "Contoso Dev/Test"))
+FABRIKAM = (("61d0c4b2-7a9e-4f3d-b5c8-2e1a0f9d8c7b", "Fabrikam Production"), ("a4e2f0c9-3b7d-4e8a-9f1c-5d6b7a8e9f0a", "Fabrikam Dev/Test"))
 # (ServiceName, ServiceCategory, meterCategory, meterName, unit, typical daily cost)
 SERVICES = (
     ("Virtual Machines", "Compute", "Virtual Machines", "D4s v5", "1 Hour", 4.61),
@@ -101,7 +102,8 @@ def focus_rows(billing_period: str, seed: str = "azure-focus", days: int | None 
 
 
 def cost_details_rows(billing_period: str, amortized: bool, seed: str = "azure-cost-details", days: int | None = None,
-                      until: date | None = None, pascal: bool = False) -> list[dict[str, Any]]:
+                      until: date | None = None, pascal: bool = False, subscriptions: Sequence[tuple[str, str]] = SUBSCRIPTIONS
+                      ) -> list[dict[str, Any]]:
     """Daily ActualCost or AmortizedCost rows (MCA column names; `pascal` for EA-style names), with a reservation:
     bought once in ActualCost (a Purchase), spread over the days it covers in AmortizedCost."""
     rng = random.Random(f"{seed}:{billing_period}")
@@ -109,7 +111,7 @@ def cost_details_rows(billing_period: str, amortized: bool, seed: str = "azure-c
     out = []
     reservation = "/providers/Microsoft.Capacity/reservationOrders/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d/reservations/r1"
     for day in period_days:
-        for sub_id, sub_name in SUBSCRIPTIONS:
+        for sub_id, sub_name in subscriptions:
             for _, _, meter_category, meter, unit, typical in SERVICES:
                 for region, _ in REGIONS:
                     quantity = round(rng.uniform(4, 24), 4)
@@ -130,7 +132,7 @@ def cost_details_rows(billing_period: str, amortized: bool, seed: str = "azure-c
                         "tags": f'"team": "{team}","env": "{"prod" if "Production" in sub_name else "dev"}"',
                     })
     if out and not amortized:  # the reservation's yearly upfront purchase, on the first day, in the actual cost only
-        covered_total = sum(Decimal(r["costInBillingCurrency"]) for r in cost_details_rows(billing_period, True, seed, days, until)
+        covered_total = sum(Decimal(r["costInBillingCurrency"]) for r in cost_details_rows(billing_period, True, seed, days, until, subscriptions=subscriptions)
                             if r["pricingModel"] == "Reservation")
         out.append({**out[0], "resourceId": "", "meterCategory": "Virtual Machines Licenses", "meterName": "Reservation",
                     "productName": "Reserved VM Instance, D4s v5", "quantity": "1", "unitOfMeasure": "1 Unit",
@@ -331,5 +333,5 @@ class AzureExportsDemo:
                             submitted=run_at)
                 else:
                     for amortized, name in ((False, settings["export_name"]), (True, settings["amortized_export_name"])):
-                        deliver(container, root, name, period, cost_details_rows(period, amortized, until=until, pascal=True), "csv.gz",
+                        deliver(container, root, name, period, cost_details_rows(period, amortized, until=until, pascal=True, subscriptions=FABRIKAM), "csv.gz",
                                 kind="AmortizedCost" if amortized else "ActualCost", submitted=run_at)
