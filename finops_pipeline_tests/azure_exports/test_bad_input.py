@@ -73,11 +73,14 @@ def _bad_runs(container):
         "blob_outside_export": (outside, "azure.export_manifest_invalid", "outside the export's folder", "Run now"),
         "missing_blob": (missing, "azure.export_blob_missing", "not there", "Run now"),
         "size_mismatch": (resized, "azure.export_blob_size_mismatch", "the run's manifest says", "Run now"),
+        "row_count_mismatch": (lambda: ax.deliver(container, "exports", "focus-daily", PERIOD, good, "csv", submitted=later,
+                                                  manifest={"dataRowCount": len(good) + 40}),
+                               "azure.export_run_partial", f"wrote {len(good) + 40} rows", "Run now"),
     }
 
 
 @pytest.mark.parametrize("case", ["unknown_version", "missing_column", "wrong_type_text", "wrong_type_parquet", "truncated_blob",
-                                  "blob_outside_export", "missing_blob", "size_mismatch"])
+                                  "blob_outside_export", "missing_blob", "size_mismatch", "row_count_mismatch"])
 def test_bad_input_keeps_the_last_good_month_and_the_other_accounts(azurite, container, tmp_path, case):
     from azure.storage.blob import BlobServiceClient
 
@@ -189,3 +192,24 @@ def test_settings_need_exactly_one_way_to_sign_in_and_two_exports_for_cost_detai
     assert problems and "amortized_export_name" in str(problems[0])
     problems = parse_config({"accounts": [entry("costs", azurite, tenant_id="7a1c0d2e-3f4b-4c5d-8e6f-0a1b2c3d4e5f")]}, Path("finops.yaml")).problems
     assert problems and "client_id" in str(problems[0])
+
+
+@pytest.mark.parametrize("change, code, words", [
+    ({"costInBillingCurrency": None}, "azure.focus_column_missing", "lacks the column(s) costInBillingCurrency"),
+    ({"date": "31.10.2026"}, "azure.focus_bad_value", "holds a value in date that is not a date"),
+    ({"costInBillingCurrency": "n/a"}, "azure.focus_bad_value", "holds a value in costInBillingCurrency that is not an amount"),
+], ids=["missing-cost-column", "bad-date", "bad-amount"])
+def test_bad_cost_details_name_the_blob_and_column(azurite, container, tmp_path, change, code, words):
+    actual = ax.cost_details_rows(PERIOD, amortized=False, days=2)
+    amortized = ax.cost_details_rows(PERIOD, amortized=True, days=2)
+    if change.get("costInBillingCurrency", "") is None:
+        broken = [{k: v for k, v in row.items() if k != "costInBillingCurrency"} for row in amortized]
+    else:
+        broken = [{**row, **change} if i == 3 else row for i, row in enumerate(amortized)]
+    ax.deliver(container, "exports", "costs-actual", PERIOD, actual, "csv", kind="ActualCost")
+    run = ax.deliver(container, "exports", "costs-amortized", PERIOD, broken, "csv", kind="AmortizedCost", files=1)
+    account = account_of(entry(container.container_name, azurite, dataset="cost_details", export="costs-actual",
+                               amortized="costs-amortized"))
+    outcome, = refresh_accounts(tmp_path / "data", [account], PERIOD, pull_exports, _now, [])
+    assert outcome.diagnosis.code == code and words in outcome.diagnosis.cause, outcome.diagnosis
+    assert f"{container.container_name}/{run.blob_names[0]}" in outcome.diagnosis.cause
