@@ -14,7 +14,16 @@ $(VENV)/.installed: pyproject.toml sandbox/pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]' -e ./sandbox
 	touch $@
 
-setup: $(VENV)/.installed
+# Azurite (Microsoft's Azure Storage emulator) for the demo and the Azure export tests, pinned in
+# sandbox/azurite/package-lock.json and installed project-locally (finops_sandbox/azurite.py finds it).
+sandbox/azurite/node_modules/.installed: sandbox/azurite/package.json sandbox/azurite/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --prefix sandbox/azurite --no-audit --no-fund --ignore-scripts --loglevel=error && touch $@; \
+	else \
+		echo "make setup: npm is missing, so Azurite is not installed: the demo skips its Azure export accounts and their tests skip (install Node.js and npm, then make setup)"; \
+	fi
+
+setup: $(VENV)/.installed sandbox/azurite/node_modules/.installed
 
 # $(DAGSTER_HOME)/dagster.yaml (copied from finops_pipeline/instance/ when missing) and workspace.yaml.
 dagster-home: setup
