@@ -171,3 +171,13 @@ def test_next_link_must_stay_on_the_management_endpoint():
     with pytest.raises(ProviderError) as raised:
         _check_next_link("https://evil.example/collect?$skiptoken=a", "https://management.azure.com")
     assert raised.value.diagnosis.code == "azure.unexpected_next_link"
+
+
+def test_pricing_currency_only_where_the_billing_currency_proves_it():
+    """A USD bill is priced in USD under every agreement; a EUR bill may be priced in USD (MCA) or EUR (EA)."""
+    actual = pages("ActualCost", ACTUAL)
+    rows = rows_to_table(normalize(actual, pages("AmortizedCost", AMORTIZED), account(), "2026-11", INGESTED)).to_pylist()
+    usd = [r for r in rows if r["BillingCurrency"] == "USD"]
+    assert usd and all(r["PricingCurrency"] == "USD" and r["PricingCurrencyEffectiveCost"] == r["EffectiveCost"] for r in usd)
+    eur = [r for r in rows if r["BillingCurrency"] == "EUR"]
+    assert eur and all(r["PricingCurrency"] is None and r["PricingCurrencyEffectiveCost"] is None for r in eur)

@@ -52,8 +52,16 @@ def test_detailed_table_preferred_and_rows_follow_focus(scenario, bigquery, tmp_
     assert compute["Tags"] == '{"env":"prod","team":"checkout"}'
     assert compute["ServiceCategory"] == "Compute" and compute["SubAccountName"] == "Shop (prod)"
     assert compute["ConsumedUnit"] == "seconds" and compute["PricingUnit"] == "hour"
+    # ListCost is cost_at_list; ContractedCost the cost at the account's (negotiated) prices.
+    assert all(r["ListCost"] == r["ContractedCost"] + Decimal("0.3") and r["ContractedCost"] == r["BilledCost"]
+               for r in usage if r["ServiceName"] == "Compute Engine")
+    # FOCUS: a resource has a type; the zone comes from location.zone.
+    assert compute["ResourceType"] == "compute.googleapis.com/Instance" and compute["AvailabilityZone"] == "us-central1-a"
     storage = next(r for r in usage if r["ServiceName"] == "Cloud Storage")
     assert storage["Tags"] is None and storage["ServiceCategory"] == "Storage"
+    assert storage["ResourceType"] == "storage.googleapis.com/Bucket" and storage["AvailabilityZone"] is None
+    assert all(r["ResourceType"] is not None for r in rows if r["ResourceId"] is not None)
+    assert all(r["CommitmentDiscountId"] is None for r in rows)  # no committed use discount in this account
     by_type = {r["x_SourceChargeType"]: r for r in rows}
     assert by_type["tax"]["ChargeCategory"] == "Tax" and by_type["tax"]["RegionId"] is None
     assert (by_type["adjustment"]["ChargeCategory"], by_type["adjustment"]["ChargeClass"]) == ("Adjustment", "Correction")
@@ -66,7 +74,14 @@ def test_standard_table_and_non_usd_currency_with_conversion_rate(scenario, bigq
     rows = pull.batches.to_pylist()
     assert {r["BillingCurrency"] for r in rows} == {"EUR"}
     assert {r["x_CurrencyConversionRate"] for r in rows} == {Decimal("0.921834")}
-    assert all(r["ResourceId"] is None for r in rows)
+    assert all(r["ResourceId"] is None and r["ResourceType"] is None for r in rows)
+    # The committed use discount's credits carry the commitment (resource-based: Usage); status is for usage rows.
+    cud = [r for r in rows if r["x_SourceChargeType"] == "COMMITTED_USAGE_DISCOUNT"]
+    assert cud and all(r["ChargeCategory"] == "Credit" and r["CommitmentDiscountCategory"] == "Usage" for r in cud)
+    assert {(r["CommitmentDiscountId"], r["CommitmentDiscountName"], r["CommitmentDiscountType"]) for r in cud} == {
+        ("committed_usage_discount-committed-use-discount", "Committed use discount", "Committed Use Discount")}
+    assert all(r["CommitmentDiscountStatus"] is None for r in cud)
+    assert all(r["CommitmentDiscountId"] is None for r in rows if r["ChargeCategory"] != "Credit")
 
 
 def test_late_usage_lands_in_the_invoice_month_it_is_billed_in(scenario, bigquery, tmp_path):

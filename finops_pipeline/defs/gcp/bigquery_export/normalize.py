@@ -3,11 +3,18 @@
 Mapping decisions (docs/gcp.md has the data dictionary):
 - A 'charge' line is the export's `cost` for its group: ChargeCategory from cost_type (regular ->
   Usage, tax -> Tax, adjustment -> Adjustment with ChargeClass 'Correction', rounding_error ->
-  Adjustment). BilledCost = EffectiveCost = ListCost = ContractedCost = cost.
+  Adjustment). BilledCost = EffectiveCost = ContractedCost = cost (at the account's prices, before
+  credits); ListCost = cost_at_list.
 - A 'credit' line is the sum of one credit type and name for the same group, as its own Credit charge:
   BilledCost = EffectiveCost = the (negative) credit amount, ListCost = ContractedCost = 0. So the
   sum of BilledCost is the export's net cost (cost + credits), and credits are never netted twice.
 - The billing period is the invoice month, not the usage month: late usage lands where Google bills it.
+- A committed use discount's credit (type COMMITTED_USAGE_DISCOUNT: resource-based, Usage;
+  COMMITTED_USAGE_DISCOUNT_DOLLAR_BASE: spend-based, Spend) carries the commitment columns, its credit id
+  as CommitmentDiscountId. CommitmentDiscountStatus stays NULL: FOCUS sets it on Usage rows only.
+- ResourceType is the resource collection of the detailed export's resource.global_name
+  (//compute.googleapis.com/projects/p/zones/z/instances/vm -> compute.googleapis.com/Instance, the
+  way Cloud Asset Inventory names resource types).
 """
 
 from __future__ import annotations
@@ -26,6 +33,12 @@ from finops_pipeline.schema import day_bounds, month_bounds, service_category, s
 SOURCE = "bigquery_export"
 ZERO = Decimal(0)
 
+# Committed use discount credit types -> FOCUS CommitmentDiscountCategory.
+CUD_CATEGORIES = {"COMMITTED_USAGE_DISCOUNT": "Usage", "COMMITTED_USAGE_DISCOUNT_DOLLAR_BASE": "Spend"}
+CUD_TYPE = "Committed Use Discount"
+# Path segments of a global name that locate a resource rather than name its kind.
+_LOCATORS = {"projects", "locations", "regions", "zones", "project_commitments"}
+
 CHARGE_CATEGORIES = {
     "regular": ("Usage", None),
     "tax": ("Tax", None),
@@ -41,6 +54,33 @@ def _labels(labels_json: str | None) -> dict[str, str] | None:
     return {item["key"]: item.get("value") for item in json.loads(labels_json) if item.get("key")}
 
 
+def _singular(collection: str) -> str:
+    for plural, single in (("sses", "ss"), ("xes", "x"), ("ches", "ch"), ("shes", "sh"), ("ies", "y")):
+        if collection.endswith(plural):
+            return collection[: -len(plural)] + single
+    return collection[:-1] if collection.endswith("s") and not collection.endswith("ss") else collection
+
+
+def resource_type(global_name: str | None) -> str | None:
+    """`//<service>.googleapis.com/<path>` -> '<service>.googleapis.com/<Kind>' (the last collection of the
+    path, singular); the service host alone when the path names no collection; NULL without a name."""
+    if not global_name:
+        return None
+    if not global_name.startswith("//"):
+        return "Resource"  # a name that is not a resource URL still names a resource: FOCUS wants a type
+    host, _, path = global_name[2:].partition("/")
+    parts = [p for p in path.split("/") if p]
+    kind, i = None, 0
+    while i + 1 < len(parts):
+        if parts[i] not in _LOCATORS:
+            kind = parts[i]
+        i += 2
+    if kind is None:
+        return host or "Resource"
+    name = _singular(kind)
+    return f"{host}/{name[:1].upper()}{name[1:]}"
+
+
 def _decimal_or_none(value: Any) -> Decimal | None:
     return None if value is None else to_decimal(value)
 
@@ -53,6 +93,7 @@ def unified_row(
     charge_start, charge_end = day_bounds(line["usage_day"])
     amount = to_decimal(line["amount"], field="amount")
     cost_type = line["cost_type"] or "regular"
+    cud_category = CUD_CATEGORIES.get(line.get("credit_type") or "") if line["line"] == "credit" else None
     if line["line"] == "credit":
         category, charge_class = "Credit", None
         list_cost = contracted_cost = ZERO
@@ -62,7 +103,8 @@ def unified_row(
         pricing_unit = consumed_unit = None
     else:
         category, charge_class = CHARGE_CATEGORIES.get(cost_type, ("Adjustment", None))
-        list_cost = contracted_cost = amount
+        contracted_cost = amount
+        list_cost = amount if line.get("list_amount") is None else to_decimal(line["list_amount"], field="list_amount")
         description = line["sku_description"]
         source_type = cost_type
         pricing_quantity, consumed_quantity = _decimal_or_none(line["pricing_amount"]), _decimal_or_none(line["usage_amount"])
@@ -104,6 +146,12 @@ def unified_row(
                                          else amount / to_decimal(rate, field="currency_conversion_rate")),
         "ResourceId": line.get("resource_global_name"),
         "ResourceName": line.get("resource_name"),
+        "ResourceType": resource_type(line.get("resource_global_name")),
+        "AvailabilityZone": line.get("zone") or None,
+        "CommitmentDiscountId": (line.get("credit_id") or line["credit_name"] or line["credit_type"]) if cud_category else None,
+        "CommitmentDiscountName": line["credit_name"] if cud_category else None,
+        "CommitmentDiscountCategory": cud_category,
+        "CommitmentDiscountType": CUD_TYPE if cud_category else None,
         "SkuId": line["sku_id"],
         "SkuMeter": line["sku_description"] if line["sku_id"] else None,  # what the SKU meters, in the export's words
         "PricingQuantity": pricing_quantity,
