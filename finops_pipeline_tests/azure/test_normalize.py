@@ -93,6 +93,7 @@ def test_focus_columns_nulls_and_identity():
     assert row["BillingPeriodEnd"] == datetime(2026, 12, 1, tzinfo=timezone.utc)
     assert row["ChargePeriodEnd"] - row["ChargePeriodStart"] == datetime(2026, 1, 2) - datetime(2026, 1, 1)
     assert (row["BillingAccountId"], row["SubAccountId"], row["SubAccountName"]) == (SUBSCRIPTION, SUBSCRIPTION, "Contoso")
+    assert row["BillingAccountType"] == row["SubAccountType"] == "Subscription"  # FOCUS: set whenever the id is
     assert (row["ProviderName"], row["x_Provider"], row["x_Source"], row["x_AccountKey"]) == ("Microsoft", "azure", "cost_management", "az")
     for unknown in ("RegionId", "ResourceId", "SkuId", "PricingQuantity", "Tags", "ChargeClass"):
         assert row[unknown] is None, unknown

@@ -305,8 +305,11 @@ def normalize(actual: QueryPages, amortized: QueryPages, account: Account, billi
             "ServiceSubcategory": service_subcategory(service),
             "BillingAccountId": subscription,
             "BillingAccountName": account.name,
+            # What the ids are at this scope: the subscription (its EA or MCA billing account is not visible).
+            "BillingAccountType": "Subscription",
             "SubAccountId": subscription,
             "SubAccountName": account.name,
+            "SubAccountType": "Subscription",
             "InvoiceIssuerName": "Microsoft",
             "ProviderName": PROVIDER.focus_name,
             "PublisherName": PROVIDER.focus_name,

@@ -253,7 +253,9 @@ def normalize(
                 "BillingAccountId": account_urn,
                 "BillingAccountName": team_name or account.name,
                 # In an organization (do:teamgroup) the team that used the resource is the sub account.
+                "BillingAccountType": "Team",
                 "SubAccountId": usage_team if usage_team and usage_team != account_urn else None,
+                "SubAccountType": "Team" if usage_team and usage_team != account_urn else None,
                 "InvoiceIssuerName": PROVIDER.invoice_issuer,
                 "InvoiceId": invoice_id,
                 "ProviderName": PROVIDER.focus_name,
