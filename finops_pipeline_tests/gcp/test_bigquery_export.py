@@ -62,6 +62,7 @@ def test_detailed_table_preferred_and_rows_follow_focus(scenario, bigquery, tmp_
     assert storage["ResourceType"] == "storage.googleapis.com/Bucket" and storage["AvailabilityZone"] is None
     assert all(r["ResourceType"] is not None for r in rows if r["ResourceId"] is not None)
     assert all(r["CommitmentDiscountId"] is None for r in rows)  # no committed use discount in this account
+    assert {r["PricingCategory"] for r in usage} == {"Standard"} and all(r["PricingCategory"] is None for r in credits)
     by_type = {r["x_SourceChargeType"]: r for r in rows}
     assert by_type["tax"]["ChargeCategory"] == "Tax" and by_type["tax"]["RegionId"] is None
     assert (by_type["adjustment"]["ChargeCategory"], by_type["adjustment"]["ChargeClass"]) == ("Adjustment", "Correction")
@@ -75,6 +76,9 @@ def test_standard_table_and_non_usd_currency_with_conversion_rate(scenario, bigq
     assert {r["BillingCurrency"] for r in rows} == {"EUR"}
     assert {r["x_CurrencyConversionRate"] for r in rows} == {Decimal("0.921834")}
     assert all(r["ResourceId"] is None and r["ResourceType"] is None for r in rows)
+    # Google prices in USD: the pricing-currency cost is the EUR cost over the export's USD->EUR rate.
+    assert {r["PricingCurrency"] for r in rows} == {"USD"}
+    assert all(r["PricingCurrencyEffectiveCost"] == (r["EffectiveCost"] / Decimal("0.921834")).quantize(Decimal("1e-10")) for r in rows)
     # The committed use discount's credits carry the commitment (resource-based: Usage); status is for usage rows.
     cud = [r for r in rows if r["x_SourceChargeType"] == "COMMITTED_USAGE_DISCOUNT"]
     assert cud and all(r["ChargeCategory"] == "Credit" and r["CommitmentDiscountCategory"] == "Usage" for r in cud)
@@ -82,6 +86,8 @@ def test_standard_table_and_non_usd_currency_with_conversion_rate(scenario, bigq
         ("committed_usage_discount-committed-use-discount", "Committed use discount", "Committed Use Discount")}
     assert all(r["CommitmentDiscountStatus"] is None for r in cud)
     assert all(r["CommitmentDiscountId"] is None for r in rows if r["ChargeCategory"] != "Credit")
+    # Every BigQuery usage group of this account has a committed use discount credit: priced as Committed.
+    assert {r["PricingCategory"] for r in rows if r["ChargeCategory"] == "Usage"} == {"Committed"}
 
 
 def test_late_usage_lands_in_the_invoice_month_it_is_billed_in(scenario, bigquery, tmp_path):

@@ -140,3 +140,15 @@ def test_committed_use_discount_credits_carry_the_commitment():
                         ACCOUNT, "2026-11", NOW, False)
     assert usage["AvailabilityZone"] == "us-central1-b" and usage["ResourceType"] == "compute.googleapis.com/Disk"
     rows_to_table([spend, other, usage])
+
+
+def test_pricing_category_committed_where_a_committed_use_discount_applies_to_the_group():
+    from finops_pipeline.defs.gcp.bigquery_export.normalize import unified_rows
+
+    cud = line(line="credit", credit_type="COMMITTED_USAGE_DISCOUNT", credit_id="cud-1", credit_name="CUD", amount=Decimal("-0.4"),
+               usage_amount=None, pricing_amount=None)
+    other_sku = line(sku_id="CP-2", sku_description="Spot Preemptible E2 core")
+    tax = line(cost_type="tax", service_name="Invoice", sku_id=None, sku_description="Tax")
+    rows = unified_rows([line(), cud, other_sku, tax], ACCOUNT, "2026-11", NOW, date(2026, 12, 1))[date(2026, 11, 2)]
+    assert [r["PricingCategory"] for r in rows] == ["Committed", None, "Dynamic", None]
+    assert unified_row(line(), ACCOUNT, "2026-11", NOW, False)["PricingCategory"] == "Standard"

@@ -85,10 +85,35 @@ def _decimal_or_none(value: Any) -> Decimal | None:
     return None if value is None else to_decimal(value)
 
 
+# What a line's group is not: its measures and the credit's own fields.
+_NOT_GRAIN = frozenset({"line", "credit_type", "credit_name", "credit_id", "amount", "list_amount", "usage_amount",
+                        "pricing_amount", "currency_conversion_rate", "last_export_time"})
+
+
+def _group(line: Mapping[str, Any]) -> tuple:
+    return tuple(sorted((k, v) for k, v in line.items() if k not in _NOT_GRAIN))
+
+
+def pricing_category(line: Mapping[str, Any], category: str, committed: bool) -> str | None:
+    """FOCUS PricingCategory of a charge line: Committed where a committed use discount applies to its group
+    (or it is a commitment's fee), Dynamic for Spot/preemptible SKUs, else Standard; NULL where nothing is
+    priced (credits, tax, adjustments)."""
+    if category != "Usage":
+        return None
+    description = (line["sku_description"] or "").lower()
+    if committed or description.startswith("commitment"):
+        return "Committed"
+    if "spot" in description or "preemptible" in description:
+        return "Dynamic"
+    return "Standard"
+
+
 def unified_row(
-    line: Mapping[str, Any], account: Account, billing_period: str, ingested_at: datetime, estimated: bool
+    line: Mapping[str, Any], account: Account, billing_period: str, ingested_at: datetime, estimated: bool,
+    committed: bool = False,
 ) -> dict[str, Any]:
-    """One aggregated line of `export_query.charges_sql` -> one cost_daily row."""
+    """One aggregated line of `export_query.charges_sql` -> one cost_daily row. `committed`: a committed use
+    discount credit applies to the line's group (the export shows the discount as a credit on the usage)."""
     period_start, period_end = month_bounds(billing_period)
     charge_start, charge_end = day_bounds(line["usage_day"])
     amount = to_decimal(line["amount"], field="amount")
@@ -152,6 +177,7 @@ def unified_row(
         "CommitmentDiscountName": line["credit_name"] if cud_category else None,
         "CommitmentDiscountCategory": cud_category,
         "CommitmentDiscountType": CUD_TYPE if cud_category else None,
+        "PricingCategory": pricing_category(line, category, committed),
         "SkuId": line["sku_id"],
         "SkuMeter": line["sku_description"] if line["sku_id"] else None,  # what the SKU meters, in the export's words
         "PricingQuantity": pricing_quantity,
@@ -174,8 +200,11 @@ def unified_rows(
     lines: Iterable[Mapping[str, Any]], account: Account, billing_period: str, ingested_at: datetime, estimated_from: date
 ) -> dict[date, list[dict[str, Any]]]:
     """Lines -> cost_daily rows per partition day. Days on or after `estimated_from` may still change."""
+    lines = list(lines)
+    committed = {_group(line) for line in lines if line["line"] == "credit" and (line.get("credit_type") or "") in CUD_CATEGORIES}
     by_day: dict[date, list[dict[str, Any]]] = {}
     for line in lines:
         day = line["partition_day"]
-        by_day.setdefault(day, []).append(unified_row(line, account, billing_period, ingested_at, day >= estimated_from))
+        by_day.setdefault(day, []).append(unified_row(line, account, billing_period, ingested_at, day >= estimated_from,
+                                                      committed=line["line"] == "charge" and _group(line) in committed))
     return by_day
