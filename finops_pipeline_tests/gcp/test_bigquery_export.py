@@ -129,6 +129,23 @@ def test_refresh_rereads_only_days_whose_export_time_moved(scenario, bigquery, t
     assert rewritten == {date(2026, 11, 15)}  # unchanged days were kept, not rewritten
 
 
+def test_a_cache_built_by_an_older_mapping_is_read_again(scenario, bigquery, tmp_path):
+    import pyarrow.parquet as pq
+
+    from finops_pipeline.defs.gcp.bigquery_export import day_cache
+
+    entry = account("usd", USD_BILLING, "billing_usd", bigquery.url)
+    first = _pull(entry, "2026-11", tmp_path)
+    path = day_cache.cache_path(tmp_path, "usd", "2026-11")
+    cached = pq.read_table(path)
+    old = {k: v for k, v in (cached.schema.metadata or {}).items() if k != b"finops.mapping_version"}
+    pq.write_table(cached.replace_schema_metadata(old), path)  # as the previous mapping wrote it
+    again = _pull(entry, "2026-11", tmp_path, now=NOW + timedelta(hours=3))
+    assert again.metadata["partition_days_checked"] == first.metadata["partition_days_checked"] > 30  # every day again
+    assert again.source_totals == first.source_totals
+    assert all(r["ResourceType"] for r in again.batches.to_pylist() if r["ResourceId"])
+
+
 def test_recent_days_setting_widens_the_rechecked_window(scenario, bigquery, tmp_path):
     entry = account("usd", USD_BILLING, "billing_usd", bigquery.url, recent_days=20)
     _pull(entry, "2026-11", tmp_path)
