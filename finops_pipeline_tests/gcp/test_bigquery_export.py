@@ -52,9 +52,13 @@ def test_detailed_table_preferred_and_rows_follow_focus(scenario, bigquery, tmp_
     assert compute["Tags"] == '{"env":"prod","team":"checkout"}'
     assert compute["ServiceCategory"] == "Compute" and compute["SubAccountName"] == "Shop (prod)"
     assert compute["ConsumedUnit"] == "seconds" and compute["PricingUnit"] == "hour"
-    # ListCost is cost_at_list; ContractedCost the cost at the account's (negotiated) prices.
-    assert all(r["ListCost"] == r["ContractedCost"] + Decimal("0.3") and r["ContractedCost"] == r["BilledCost"]
-               for r in usage if r["ServiceName"] == "Compute Engine")
+    # ListCost is cost_at_list; ContractedCost the cost at the account's (negotiated) prices; the unit prices
+    # are the tier's, per hour, so price x PricingQuantity is the cost (FOCUS).
+    compute_rows = [r for r in usage if r["ServiceName"] == "Compute Engine"]
+    assert all(r["ListCost"] == r["ContractedCost"] + Decimal("0.3") and r["ContractedCost"] == r["BilledCost"] for r in compute_rows)
+    assert all(r["ListUnitPrice"] * r["PricingQuantity"] == r["ListCost"] for r in compute_rows)
+    assert all(r["ContractedUnitPrice"] * r["PricingQuantity"] == r["ContractedCost"] for r in compute_rows)
+    assert all(r["ListUnitPrice"] is None and r["ContractedUnitPrice"] is None for r in rows if r["ChargeCategory"] != "Usage")
     # FOCUS: a resource has a type; the zone comes from location.zone.
     assert compute["ResourceType"] == "compute.googleapis.com/Instance" and compute["AvailabilityZone"] == "us-central1-a"
     storage = next(r for r in usage if r["ServiceName"] == "Cloud Storage")

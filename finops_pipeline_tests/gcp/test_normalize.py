@@ -152,3 +152,16 @@ def test_pricing_category_committed_where_a_committed_use_discount_applies_to_th
     rows = unified_rows([line(), cud, other_sku, tax], ACCOUNT, "2026-11", NOW, date(2026, 12, 1))[date(2026, 11, 2)]
     assert [r["PricingCategory"] for r in rows] == ["Committed", None, "Dynamic", None]
     assert unified_row(line(), ACCOUNT, "2026-11", NOW, False)["PricingCategory"] == "Standard"
+
+
+def test_unit_prices_only_when_the_price_is_per_one_pricing_unit():
+    priced = {"price_unit": "hour", "price_unit_quantity": "1", "list_price": "0.05", "contracted_price": "0.04"}
+    row = unified_row(line(**priced), ACCOUNT, "2026-11", NOW, False)
+    assert (row["ListUnitPrice"], row["ContractedUnitPrice"]) == (Decimal("0.05"), Decimal("0.04"))
+    assert row["PricingCurrencyListUnitPrice"] == Decimal("0.05")  # USD bill: rate 1
+    for other in ({"price_unit": "gibibyte"}, {"price_unit_quantity": "1000"}):
+        assert unified_row(line(**{**priced, **other}), ACCOUNT, "2026-11", NOW, False)["ListUnitPrice"] is None
+    tax = unified_row(line(**priced, cost_type="tax"), ACCOUNT, "2026-11", NOW, False)
+    assert tax["ListUnitPrice"] is None and tax["ContractedUnitPrice"] is None  # FOCUS: NULL on Tax
+    eur = unified_row(line(**priced, currency="EUR", currency_conversion_rate=0.5), ACCOUNT, "2026-11", NOW, False)
+    assert eur["PricingCurrencyContractedUnitPrice"] == Decimal("0.08")  # the EUR price in USD

@@ -52,6 +52,9 @@ EXPORT_COLUMNS: dict[str, str] = {
     "export_time": "TIMESTAMPTZ",
     "cost": "DOUBLE",
     "cost_at_list": "DOUBLE",
+    "cost_at_effective_price_default": "DOUBLE",
+    "price": ("STRUCT(effective_price DOUBLE, tier_start_amount DOUBLE, unit VARCHAR, pricing_unit_quantity DOUBLE, "
+              "list_price DOUBLE, effective_price_default DOUBLE)"),
     "currency": "VARCHAR",
     "currency_conversion_rate": "DOUBLE",
     "usage": "STRUCT(amount DOUBLE, unit VARCHAR, amount_in_pricing_units DOUBLE, pricing_unit VARCHAR)",
@@ -65,7 +68,8 @@ RESOURCE_COLUMN = ("resource", "STRUCT(name VARCHAR, global_name VARCHAR)")
 # Approximate stored bytes per row of each column, for totalBytesProcessed. _PARTITIONTIME is free.
 _COLUMN_BYTES = {
     "billing_account_id": 22, "service": 40, "sku": 70, "usage_start_time": 8, "usage_end_time": 8,
-    "project": 80, "labels": 48, "system_labels": 48, "location": 32, "export_time": 8, "cost": 8, "cost_at_list": 8,
+    "project": 80, "labels": 48, "system_labels": 48, "location": 32, "export_time": 8, "cost": 8,
+    "cost_at_list": 8, "cost_at_effective_price_default": 8, "price": 48,
     "currency": 5, "currency_conversion_rate": 8, "usage": 40, "credits": 64, "invoice": 8,
     "cost_type": 9, "resource": 96, "_PARTITIONTIME": 0,
 }
@@ -548,6 +552,7 @@ def export_row(
         "export_time": export_time or _at(day + timedelta(days=1), 6),
         "cost": cost,
         "cost_at_list": cost if cost_at_list is None else cost_at_list,
+        "cost_at_effective_price_default": cost,
         "currency": currency,
         "currency_conversion_rate": conversion_rate,
         "usage": _usage(cost_type, usage_amount),
@@ -558,6 +563,10 @@ def export_row(
     }
     if resource is not None:
         row["resource"] = {"name": resource.rsplit("/", 1)[-1], "global_name": resource}
+    hours = row["usage"]["amount_in_pricing_units"]
+    if hours:  # one tier, priced per hour: the prices that make the row's costs
+        row["price"] = {"effective_price": cost / hours, "tier_start_amount": Decimal(0), "unit": "hour", "pricing_unit_quantity": Decimal(1),
+                        "list_price": row["cost_at_list"] / hours, "effective_price_default": cost / hours}
     return row
 
 

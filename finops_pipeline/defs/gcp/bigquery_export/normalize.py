@@ -3,8 +3,10 @@
 Mapping decisions (docs/gcp.md has the data dictionary):
 - A 'charge' line is the export's `cost` for its group: ChargeCategory from cost_type (regular ->
   Usage, tax -> Tax, adjustment -> Adjustment with ChargeClass 'Correction', rounding_error ->
-  Adjustment). BilledCost = EffectiveCost = ContractedCost = cost (at the account's prices, before
-  credits); ListCost = cost_at_list.
+  Adjustment). BilledCost = EffectiveCost = cost; ListCost = cost_at_list; ContractedCost =
+  cost_at_effective_price_default (negotiated prices, before commitment pricing); ListUnitPrice and
+  ContractedUnitPrice = the tier's price.list_price and price.effective_price_default where the price is
+  per one pricing unit (price.unit = usage.pricing_unit, pricing_unit_quantity 1), else NULL.
 - A 'credit' line is the sum of one credit type and name for the same group, as its own Credit charge:
   BilledCost = EffectiveCost = the (negative) credit amount, ListCost = ContractedCost = 0. So the
   sum of BilledCost is the export's net cost (cost + credits), and credits are never netted twice.
@@ -34,7 +36,7 @@ SOURCE = "bigquery_export"
 ZERO = Decimal(0)
 # The version of what unified_row puts in a row. The day cache keeps rows between refreshes and is
 # dropped when its version differs, so a new mapping reaches months whose export no longer changes.
-MAPPING_VERSION = "2"  # 2: ResourceType, AvailabilityZone, commitment credits, PricingCategory, ListCost from cost_at_list
+MAPPING_VERSION = "2"  # 2: ResourceType, AvailabilityZone, commitment credits, PricingCategory, list/contracted costs and prices
 
 # Committed use discount credit types -> FOCUS CommitmentDiscountCategory.
 CUD_CATEGORIES = {"COMMITTED_USAGE_DISCOUNT": "Usage", "COMMITTED_USAGE_DISCOUNT_DOLLAR_BASE": "Spend"}
@@ -89,8 +91,18 @@ def _decimal_or_none(value: Any) -> Decimal | None:
 
 
 # What a line's group is not: its measures and the credit's own fields.
-_NOT_GRAIN = frozenset({"line", "credit_type", "credit_name", "credit_id", "amount", "list_amount", "usage_amount",
-                        "pricing_amount", "currency_conversion_rate", "last_export_time"})
+_NOT_GRAIN = frozenset({"line", "credit_type", "credit_name", "credit_id", "amount", "list_amount", "contracted_amount",
+                        "usage_amount", "pricing_amount", "currency_conversion_rate", "last_export_time"})
+
+
+def unit_prices(line: Mapping[str, Any]) -> tuple[Decimal | None, Decimal | None]:
+    """(ListUnitPrice, ContractedUnitPrice) of a usage line: its tier's prices when they are per one unit of
+    the line's PricingUnit, so that price x PricingQuantity is the cost (FOCUS); else (None, None)."""
+    same_unit = line.get("price_unit") and line.get("price_unit") == line.get("pricing_unit")
+    per_one = line.get("price_unit_quantity") in (None, "") or to_decimal(line["price_unit_quantity"]) == 1
+    if not (same_unit and per_one):
+        return None, None
+    return _decimal_or_none(line.get("list_price") or None), _decimal_or_none(line.get("contracted_price") or None)
 
 
 def _group(line: Mapping[str, Any]) -> tuple:
@@ -131,7 +143,7 @@ def unified_row(
         pricing_unit = consumed_unit = None
     else:
         category, charge_class = CHARGE_CATEGORIES.get(cost_type, ("Adjustment", None))
-        contracted_cost = amount
+        contracted_cost = amount if line.get("contracted_amount") is None else to_decimal(line["contracted_amount"], field="contracted_amount")
         list_cost = amount if line.get("list_amount") is None else to_decimal(line["list_amount"], field="list_amount")
         description = line["sku_description"]
         source_type = cost_type
@@ -139,6 +151,8 @@ def unified_row(
         pricing_unit, consumed_unit = line["pricing_unit"], line["usage_unit"]
     service = line["service_name"] or "Unknown"
     rate = line["currency_conversion_rate"]
+    list_price, contracted_price = unit_prices(line) if category == "Usage" else (None, None)
+    usd = None if rate is None or to_decimal(rate) == 0 else to_decimal(rate, field="currency_conversion_rate")
     return {
         "BilledCost": amount,
         "EffectiveCost": amount,
@@ -181,6 +195,10 @@ def unified_row(
         "CommitmentDiscountCategory": cud_category,
         "CommitmentDiscountType": CUD_TYPE if cud_category else None,
         "PricingCategory": pricing_category(line, category, committed),
+        "ListUnitPrice": list_price,
+        "ContractedUnitPrice": contracted_price,
+        "PricingCurrencyListUnitPrice": None if list_price is None or usd is None else list_price / usd,
+        "PricingCurrencyContractedUnitPrice": None if contracted_price is None or usd is None else contracted_price / usd,
         "SkuId": line["sku_id"],
         "SkuMeter": line["sku_description"] if line["sku_id"] else None,  # what the SKU meters, in the export's words
         "PricingQuantity": pricing_quantity,
