@@ -59,6 +59,7 @@ def test_detailed_table_preferred_and_rows_follow_focus(scenario, bigquery, tmp_
     assert all(r["ListUnitPrice"] * r["PricingQuantity"] == r["ListCost"] for r in compute_rows)
     assert all(r["ContractedUnitPrice"] * r["PricingQuantity"] == r["ContractedCost"] for r in compute_rows)
     assert all(r["ListUnitPrice"] is None and r["ContractedUnitPrice"] is None for r in rows if r["ChargeCategory"] != "Usage")
+    assert all(r["SkuPriceId"] == f"{r['SkuId']}/0" for r in compute_rows)  # the SKU's first (only) tier
     # FOCUS: a resource has a type; the zone comes from location.zone.
     assert compute["ResourceType"] == "compute.googleapis.com/Instance" and compute["AvailabilityZone"] == "us-central1-a"
     storage = next(r for r in usage if r["ServiceName"] == "Cloud Storage")

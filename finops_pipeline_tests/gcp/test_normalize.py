@@ -158,6 +158,8 @@ def test_unit_prices_only_when_the_price_is_per_one_pricing_unit():
     priced = {"price_unit": "hour", "price_unit_quantity": "1", "list_price": "0.05", "contracted_price": "0.04"}
     row = unified_row(line(**priced), ACCOUNT, "2026-11", NOW, False)
     assert (row["ListUnitPrice"], row["ContractedUnitPrice"]) == (Decimal("0.05"), Decimal("0.04"))
+    assert row["SkuPriceId"] is None  # no tier known
+    assert unified_row(line(**priced, price_tier_start="0"), ACCOUNT, "2026-11", NOW, False)["SkuPriceId"] == "CP-1/0"
     assert row["PricingCurrencyListUnitPrice"] == Decimal("0.05")  # USD bill: rate 1
     for other in ({"price_unit": "gibibyte"}, {"price_unit_quantity": "1000"}):
         assert unified_row(line(**{**priced, **other}), ACCOUNT, "2026-11", NOW, False)["ListUnitPrice"] is None

@@ -195,6 +195,9 @@ def unified_row(
         "CommitmentDiscountCategory": cud_category,
         "CommitmentDiscountType": CUD_TYPE if cud_category else None,
         "PricingCategory": pricing_category(line, category, committed),
+        # Google has no price id; like its own FOCUS view, the SKU and the tier's start name the price.
+        "SkuPriceId": (f"{line['sku_id']}/{format(to_decimal(line['price_tier_start']).normalize(), 'f')}"
+                       if category == "Usage" and line["sku_id"] and line.get("price_tier_start") not in (None, "") else None),
         "ListUnitPrice": list_price,
         "ContractedUnitPrice": contracted_price,
         "PricingCurrencyListUnitPrice": None if list_price is None or usd is None else list_price / usd,
