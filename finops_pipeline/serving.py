@@ -39,7 +39,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from finops_pipeline.lake import _HOST, LakeError, PartitionKey, atomic_file, lake_root, list_partitions, read_json, write_json
+from finops_pipeline.lake import _HOST, LakeError, PartitionKey, atomic_file, lake_root, partition_files, read_json, write_json
 from finops_pipeline.schema import COST_DAILY_SCHEMA
 
 STATE_FILE = "state.json"
@@ -164,11 +164,7 @@ def current_state(data_dir: Path) -> ServingState:
 
 def _partitions_by_period(data_dir: Path) -> dict[str, dict[str, tuple[Path, list[int]]]]:
     by_period: dict[str, dict[str, tuple[Path, list[int]]]] = {}
-    for key, path in list_partitions(data_dir):
-        try:
-            stat = path.stat()
-        except FileNotFoundError:  # removed since the listing
-            continue
+    for key, path, stat in partition_files(data_dir):
         by_period.setdefault(key.billing_period, {})[_relative(key)] = (path, _fingerprint(stat))
     return by_period
 
