@@ -156,14 +156,14 @@ def _read_state_document(data_dir: Path) -> dict[str, Any]:
     return document
 
 
-def current_state(data_dir: Path) -> ServingState:
+def current_state(data_dir: Path, document: Mapping[str, Any] | None = None) -> ServingState:
     """The serving state as last committed (without looking at the partitions)."""
-    document = _read_state_document(Path(data_dir))
+    document = document or _read_state_document(Path(data_dir))
     return ServingState({p: _period_from_record(Path(data_dir), p, r) for p, r in document["periods"].items()})
 
 
-def _partitions_by_period(data_dir: Path) -> dict[str, dict[str, tuple[Path, list[int]]]]:
-    by_period: dict[str, dict[str, tuple[Path, list[int]]]] = {}
+def _partitions_by_period(data_dir: Path) -> dict[str, dict[str, tuple[str, list[int]]]]:
+    by_period: dict[str, dict[str, tuple[str, list[int]]]] = {}
     for key, path, stat in partition_files(data_dir):
         by_period.setdefault(key.billing_period, {})[_relative(key)] = (path, _fingerprint(stat))
     return by_period
@@ -181,7 +181,7 @@ def _with_todays_columns(table: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=COST_DAILY_SCHEMA.remove_metadata())
 
 
-def _read_one_by_one(files: Mapping[str, tuple[Path, list[int]]], read: dict[str, list[int]]) -> Iterator[pa.RecordBatch]:
+def _read_one_by_one(files: Mapping[str, tuple[str, list[int]]], read: dict[str, list[int]]) -> Iterator[pa.RecordBatch]:
     """Each partition's rows (and its path in `filename`), read through one open handle, so one version
     of the file whatever replaces it meanwhile; records the fingerprint of the version read."""
     for relative, (path, _) in sorted(files.items()):
@@ -212,11 +212,11 @@ def _file_totals(connection: duckdb.DuckDBPyConnection, path: Path) -> tuple[dic
     return ({c: t for c, t, *_ in rows}, sum(r[2] for r in rows), min((r[3] for r in rows), default=None), max((r[4] for r in rows), default=None))
 
 
-def _stat_all(files: Mapping[str, tuple[Path, list[int]]]) -> dict[str, list[int]]:
+def _stat_all(files: Mapping[str, tuple[str, list[int]]]) -> dict[str, list[int]]:
     found = {}
     for relative, (path, _) in files.items():
         try:
-            found[relative] = _fingerprint(path.stat())
+            found[relative] = _fingerprint(os.stat(path))
         except FileNotFoundError:
             pass
     return found
@@ -230,7 +230,7 @@ def _sum(totals: Iterator[Mapping[str, Decimal]] | list[Mapping[str, Decimal]]) 
     return {c: v for c, v in result.items() if v}
 
 
-def _insert_partitions(connection: duckdb.DuckDBPyConnection, files: Mapping[str, tuple[Path, list[int]]]
+def _insert_partitions(connection: duckdb.DuckDBPyConnection, files: Mapping[str, tuple[str, list[int]]]
                        ) -> tuple[dict[str, list[int]], dict[str, dict[str, Decimal]]]:
     """Add the rows of `files` to the temp table `period`; return the fingerprints of the versions read
     and each partition's BilledCost per currency.
@@ -268,7 +268,7 @@ def _insert_partitions(connection: duckdb.DuckDBPyConnection, files: Mapping[str
     return read, totals
 
 
-def _compact_period(data_dir: Path, billing_period: str, files: Mapping[str, tuple[Path, list[int]]],
+def _compact_period(data_dir: Path, billing_period: str, files: Mapping[str, tuple[str, list[int]]],
                     previous: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Write one period's compacted file and daily aggregate under new names; return its state record.
 
@@ -287,31 +287,34 @@ def _compact_period(data_dir: Path, billing_period: str, files: Mapping[str, tup
     columns = ", ".join(f'"{f.name}" {_duckdb_type(f.type)}' for f in COST_DAILY_SCHEMA)
     connection = duckdb.connect()
     try:
+        # The changed partitions go to a temp table (read once, checked); the others' rows come
+        # straight from the previous compacted file, which no one rewrites.
         connection.execute(f"CREATE TEMP TABLE period ({columns}, filename VARCHAR)")
-        partition_totals: dict[str, dict[str, Decimal]] = {}
-        if previous is not None and "partition_totals" in previous:
-            unchanged = {r for r, (_, f) in files.items() if previous["inputs"].get(r) == f}
-            drop = sorted(set(previous["inputs"]) - unchanged)
-            connection.execute(f"INSERT INTO period BY NAME SELECT * FROM read_parquet({_quote(root / previous['cost_daily'])}, hive_partitioning = false) "
-                               f"WHERE x_Provider || '/' || x_Source || '/' || x_AccountKey NOT IN (SELECT unnest($drop::VARCHAR[]))",
-                               {"drop": drop})
-            read, partition_totals = _insert_partitions(connection, {r: v for r, v in files.items() if r not in unchanged})
+        incremental = previous is not None and "partition_totals" in previous
+        unchanged = {r for r, (_, f) in files.items() if previous["inputs"].get(r) == f} if incremental else set()
+        read, partition_totals = _insert_partitions(connection, {r: v for r, v in files.items() if r not in unchanged})
+        source = "SELECT * EXCLUDE (filename) FROM period"
+        if incremental:
+            assert previous is not None
             read.update({r: previous["inputs"][r] for r in unchanged})
             partition_totals.update({r: {c: Decimal(v) for c, v in previous["partition_totals"][r].items()} for r in unchanged})
-            in_table = {c: t for c, t in connection.execute("SELECT BillingCurrency, sum(BilledCost) FROM period GROUP BY ALL").fetchall()}
-            if _sum([in_table]) != _sum(list(partition_totals.values())):  # a row not where its partition's key says
-                return _compact_period(data_dir, billing_period, files)
-        else:
-            read, partition_totals = _insert_partitions(connection, files)
+            dropped = sorted(set(previous["inputs"]) - unchanged)
+            connection.execute("CREATE TEMP TABLE dropped AS SELECT unnest($drop::VARCHAR[]) AS relative", {"drop": dropped})
+            source = (f"SELECT * FROM read_parquet({_quote(root / previous['cost_daily'])}, hive_partitioning = false) "
+                      f"WHERE x_Provider || '/' || x_Source || '/' || x_AccountKey NOT IN (SELECT relative FROM dropped) "
+                      f"UNION ALL BY NAME {source}")
         expected = _sum(list(partition_totals.values()))
         with atomic_file(root / relative_file) as temporary:
-            connection.execute(f"COPY (SELECT * EXCLUDE (filename) FROM period {ORDER}) TO {_quote(temporary)} ({options})")
+            connection.execute(f"COPY (SELECT * FROM ({source}) {ORDER}) TO {_quote(temporary)} ({options})")
             output_totals, rows, first, last = _file_totals(connection, temporary)
-            held = [p for (p,) in connection.execute("SELECT DISTINCT strftime(BillingPeriodStart, '%Y-%m') FROM period ORDER BY 1").fetchall()]
             if _sum([output_totals]) != expected:
+                if incremental:  # a row not where its partition's key says: redo it from every partition
+                    return _compact_period(data_dir, billing_period, files)
                 raise LakeError(f"the compacted {billing_period} totals {output_totals} differ from its partitions' {expected}; "
                                 f"kept the previous serving version")
             _check_serving_schema(temporary)
+            held = [p for (p,) in connection.execute(f"SELECT DISTINCT strftime(BillingPeriodStart, '%Y-%m') FROM read_parquet("
+                                                     f"{_quote(temporary)}) ORDER BY 1").fetchall()]
         with atomic_file(root / relative_daily) as temporary:
             source = f"read_parquet({_quote(root / relative_file)}, hive_partitioning = false)"
             connection.execute(f"COPY ({DAILY_SQL.format(source=source)}) TO {_quote(temporary)} (FORMAT parquet, COMPRESSION zstd)")
@@ -385,16 +388,17 @@ def refresh(data_dir: Path, now: float | None = None) -> RefreshResult:
             previous = periods.pop(billing_period)
             retired.update({previous["cost_daily"]: moment, previous["daily"]: moment})
             removed.append(billing_period)
-        if rebuilt or removed or not state_path(data_dir).exists():
-            write_json(state_path(data_dir), {"format": STATE_FORMAT, "periods": periods, "retired": retired})
-        deleted = _collect_garbage(data_dir, moment)
-    return RefreshResult(current_state(data_dir), rebuilt, removed, deleted, failed)
+        document = {"format": STATE_FORMAT, "periods": periods, "retired": retired}
+        deleted = _collect_garbage(data_dir, document, moment)
+        if rebuilt or removed or deleted or not state_path(data_dir).exists():
+            write_json(state_path(data_dir), document, indent=None)
+    return RefreshResult(current_state(data_dir, document), rebuilt, removed, deleted, failed)
 
 
-def _collect_garbage(data_dir: Path, now: float) -> list[Path]:
-    """Delete versions retired longer than the grace period, and files no state ever named (a crash's)."""
+def _collect_garbage(data_dir: Path, document: dict[str, Any], now: float) -> list[Path]:
+    """Delete versions retired longer than the grace period, and files no state ever named (a crash's);
+    `document` (the state about to be committed) forgets the retired versions deleted."""
     root = serving_root(data_dir)
-    document = _read_state_document(data_dir)
     live = {r[kind] for r in document["periods"].values() for kind in ("cost_daily", "daily")}
     retired: dict[str, float] = document.get("retired", {})
     deleted: list[Path] = []
@@ -416,8 +420,7 @@ def _collect_garbage(data_dir: Path, now: float) -> list[Path]:
                     deleted.append(path)
             except FileNotFoundError:
                 pass
-    if keep_retired != retired:
-        write_json(state_path(data_dir), {**document, "retired": keep_retired})
+    document["retired"] = keep_retired
     return deleted
 
 
