@@ -18,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import asdict
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -226,7 +225,7 @@ def _previous_mart(data_dir: Path, name: str, key: bytes) -> tuple[pa.Table, dic
 
 
 def per_account(name: str, data_dir: Path, state: ServingState, today: date,
-                compute: Callable[[list[str] | None], pa.Table], order: Callable[[dict], Any]) -> pa.Table:
+                compute: Callable[[list[str] | None], pa.Table], order: Callable[[pa.Table], pa.Table]) -> pa.Table:
     """A table whose rows each belong to one account key (its series are its own), rebuilt only for the
     accounts whose partitions changed since the table was written for the same `today`; the rows of
     the others are taken from that table. Each account's partition versions are recorded in the file
@@ -242,12 +241,9 @@ def per_account(name: str, data_dir: Path, state: ServingState, today: date,
     if changed is None:
         result = compute(None)
     else:
-        fresh = compute(changed) if changed else None
         kept = table.filter(pc.invert(pc.is_in(table.column("account_key"), pa.array(changed, pa.string()))))
-        schema = fresh.schema if fresh is not None else kept.schema
-        rows = kept.to_pylist() + (fresh.to_pylist() if fresh is not None else [])
-        rows.sort(key=order)
-        result = pa.Table.from_pylist(rows, schema=schema)
+        fresh = compute(changed) if changed else kept.slice(0, 0)
+        result = order(pa.concat_tables([kept, fresh.cast(kept.schema)]))
     record = json.dumps({"today": today.isoformat(), "accounts": fingerprints}, sort_keys=True)
     return result.replace_schema_metadata({**(result.schema.metadata or {}), PER_ACCOUNT_META: record})
 
@@ -298,8 +294,17 @@ def _cost_by_tag(data_dir: Path, state: ServingState, kept: pa.Table | None) -> 
     return insight.cost_by_tag(data_dir, state, keys=before if kept.num_rows else found)
 
 
-def _forecast_order(row: dict) -> tuple:
-    return (row["provider"], row["account_key"], row["currency"])
+def _forecast_order(table: pa.Table) -> pa.Table:
+    """The order of cost_forecast (stable, as its rows are built)."""
+    return table.sort_by([("provider", "ascending"), ("account_key", "ascending"), ("currency", "ascending")])
+
+
+def _anomaly_order(table: pa.Table) -> pa.Table:
+    """insight.anomaly_order in Arrow: newest day first, then the largest impact (stable)."""
+    keyed = table.append_column("_impact", pc.abs(table.column("impact")))
+    keyed = keyed.sort_by([("day", "descending"), ("_impact", "descending"), ("provider", "ascending"), ("account_key", "ascending"),
+                           ("service_name", "ascending")])
+    return keyed.drop_columns(["_impact"])
 
 
 def build_mart(name: str, data_dir: Path, config: FinopsConfig, now: datetime, state: ServingState | None = None) -> pa.Table:
@@ -319,7 +324,7 @@ def build_mart(name: str, data_dir: Path, config: FinopsConfig, now: datetime, s
         "cost_forecast": lambda: per_account(name, data_dir, state, today, lambda accounts: insight.cost_forecast(data_dir, today, state, accounts),
                                              _forecast_order),
         "cost_anomalies": lambda: per_account(name, data_dir, state, today, lambda accounts: insight.cost_anomalies(data_dir, today, state, accounts),
-                                              insight.anomaly_order),
+                                              _anomaly_order),
         "budget_status": lambda: insight.budget_status(data_dir, config.budgets, today, state=state),
         "cost_in_reporting_currency": lambda: cost_in_reporting_currency(data_dir, config.reporting_currency, state=state),
         "provider_cost_summary": lambda: provider_cost_summary(data_dir, config, today, state),

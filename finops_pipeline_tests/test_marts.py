@@ -184,5 +184,12 @@ def test_incremental_tables_equal_a_full_rebuild_after_one_month_is_restated(tmp
         for name, reference in full.items():
             assert _rows(tables[name]) == _rows(reference), name
             assert tables[name].num_rows > 0 or name == "cost_anomalies"
+        # Combined rows come out in each table's order.
+        keys = [insight.anomaly_order(r) for r in tables["cost_anomalies"].to_pylist()]
+        assert keys == sorted(keys)
+        keys = [(r["provider"], r["account_key"], r["currency"]) for r in tables["cost_forecast"].to_pylist()]
+        assert keys == sorted(keys)
+        service_keys = [(r["grain"], r["period_start"], r["provider"], r["currency"], -r["effective_cost"]) for r in tables["cost_by_service"].to_pylist()]
+        assert service_keys == sorted(service_keys)
         assert set(tables) == set(MART_TABLES)
     assert "cost_center" in tables["cost_by_tag"].column("tag_key").to_pylist()
