@@ -8,13 +8,14 @@ next connection. (DuckDB allows one read-write process or many read-only ones, n
 The views never read a path that a writer replaces. The lake's files (`data.parquet`, the marts) are
 replaced by rename, and DuckDB reading one of them while it is swapped (its glob listing, its footer
 read through one handle and its pages through another, its metadata cache keyed by path and mtime)
-can mix two versions of a file: `TProtocolException: Invalid data`. So every catalog build first
-takes a snapshot: one hard link per current file under `<data>/lake/.catalog/<version>/` (a copy
-where hard links are not possible), named once and never written again, and the views read that
-explicit list of files. A session sees exactly the state of the catalog it opened, however many
-refreshes follow. Snapshots stay for `FINOPS_SNAPSHOT_GRACE_SECONDS` (default a day) after a newer
-catalog replaced theirs, so sessions opened before a refresh keep working; a session open longer
-than that must reconnect.
+can mix two versions of a file: `TProtocolException: Invalid data`. So `cost_daily` reads the
+serving layer's compacted per-period files (serving.py), which are immutable and named once, and
+every catalog build takes a snapshot of the marts: one hard link per current mart file under
+`<data>/lake/.catalog/<version>/` (a copy where hard links are not possible). A session sees exactly
+the state of the catalog it opened, however many refreshes follow. Snapshots and replaced serving
+versions stay for `FINOPS_SNAPSHOT_GRACE_SECONDS` (default a day) after a newer catalog replaced
+theirs, so sessions opened before a refresh keep working; a session open longer than that must
+reconnect.
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from finops_pipeline import serving
 from finops_pipeline.lake import _HOST, atomic_file, lake_root, list_partitions, mart_path, pid_alive
 from finops_pipeline.schema import COLUMNS
+from finops_pipeline.serving import DEFAULT_GRACE_SECONDS, ServingState, grace_seconds  # noqa: F401 - re-exported
 
 CATALOG_FILE = "finops.duckdb"
 MART_TABLES = (
@@ -59,7 +62,6 @@ def _quote(path: Path | str) -> str:
 
 
 SNAPSHOT_DIR = ".catalog"
-DEFAULT_GRACE_SECONDS = 24 * 3600
 TEMPORARY_SNAPSHOT_MAX_AGE_SECONDS = 3600
 
 
@@ -67,13 +69,10 @@ def snapshots_root(data_dir: Path) -> Path:
     return lake_root(data_dir) / SNAPSHOT_DIR
 
 
-def grace_seconds() -> float:
-    return float(os.environ.get("FINOPS_SNAPSHOT_GRACE_SECONDS") or DEFAULT_GRACE_SECONDS)
-
-
 @dataclass
 class Snapshot:
-    """Immutable names for the lake's current files: what one set of views reads."""
+    """Immutable names for the lake's current files: what one set of views reads (`partitions`: the
+    serving layer's per-period files)."""
 
     directory: Path | None
     partitions: list[Path] = field(default_factory=list)
@@ -97,19 +96,17 @@ def _link(source: Path, destination: Path) -> bool:
     return True
 
 
-def take_snapshot(data_dir: Path, kind: str = "c") -> Snapshot:
-    """Link every current partition and mart file under a new `<data>/lake/.catalog/<version>/`.
+def take_snapshot(data_dir: Path, kind: str = "c", state: ServingState | None = None) -> Snapshot:
+    """Name the serving layer's current files (immutable already) and link every current mart file
+    under a new `<data>/lake/.catalog/<version>/`.
 
     `kind` is "c" for a catalog's snapshot, "t" for one that only a live process's in-memory views use.
+    `state` is the serving state to read (by default the one last committed).
     """
     data_dir = Path(data_dir)
     version = f"{kind}-{time.time_ns():020d}-{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     directory = snapshots_root(data_dir) / version
-    snapshot = Snapshot(directory)
-    for key, path in list_partitions(data_dir):
-        destination = directory / "cost_daily" / key.provider / key.source / key.account / f"{key.billing_period}.parquet"
-        if _link(path, destination):
-            snapshot.partitions.append(destination)
+    snapshot = Snapshot(directory, partitions=(state or serving.current_state(data_dir)).files())
     for name in MART_TABLES:
         destination = directory / "marts" / f"{name}.parquet"
         if _link(mart_path(data_dir, name), destination):
@@ -154,8 +151,8 @@ def _typed_empty() -> str:
 
 
 def cost_daily_sql(data_dir: Path, files: list[Path] | None = None) -> str:
-    """SELECT for the unified table over an explicit list of partition files (by default the current
-    ones); a typed empty result when there are none."""
+    """SELECT for the unified table over an explicit list of files (serving files, or by default the
+    current raw partitions); a typed empty result when there are none."""
     names = ", ".join(f'"{c.name}"' for c in COLUMNS)
     if files is None:
         files = [path for _, path in list_partitions(data_dir)]
@@ -168,23 +165,38 @@ def cost_daily_sql(data_dir: Path, files: list[Path] | None = None) -> str:
     return _typed_empty()
 
 
+def serving_sql(files: list[Path]) -> str:
+    """SELECT for the unified table over the serving layer's per-period files (all in today's schema,
+    sorted by day: DuckDB skips the row groups, and files, outside a filter on ChargePeriodStart or
+    BillingPeriodStart); a typed empty result when there are none."""
+    if not files:
+        return _typed_empty()
+    names = ", ".join(f'"{c.name}"' for c in COLUMNS)
+    return f"SELECT {names} FROM read_parquet([{', '.join(_quote(f) for f in files)}], hive_partitioning = false)"
+
+
 def register_views(connection: duckdb.DuckDBPyConnection, data_dir: Path, *, temporary: bool = False,
-                   snapshot: Snapshot | None = None) -> Snapshot:
+                   snapshot: Snapshot | None = None, state: ServingState | None = None) -> Snapshot:
     """Create the cost_daily view and one view per mart file present, over a snapshot of the lake
-    (taken here unless given). Also used in-memory by the marts (temporary views)."""
+    (taken here unless given). Also used in-memory by the marts (temporary views).
+
+    Without `snapshot` or `state`, the serving layer is first brought up to date with the partitions
+    (a listing when nothing changed), so a caller never reads a period older than its partitions."""
     if snapshot is None:
-        snapshot = take_snapshot(data_dir, "t" if temporary else "c")
+        state = state or serving.refresh(data_dir).state
+        snapshot = take_snapshot(data_dir, "t" if temporary else "c", state)
     kind = "TEMP VIEW" if temporary else "VIEW"
-    connection.execute(f"CREATE OR REPLACE {kind} cost_daily AS {cost_daily_sql(data_dir, snapshot.partitions)}")
+    connection.execute(f"CREATE OR REPLACE {kind} cost_daily AS {serving_sql(snapshot.partitions)}")
     for name, path in snapshot.marts.items():
         connection.execute(f"CREATE OR REPLACE {kind} {name} AS SELECT * FROM read_parquet({_quote(path)})")
     return snapshot
 
 
-def build_catalog(data_dir: Path) -> Path:
-    """Snapshot the lake, write a fresh catalog file over it and swap it in atomically."""
+def build_catalog(data_dir: Path, state: ServingState | None = None) -> Path:
+    """Bring the serving layer up to date (unless its fresh `state` is given), snapshot the marts,
+    write a fresh catalog file over both and swap it in atomically."""
     target = catalog_path(data_dir)
-    snapshot = take_snapshot(data_dir, "c")
+    snapshot = take_snapshot(data_dir, "c", state or serving.refresh(data_dir).state)
     with atomic_file(target) as temporary:
         connection = duckdb.connect(str(temporary))
         try:

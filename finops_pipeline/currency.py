@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from finops_pipeline.serving import ServingState
+
 RATE_FILES = ("eurofxref-hist.csv", "eurofxref.csv")
 MAX_RATE_AGE_DAYS = 7  # weekends and TARGET holidays have no fixing; a week covers every gap
 _SCALE = Decimal(1).scaleb(-10)
@@ -116,13 +118,13 @@ def convert(amount: Decimal, rate: Decimal) -> Decimal:
     return (amount * rate).quantize(_SCALE, rounding=ROUND_HALF_EVEN)
 
 
-def cost_in_reporting_currency(data_dir: Path, reporting_currency: str | None) -> pa.Table:
+def cost_in_reporting_currency(data_dir: Path, reporting_currency: str | None, state: ServingState | None = None) -> pa.Table:
     """Every (day, provider, account, billing currency) with its amounts converted; empty without a reporting currency."""
     if not reporting_currency:
         return SCHEMA.empty_table()
     from finops_pipeline.marts import _connection  # the marts' in-memory catalog over the lake
 
-    connection = _connection(data_dir)
+    connection = _connection(data_dir, state)
     try:
         groups = connection.execute(
             """SELECT ChargePeriodStart::DATE, x_Provider, x_AccountKey, BillingCurrency,

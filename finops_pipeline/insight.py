@@ -34,6 +34,7 @@ import duckdb
 import pyarrow as pa
 
 from finops_pipeline.catalog import register_views
+from finops_pipeline.serving import ServingState
 
 ZERO = Decimal(0)
 SCALE = Decimal("0.0000000001")
@@ -88,9 +89,10 @@ def _month_end(day: date) -> date:
     return ((day.replace(day=1) + timedelta(days=32)).replace(day=1)) - timedelta(days=1)
 
 
-def _connection(data_dir: Path) -> duckdb.DuckDBPyConnection:
+def _connection(data_dir: Path, state: ServingState | None = None) -> duckdb.DuckDBPyConnection:
+    """In-memory views over the serving layer: `state`, or the serving layer brought up to date."""
     connection = duckdb.connect()
-    register_views(connection, data_dir, temporary=True)
+    register_views(connection, data_dir, temporary=True, state=state)
     return connection
 
 
@@ -139,9 +141,9 @@ _GRAINS_SQL = """
 """
 
 
-def cost_by_service(data_dir: Path) -> pa.Table:
+def cost_by_service(data_dir: Path, state: ServingState | None = None) -> pa.Table:
     """Per grain ('daily' or 'billing_period'), period, provider, service and currency: billed and effective cost."""
-    connection = _connection(data_dir)
+    connection = _connection(data_dir, state)
     try:
         sql = _GRAINS_SQL.format(keys="x_Provider AS provider, ServiceName AS service_name, ServiceCategory AS service_category",
                                  source="cost_daily")
@@ -152,16 +154,32 @@ def cost_by_service(data_dir: Path) -> pa.Table:
         connection.close()
 
 
-def cost_by_tag(data_dir: Path) -> pa.Table:
+def _tag_pairs(connection: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str]]:
+    distinct = [t for (t,) in connection.execute("SELECT DISTINCT Tags FROM cost_daily WHERE Tags IS NOT NULL").fetchall()]
+    return [(tags, key, value) for tags in distinct for key, value in normalized_tags(tags).items()]
+
+
+def tag_keys(data_dir: Path, state: ServingState | None = None) -> set[str]:
+    """The normalized tag keys found in the lake (in the periods of `state`)."""
+    connection = _connection(data_dir, state)
+    try:
+        return {key for _, key, _ in _tag_pairs(connection)}
+    finally:
+        connection.close()
+
+
+def cost_by_tag(data_dir: Path, state: ServingState | None = None, keys: Iterable[str] | None = None) -> pa.Table:
     """Per grain, period, provider, currency, normalized tag key and value: billed and effective cost.
 
-    Every tag key found in the lake splits all the cost: the rows without that key (or with an empty
-    value) are its `untagged` bucket (tag_value NULL), so each key's rows add up to the total.
+    Every tag key found in the lake (or in `keys`, when given) splits all the cost: the rows without
+    that key (or with an empty value) are its `untagged` bucket (tag_value NULL), so each key's rows
+    add up to the total.
     """
-    connection = _connection(data_dir)
+    connection = _connection(data_dir, state)
     try:
-        distinct = [t for (t,) in connection.execute("SELECT DISTINCT Tags FROM cost_daily WHERE Tags IS NOT NULL").fetchall()]
-        pairs = [(tags, key, value) for tags in distinct for key, value in normalized_tags(tags).items()]
+        pairs = _tag_pairs(connection)
+        found = sorted({key for _, key, _ in pairs} if keys is None else set(keys))
+        connection.register("split_keys", pa.table({"tag_key": pa.array(found, pa.string())}))
         connection.register("tag_pairs", pa.table(
             {"Tags": [p[0] for p in pairs], "tag_key": [p[1] for p in pairs], "tag_value": [p[2] for p in pairs]},
             schema=pa.schema([("Tags", pa.string()), ("tag_key", pa.string()), ("tag_value", pa.string())]),
@@ -171,7 +189,7 @@ def cost_by_tag(data_dir: Path) -> pa.Table:
             WITH base AS (SELECT ChargePeriodStart, BillingPeriodStart, x_Provider, BillingCurrency, Tags,
                                  sum(BilledCost) AS BilledCost, sum(EffectiveCost) AS EffectiveCost
                           FROM cost_daily GROUP BY ALL),
-                 tag_keys AS (SELECT DISTINCT tag_key FROM tag_pairs)
+                 tag_keys AS (SELECT DISTINCT tag_key FROM split_keys)
             SELECT b.*, k.tag_key, p.tag_value
             FROM base b CROSS JOIN tag_keys k
             LEFT JOIN tag_pairs p ON p.Tags = b.Tags AND p.tag_key = k.tag_key
@@ -306,11 +324,21 @@ def _reason(category: str, flag: Flag, currency: str) -> str:
     return f"{change}: {category} of {currency} {flag.actual:,.2f} against {currency} {flag.expected:,.2f} a month before"
 
 
-def cost_anomalies(data_dir: Path, today: date) -> pa.Table:
-    """Anomalous days (complete days before today) per provider, account, service, currency and charge kind."""
-    connection = _connection(data_dir)
+def _accounts_filter(accounts: Sequence[str] | None) -> tuple[str, dict[str, Any]]:
+    return ("true", {}) if accounts is None else ("x_AccountKey IN (SELECT unnest($accounts::VARCHAR[]))", {"accounts": list(accounts)})
+
+
+def anomaly_order(row: Mapping[str, Any]) -> tuple:
+    """The order of cost_anomalies: newest day first, then the largest impact."""
+    return (-row["day"].toordinal(), -abs(row["impact"]), row["provider"], row["account_key"], row["service_name"])
+
+
+def cost_anomalies(data_dir: Path, today: date, state: ServingState | None = None, accounts: Sequence[str] | None = None) -> pa.Table:
+    """Anomalous days (complete days before today) per provider, account, service, currency and charge kind
+    (of the account keys `accounts` only, when given: each account's series are its own)."""
+    connection = _connection(data_dir, state)
     try:
-        series = _series(_daily_rows(connection, today), 3)
+        series = _series(_daily_rows(connection, today, *_accounts_filter(accounts)), 3)
     finally:
         connection.close()
     last = today - timedelta(days=1)
@@ -329,7 +357,7 @@ def cost_anomalies(data_dir: Path, today: date) -> pa.Table:
                 "provisional": flag.day > last - timedelta(days=PROVISIONAL_DAYS) or flag.day in s.estimated,
                 "reason": _reason(category, flag, currency), "as_of": today,
             })
-    rows.sort(key=lambda r: (-r["day"].toordinal(), -abs(r["impact"]), r["provider"], r["account_key"], r["service_name"]))
+    rows.sort(key=anomaly_order)
     return pa.Table.from_pylist(rows, schema=ANOMALY_SCHEMA)
 
 
@@ -423,13 +451,14 @@ def _forecast_row(f: Forecast) -> dict[str, Any]:
     }
 
 
-def cost_forecast(data_dir: Path, today: date) -> pa.Table:
-    """Month-end EffectiveCost forecast per provider, account and currency, for today's billing period.
+def cost_forecast(data_dir: Path, today: date, state: ServingState | None = None, accounts: Sequence[str] | None = None) -> pa.Table:
+    """Month-end EffectiveCost forecast per provider, account and currency, for today's billing period
+    (of the account keys `accounts` only, when given).
 
     Only series with cost in the last 35 days are forecast (an account that stopped is not projected)."""
-    connection = _connection(data_dir)
+    connection = _connection(data_dir, state)
     try:
-        series = _series(_daily_rows(connection, today), 2)
+        series = _series(_daily_rows(connection, today, *_accounts_filter(accounts)), 2)
     finally:
         connection.close()
     rows = []
@@ -453,10 +482,10 @@ BUDGET_SCHEMA = pa.schema([
 ])
 
 
-def budget_status(data_dir: Path, budgets: Sequence[Any], today: date) -> pa.Table:
+def budget_status(data_dir: Path, budgets: Sequence[Any], today: date, state: ServingState | None = None) -> pa.Table:
     """Per budget: this month's EffectiveCost in its scope and currency (actual, through today) and the month-end
     forecast, against the amount. status: OVER (actual above the amount), FORECAST_OVER, or OK."""
-    connection = _connection(data_dir)
+    connection = _connection(data_dir, state)
     rows = []
     try:
         for budget in budgets:

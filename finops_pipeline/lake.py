@@ -264,14 +264,40 @@ def read_partition_totals(path: Path) -> dict[str, Decimal]:
     return {c: Decimal(v) for c, v in json.loads(raw).items()} if raw else {}
 
 
-def list_partitions(data_dir: Path, provider: str | None = None, source: str | None = None) -> list[tuple[PartitionKey, Path]]:
+def _subdirectories(directory: str, prefix: str, wanted: str | None) -> list[tuple[str, str]]:
+    """(value, path) of the `prefix=value` directories in `directory` (only `wanted`, when given)."""
+    try:
+        entries = list(os.scandir(directory))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
     found = []
-    for path in sorted(cost_daily_root(data_dir).glob(f"*/*/*/*/{PARTITION_FILE}")):
-        parts = dict(p.split("=", 1) for p in path.relative_to(cost_daily_root(data_dir)).parts[:-1])
-        key = PartitionKey(parts["provider"], parts["source"], parts["account"], parts["billing_period"])
-        if (provider is None or key.provider == provider) and (source is None or key.source == source):
-            found.append((key, path))
+    for entry in entries:
+        name, _, value = entry.name.partition("=")
+        if name == prefix and (wanted is None or value == wanted) and entry.is_dir():
+            found.append((value, entry.path))
     return found
+
+
+def partition_files(data_dir: Path, provider: str | None = None, source: str | None = None) -> list[tuple[PartitionKey, str, os.stat_result]]:
+    """Every partition file (its path as a string) with its stat, sorted by path. os.scandir, level by level, and one stat per
+    file: a lake of 10,000 partitions is listed in a fraction of what a four-level glob takes."""
+    found = []
+    for provider_name, provider_dir in _subdirectories(str(cost_daily_root(data_dir)), "provider", provider):
+        for source_name, source_dir in _subdirectories(provider_dir, "source", source):
+            for account, account_dir in _subdirectories(source_dir, "account", None):
+                for period, period_dir in _subdirectories(account_dir, "billing_period", None):
+                    path = os.path.join(period_dir, PARTITION_FILE)
+                    try:
+                        stat = os.stat(path)
+                    except FileNotFoundError:
+                        continue
+                    found.append((path, PartitionKey(provider_name, source_name, account, period), stat))
+    found.sort(key=lambda item: item[0])
+    return [(key, path, stat) for path, key, stat in found]
+
+
+def list_partitions(data_dir: Path, provider: str | None = None, source: str | None = None) -> list[tuple[PartitionKey, Path]]:
+    return [(key, Path(path)) for key, path, _ in partition_files(data_dir, provider, source)]
 
 
 def read_partition(data_dir: Path, key: PartitionKey) -> pa.Table | None:
@@ -285,9 +311,10 @@ def write_table(path: Path, table: pa.Table) -> None:
         pq.write_table(table, temporary, compression="zstd")
 
 
-def write_json(path: Path, document: Mapping[str, Any]) -> None:
+def write_json(path: Path, document: Mapping[str, Any], indent: int | None = 2) -> None:
+    """Replace a JSON document atomically (`indent=None`: compact, for large machine-read state)."""
     with atomic_file(path) as temporary:
-        temporary.write_text(json.dumps(document, indent=2, sort_keys=True, default=str), encoding="utf-8")
+        temporary.write_text(json.dumps(document, indent=indent, sort_keys=True, default=str), encoding="utf-8")
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

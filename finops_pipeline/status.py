@@ -172,6 +172,13 @@ def _no_data_advice(account: Account, *, pulled: bool) -> Advice:
     )
 
 
-def connection_statuses(config: FinopsConfig, data_dir: Path, now: datetime) -> list[ConnectionStatus]:
-    coverage = coverage_by_account(data_dir)
+def coverage_from_daily(connection: duckdb.DuckDBPyConnection, relation: str) -> dict[str, Coverage]:
+    """The same coverage, from the serving layer's daily aggregates (serving.DAILY_SQL) in `relation`."""
+    rows = connection.execute(f"SELECT account_key, min(day), max(day), sum(row_count)::BIGINT FROM {relation} GROUP BY account_key").fetchall()
+    return {key: Coverage(first, last, count) for key, first, last, count in rows}
+
+
+def connection_statuses(config: FinopsConfig, data_dir: Path, now: datetime, coverage: dict[str, Coverage] | None = None) -> list[ConnectionStatus]:
+    """Every configured account's status; `coverage` (days and rows per account) is read from the lake unless given."""
+    coverage = coverage_by_account(data_dir) if coverage is None else coverage
     return [account_status(a, pulls.records(data_dir, a.key), coverage.get(a.key), now) for a in config.accounts]

@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 def status_table(data_dir: Path, config=CONFIG) -> Path:
     seed(data_dir, [cost(TODAY - timedelta(days=1), "1")])
     write_mart("billing_connection_status", billing_connection_status(data_dir, config, NOW), data_dir)
+    build_catalog(data_dir)
     return data_dir
 
 
@@ -83,6 +84,7 @@ def test_the_report_prints_totals_per_currency_top_services_forecast_and_anomali
     now = datetime(2026, 11, 26, 8, tzinfo=timezone.utc)
     for name in MART_TABLES:
         write_mart(name, build_mart(name, tmp_path, CONFIG, now), tmp_path)
+    build_catalog(tmp_path)
     print_report(tmp_path)
     out = capsys.readouterr().out
     assert "EUR              125.00        35.00        150.00          1" in out

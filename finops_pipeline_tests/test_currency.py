@@ -93,6 +93,7 @@ def test_the_registry_takes_a_reporting_currency_and_refuses_a_bad_one() -> None
 
 
 def test_the_page_shows_the_month_in_the_reporting_currency_with_its_rates(tmp_path: Path) -> None:
+    from finops_pipeline.catalog import build_catalog
     from finops_pipeline.dashboard import write_dashboard
     from finops_pipeline.marts import build_mart, write_mart
 
@@ -103,6 +104,7 @@ def test_the_page_shows_the_month_in_the_reporting_currency_with_its_rates(tmp_p
     now = datetime(2026, 11, 28, 8, tzinfo=timezone.utc)
     for name in ("provider_cost_summary", "daily_cost_trend", "cost_by_account", "billing_connection_status", "cost_in_reporting_currency"):
         write_mart(name, build_mart(name, data, config, now), data)
+    build_catalog(data)
     html = write_dashboard(data, now).read_text(encoding="utf-8")
     table = {r["account_key"]: r for r in cost_in_reporting_currency(data, "USD").to_pylist()}
     total = sum(r["billed_cost_reporting"] for r in table.values())

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from finops_pipeline.catalog import query
+from finops_pipeline.catalog import build_catalog, query
 from finops_pipeline.charts import png_bar_chart, series_by_currency
 from finops_pipeline.cli import main
 from finops_pipeline.config import parse_config
@@ -85,6 +85,7 @@ def build(data_dir: Path, rows: list[dict]) -> None:
         write_partition(data_dir, PartitionKey(provider, source, key, period), rows_to_table(items), {})
     for name in ("provider_cost_summary", "daily_cost_trend", "cost_by_account", "billing_connection_status"):
         write_mart(name, build_mart(name, data_dir, CONFIG, NOW), data_dir)
+    build_catalog(data_dir)  # once after the tables, as a run does
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,10 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute  # noqa: F401 - pa.compute
+import pyarrow.parquet as pq
+
 from finops_pipeline.config import parse_config
 from finops_pipeline.lake import PartitionKey, write_partition
 from finops_pipeline.marts import billing_connection_status, cost_by_account, daily_cost_trend, provider_cost_summary
@@ -83,3 +87,109 @@ def test_connection_status_puts_accounts_needing_attention_first(tmp_path: Path)
     assert [(r["account_key"], r["status"]) for r in table] == [("do-team", "NO_DATA"), ("aws-a", "OK")]
     assert "billing read" in table[0]["fix"]
     assert table[1]["first_day_with_data"] == TODAY - timedelta(days=1)
+
+
+# --- the tables as computed before the serving layer: a full scan of every partition (the oracle) -----------
+
+REFERENCE_SQL = {
+    "provider_cost_summary": """
+        WITH c AS (SELECT x_Provider AS provider, BillingCurrency AS currency,
+                          ChargePeriodStart::DATE AS day, BilledCost, x_AccountKey FROM cost_daily)
+        SELECT provider, currency,
+               coalesce(sum(BilledCost) FILTER (day >= date_trunc('month', $today::DATE) AND day <= $today::DATE), 0) AS month_to_date,
+               coalesce(sum(BilledCost) FILTER (day >= $today::DATE - 7 AND day < $today::DATE), 0) AS last_7_days,
+               coalesce(sum(BilledCost) FILTER (day >= $today::DATE - 30 AND day < $today::DATE), 0) AS last_30_days,
+               coalesce(sum(BilledCost) FILTER (day >= $today::DATE - 60 AND day < $today::DATE - 30), 0) AS previous_30_days,
+               count(DISTINCT x_AccountKey) AS accounts_with_data, max(day) AS last_day_with_data, true AS has_data
+        FROM c GROUP BY provider, currency""",
+    "daily_cost_trend": """
+        WITH days AS (SELECT unnest(generate_series($today::DATE - 30, $today::DATE - 1, INTERVAL 1 DAY))::DATE AS day),
+             pairs AS (SELECT DISTINCT x_Provider AS provider, BillingCurrency AS currency FROM cost_daily),
+             costs AS (SELECT x_Provider AS provider, BillingCurrency AS currency, ChargePeriodStart::DATE AS day,
+                              sum(BilledCost) AS billed_cost, sum(EffectiveCost) AS effective_cost
+                       FROM cost_daily WHERE ChargePeriodStart::DATE BETWEEN $today::DATE - 30 AND $today::DATE - 1 GROUP BY ALL)
+        SELECT p.provider, p.currency, d.day, coalesce(c.billed_cost, 0)::DECIMAL(38,10) AS billed_cost,
+               coalesce(c.effective_cost, 0)::DECIMAL(38,10) AS effective_cost
+        FROM pairs p CROSS JOIN days d LEFT JOIN costs c ON c.provider = p.provider AND c.currency = p.currency AND c.day = d.day""",
+    "cost_by_account": """
+        WITH c AS (SELECT x_Provider AS provider, x_AccountKey AS account_key, coalesce(SubAccountId, BillingAccountId) AS cloud_account_id,
+                          any_value(coalesce(SubAccountName, BillingAccountName)) OVER (
+                              PARTITION BY x_AccountKey, coalesce(SubAccountId, BillingAccountId)) AS cloud_account_name,
+                          BillingCurrency AS currency, ChargePeriodStart::DATE AS day, BilledCost
+                   FROM cost_daily)
+        SELECT c.provider, c.account_key, c.cloud_account_id, any_value(c.cloud_account_name) AS cloud_account_name, c.currency,
+               coalesce(sum(BilledCost) FILTER (day >= date_trunc('month', $today::DATE) AND day <= $today::DATE), 0) AS month_to_date,
+               coalesce(sum(BilledCost) FILTER (day >= $today::DATE - 30 AND day < $today::DATE), 0) AS last_30_days,
+               coalesce(sum(BilledCost) FILTER (day >= $today::DATE - 60 AND day < $today::DATE - 30), 0) AS previous_30_days,
+               min(day) AS first_day, max(day) AS last_day
+        FROM c GROUP BY c.provider, c.account_key, c.cloud_account_id, c.currency""",
+}
+
+
+def _rows(table: pa.Table, columns: list[str] | None = None) -> list[tuple]:
+    """A table's rows as sorted tuples (the order of ties is not part of a table's meaning)."""
+    data = table.select(columns or table.column_names).to_pylist()
+    return sorted((tuple(r.values()) for r in data), key=repr)
+
+
+def assert_dashboard_marts_match_a_full_scan(data_dir: Path, tables: dict[str, pa.Table], today: date) -> None:
+    """The four dashboard tables equal the same queries over every raw partition (the lake before the serving layer)."""
+    import duckdb
+
+    from finops_pipeline.catalog import cost_daily_sql
+
+    connection = duckdb.connect()
+    try:
+        connection.execute(f"CREATE TEMP VIEW cost_daily AS {cost_daily_sql(data_dir)}")
+        for name, sql in REFERENCE_SQL.items():
+            reference = connection.sql(sql, params={"today": today}).to_arrow_table()
+            table = tables[name].filter(pa.compute.field("provider").is_valid())
+            if name == "provider_cost_summary":
+                table = table.filter(pa.compute.field("has_data"))
+            assert _rows(table, reference.column_names) == _rows(reference), name
+            assert table.select(reference.column_names).schema.types == reference.schema.types, name
+    finally:
+        connection.close()
+
+
+def test_incremental_tables_equal_a_full_rebuild_after_one_month_is_restated(tmp_path: Path) -> None:
+    from finops_pipeline import insight, serving
+    from finops_pipeline.catalog import MART_TABLES
+    from finops_pipeline.marts import build_marts
+    from finops_pipeline_tests.test_serving import ACCOUNTS, TODAY, make_lake, write_month
+
+    config = parse_config({"accounts": [{"key": key, "provider": "aws", "source": "cost_explorer", "connected_at": "2026-01-01",
+                                         "account_id": "111111111111"} for _, _, key, _ in ACCOUNTS]}, Path("finops.yaml"))
+    now = datetime(2026, 11, 20, 6, tzinfo=timezone.utc)
+    make_lake(tmp_path)
+    first = build_marts(tmp_path, config, now)
+    assert_dashboard_marts_match_a_full_scan(tmp_path, first, TODAY)
+    # One month restated (one account), then a new tag key in another month: each time only what changed is
+    # recomputed, and every table equals a rebuild from nothing.
+    for account, period, seed in ((ACCOUNTS[2], "2026-10", "restated"), (ACCOUNTS[0], "2026-11", "new-tag")):
+        write_month(tmp_path, account, period, seed=seed)
+        if seed == "new-tag":
+            key = serving.PartitionKey(*account[:3], period)
+            table = pq.read_table(key.path(tmp_path))
+            tags = pa.array(['{"cost-center": "42"}'] * table.num_rows, pa.string())
+            write_partition(tmp_path, key, table.set_column(table.schema.get_field_index("Tags"), "Tags", tags),
+                            {"USD": sum(table.column("BilledCost").to_pylist(), Decimal(0))})
+        tables = build_marts(tmp_path, config, now)
+        assert_dashboard_marts_match_a_full_scan(tmp_path, tables, TODAY)
+        state = serving.current_state(tmp_path)
+        full = {
+            "cost_by_service": insight.cost_by_service(tmp_path, state), "cost_by_tag": insight.cost_by_tag(tmp_path, state),
+            "cost_forecast": insight.cost_forecast(tmp_path, TODAY, state), "cost_anomalies": insight.cost_anomalies(tmp_path, TODAY, state),
+        }
+        for name, reference in full.items():
+            assert _rows(tables[name]) == _rows(reference), name
+            assert tables[name].num_rows > 0 or name == "cost_anomalies"
+        # Combined rows come out in each table's order.
+        keys = [insight.anomaly_order(r) for r in tables["cost_anomalies"].to_pylist()]
+        assert keys == sorted(keys)
+        keys = [(r["provider"], r["account_key"], r["currency"]) for r in tables["cost_forecast"].to_pylist()]
+        assert keys == sorted(keys)
+        service_keys = [(r["grain"], r["period_start"], r["provider"], r["currency"], -r["effective_cost"]) for r in tables["cost_by_service"].to_pylist()]
+        assert service_keys == sorted(service_keys)
+        assert set(tables) == set(MART_TABLES)
+    assert "cost_center" in tables["cost_by_tag"].column("tag_key").to_pylist()

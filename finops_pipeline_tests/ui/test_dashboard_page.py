@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from finops_pipeline.catalog import MART_TABLES, query
+from finops_pipeline.catalog import MART_TABLES, build_catalog, query
 from finops_pipeline.dashboard import write_dashboard
 from finops_pipeline.lake import PartitionKey, write_partition
 from finops_pipeline.marts import build_mart, write_mart
@@ -62,6 +62,7 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
         write_partition(data_dir, PartitionKey(provider, source, key, period), rows_to_table(items), {})
     for name in MART_TABLES:
         write_mart(name, build_mart(name, data_dir, CONFIG, NOW), data_dir)
+    build_catalog(data_dir)  # once after the tables, as a run does
     write_dashboard(data_dir, NOW)
     return data_dir
 

@@ -19,13 +19,14 @@ from dagster import (
     asset,
 )
 
-from finops_pipeline.catalog import build_catalog, register_views
+from finops_pipeline import serving
+from finops_pipeline.catalog import build_catalog, catalog_path
 from finops_pipeline.config import registry_for_definitions
 from finops_pipeline.dagster_sources import BUILD_TABLES_JOB, CATALOG_POOL, COST_DAILY_COLUMN_SCHEMA, all_account_asset_keys, money
 from finops_pipeline.dashboard import preview_markdown, read_dashboard_data, write_dashboard
 from finops_pipeline.insight import Verdict, anomaly_verdict, budget_verdict
 from finops_pipeline.lake import mart_path
-from finops_pipeline.marts import build_mart, write_mart
+from finops_pipeline.marts import build_mart, daily_sql, write_mart
 from finops_pipeline.resources import FinopsResource
 
 MART_DESCRIPTIONS = {
@@ -59,22 +60,25 @@ def build_unified_assets(upstream: list[AssetKey]) -> list[AssetsDefinition]:
         deps=upstream,
         pool=CATALOG_POOL,
         description=(
-            "The unified daily cost table in FOCUS 1.2 column names: a DuckDB view (catalog finops.duckdb) over every "
-            "provider's Parquet partitions. Materializing it rebuilds the catalog."
+            "The unified daily cost table in FOCUS 1.2 column names: a DuckDB view (catalog finops.duckdb) over the serving "
+            "layer, one compacted Parquet file per billing period. Materializing it recompacts the periods whose partitions "
+            "changed; the catalog is built once per run (by finops_dashboard when the run includes it, else here)."
         ),
         metadata={"dagster/column_schema": COST_DAILY_COLUMN_SCHEMA},
     )
     def cost_daily(context: AssetExecutionContext, finops: FinopsResource) -> MaterializeResult:
         data_dir = finops.data_path()
-        catalog = build_catalog(data_dir)
+        refreshed = serving.refresh(data_dir)
+        catalog = catalog_path(data_dir)
+        if not _run_includes(context, AssetKey("finops_dashboard")):
+            catalog = build_catalog(data_dir, refreshed.state)
         connection = duckdb.connect()
         try:
-            register_views(connection, data_dir, temporary=True)
-            rows = connection.execute("SELECT count(*) FROM cost_daily").fetchone()[0]
+            connection.execute(f"CREATE TEMP VIEW daily AS SELECT * FROM {daily_sql(refreshed.state)}")
+            rows = connection.execute("SELECT coalesce(sum(row_count), 0)::BIGINT FROM daily").fetchone()[0]
             totals = connection.execute(
-                """SELECT x_Provider, BillingCurrency, sum(BilledCost), count(DISTINCT x_AccountKey),
-                          min(ChargePeriodStart)::DATE, max(ChargePeriodStart)::DATE
-                   FROM cost_daily GROUP BY ALL ORDER BY 1, 2"""
+                """SELECT provider, currency, sum(billed_cost), count(DISTINCT account_key), min(day), max(day)
+                   FROM daily GROUP BY ALL ORDER BY 1, 2"""
             ).fetchall()
         finally:
             connection.close()
@@ -87,6 +91,8 @@ def build_unified_assets(upstream: list[AssetKey]) -> list[AssetsDefinition]:
             metadata={
                 "rows": rows,
                 "catalog": MetadataValue.path(str(catalog)),
+                "periods_recompacted": MetadataValue.json(refreshed.rebuilt),
+                "periods_removed": MetadataValue.json(refreshed.removed),
                 "billed": ", ".join(money(v, c) for c, v in sorted(by_currency.items())) or "no costs",
                 "billed_exact": MetadataValue.json({c: str(v) for c, v in sorted(by_currency.items())}),
                 "totals_by_provider_and_currency": MetadataValue.md("\n".join(table)),
@@ -95,6 +101,11 @@ def build_unified_assets(upstream: list[AssetKey]) -> list[AssetsDefinition]:
         )
 
     return [cost_daily, *[_mart_asset(name) for name in MART_DESCRIPTIONS], finops_dashboard]
+
+
+def _run_includes(context: AssetExecutionContext, key: AssetKey) -> bool:
+    """Whether this run also materializes `key`."""
+    return key in (context.run.asset_selection or context.job_def.asset_layer.selected_asset_keys)
 
 
 def _table_schema(table: Any) -> TableSchema:
@@ -129,7 +140,9 @@ def _mart_asset(name: str) -> AssetsDefinition:
     )
     def mart(context: AssetExecutionContext, finops: FinopsResource) -> MaterializeResult:
         data_dir = finops.data_path()
-        table = build_mart(name, data_dir, finops.load_config(), finops.current_time())
+        # When cost_daily runs before it in this run, it brought the serving layer up to date: read that state.
+        state = serving.current_state(data_dir) if _run_includes(context, AssetKey("cost_daily")) else serving.refresh(data_dir).state
+        table = build_mart(name, data_dir, finops.load_config(), finops.current_time(), state)
         path = write_mart(name, table, data_dir)
         return MaterializeResult(
             metadata={
@@ -157,6 +170,7 @@ def _mart_asset(name: str) -> AssetsDefinition:
 )
 def finops_dashboard(context: AssetExecutionContext, finops: FinopsResource) -> MaterializeResult:
     data_dir = finops.data_path()
+    build_catalog(data_dir, serving.current_state(data_dir))  # the run's one catalog build: cost_daily and the new tables
     data = read_dashboard_data(data_dir)
     path = write_dashboard(data_dir, finops.current_time(), data)
     return MaterializeResult(
