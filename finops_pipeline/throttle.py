@@ -82,6 +82,8 @@ class Throttle:
         self._clock = clock
         self._sleep = sleep
         self._path = directory / f"{name}.json" if directory else None
+        # One lock object, made once (its making is not free); self._lock keeps this process's threads in line.
+        self._file_lock = FileLock(str(self._path) + ".lock", thread_local=False) if self._path else None
         self._lock = threading.Lock()  # threads of this process queue here before the file lock
         self._memory: dict[str, object] = {"log": [], "blocked_until": 0.0}
         self.waited_seconds = 0.0
@@ -92,9 +94,10 @@ class Throttle:
             if self._path is None:
                 yield self._memory
                 return
+            assert self._file_lock is not None
             self._path.parent.mkdir(parents=True, exist_ok=True)
             try:
-                with FileLock(str(self._path) + ".lock", timeout=max(0.0, timeout)):
+                with self._file_lock.acquire(timeout=max(0.0, timeout)):
                     try:
                         state = json.loads(self._path.read_text(encoding="utf-8"))
                     except (FileNotFoundError, ValueError):

@@ -82,11 +82,16 @@ class MotoSandbox:
 
 
 def pages_from(pages: list[dict[str, Any]], first_day: date) -> list[dict[str, Any]]:
-    """The days of `pages` from `first_day` on, as Cost Explorer answers a query starting that day (one page)."""
-    results = [r for p in pages for r in p["ResultsByTime"] if date.fromisoformat(r["TimePeriod"]["Start"]) >= first_day]
-    if not pages:
-        return []
-    return [{**{k: v for k, v in pages[0].items() if k != "NextPageToken"}, "ResultsByTime": results}]
+    """The days of `pages` from `first_day` on, as Cost Explorer answers a query starting that day: the
+    pages that still hold days, chained by NextPageToken again."""
+    kept = []
+    for page in pages:
+        results = [r for r in page["ResultsByTime"] if date.fromisoformat(r["TimePeriod"]["Start"]) >= first_day]
+        if results:
+            kept.append({**{k: v for k, v in page.items() if k != "NextPageToken"}, "ResultsByTime": results})
+    for index, page in enumerate(kept[:-1]):
+        page["NextPageToken"] = f"from-{first_day}-page-{index + 2}"
+    return kept
 
 
 def cost_explorer_pages(

@@ -103,6 +103,8 @@ class DigitalOceanSandbox(LoopbackServer):
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body are two writes: with Nagle on, the client's delayed ACK holds the body ~40 ms.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args):  # keep test and demo output quiet
                 pass
@@ -198,6 +200,13 @@ class DigitalOceanSandbox(LoopbackServer):
             self.arrivals.clear()
 
     # --- the API --------------------------------------------------------------------------------
+
+    def reset_counters(self) -> None:
+        """Forget the recorded requests and peaks, keep the teams and tokens (benchmarks)."""
+        with self._lock:
+            self.requests.clear()
+            self.arrivals.clear()
+            self.max_in_flight = 0
 
     def max_requests_within(self, seconds: float) -> int:
         """The most requests that arrived within any `seconds` since reset(): the observed peak rate."""
