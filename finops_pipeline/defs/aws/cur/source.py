@@ -35,6 +35,6 @@ SOURCE = Source(
     empty_pull=EMPTY_PULL,
     classify=classify,
     # S3 allows thousands of GETs a second per prefix; the bound is this machine: a month of CUR is a
-    # DuckDB scan that uses memory and both cores, so two at once.
-    limits=PullLimits(concurrency=2),
+    # DuckDB scan holding up to its 1 GB memory limit and using every core, so one at a time by default.
+    limits=PullLimits(concurrency=1),
 )

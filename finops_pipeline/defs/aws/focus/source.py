@@ -32,5 +32,5 @@ SOURCE = Source(
     no_data=NO_DATA,
     empty_pull=EMPTY_PULL,
     classify=classify,
-    limits=PullLimits(concurrency=2),  # like CUR: S3 is not the bound, this machine's memory and cores are
+    limits=PullLimits(concurrency=1),  # like CUR: S3 is not the bound, this machine's memory and cores are (a DuckDB scan)
 )

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from finops_pipeline import throttle
 from finops_pipeline.config import Account
-from finops_pipeline.http_budget import Deadline, bounded
+from finops_pipeline.http_budget import Deadline, bounded, requests_transport
 from finops_pipeline.tls import connection_verify
 
 if TYPE_CHECKING:  # pydo is imported where a client is made: loading the definitions stays cheap
@@ -92,14 +92,17 @@ def make_client(account: Account, stats: CallStats, deadline: Deadline | None = 
     token = account.env("token_env")
     deadline = deadline or Deadline.for_account(account)
     stats.account = account
+    endpoint = account.settings.get("endpoint") or DEFAULT_ENDPOINT
+    verify = connection_verify(account)
     return pydo.Client(
         token=token,
-        endpoint=account.settings.get("endpoint") or DEFAULT_ENDPOINT,
+        endpoint=endpoint,
         retry_policy=bounded(retry_policy_class())(retry_total=MAX_RETRIES, retry_backoff_factor=0.5, retry_backoff_max=30,
                                                    deadline=deadline),
         raw_request_hook=lambda _request: throttle.spend(account, 1, deadline.remaining()),
         raw_response_hook=stats.on_response,
-        connection_verify=connection_verify(account),
+        transport=requests_transport(endpoint, verify, deadline),
+        connection_verify=verify,
         user_agent="finops-pipeline",
         **deadline.timeouts(),
     )
