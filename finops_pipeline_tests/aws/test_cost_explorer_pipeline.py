@@ -71,6 +71,9 @@ def test_refresh_writes_the_lake_the_catalog_and_the_dashboard_tables(seeded) ->
     main = accounts["aws-main"].metadata
     assert Decimal(main["totals_by_currency"].value["USD"]) == month_total(charges["aws-main"], 10)
     assert main["billed"].value == f"USD {month_total(charges['aws-main'], 10):,.2f}"
+    details = main["source_details"].value  # what the refresh paid for, and which days it asked for
+    assert (details["pages"], details["cost_usd_for_api_calls"], details["pulled"]) == (3, "0.03", "whole month")
+    assert "cost_explorer" not in details  # the partition's planning state stays in the file, not in the UI
     assert accounts["aws-empty"].rows == 0 and "no costs" in accounts["aws-empty"].metadata["note"].value
 
     # The lake: one partition per account and month, exact to the last decimal.
