@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from finops_pipeline import throttle
 from finops_pipeline.config import Account
-from finops_pipeline.http_budget import Deadline, bounded
+from finops_pipeline.http_budget import Deadline, bounded, requests_transport
 from finops_pipeline.tls import connection_verify
 
 if TYPE_CHECKING:  # the Azure SDK is imported where a client is made: loading the definitions stays cheap
@@ -190,6 +190,7 @@ def cost_management_client(account: Account, meter: QuotaMeter, token_credential
         credential_scopes=[f"{endpoint}/.default"],
         retry_policy=bounded(retry_policy_class())(meter, max_wait, deadline=deadline),
         raw_request_hook=spend_quota,
+        transport=requests_transport(endpoint, connection_verify(account), deadline),  # the environment read once
         connection_verify=connection_verify(account),
         **deadline.timeouts(),
         user_agent="finops-pipeline",
