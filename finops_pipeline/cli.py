@@ -340,7 +340,7 @@ def _refresh(args: argparse.Namespace) -> int:
     finops = FinopsResource(config_file=str(config_file), data_dir=str(_data_dir(args)))
     periods = _periods(args, datetime.now(timezone.utc))
     print(f"Refreshing {len(accounts)} account(s) for {', '.join(periods)} (runs recorded in the Dagster instance at {os.environ['DAGSTER_HOME']})", flush=True)
-    refreshed = refresh(finops, accounts, periods, instance=DagsterInstance.get(), run_config=QUIET)
+    refreshed = refresh(finops, accounts, periods, instance=DagsterInstance.get(), run_config=QUIET, full_refresh=args.full)
     for result in refreshed.results:
         print(_result_line(result))
     failed = [r for r in refreshed.results if not r.ok and not r.waiting]
@@ -421,6 +421,8 @@ def build_parser() -> argparse.ArgumentParser:
     when = refresh.add_mutually_exclusive_group()
     when.add_argument("--period", type=_billing_period, help="one billing period, YYYY-MM (default: the open one(s), as the schedule does)")
     when.add_argument("--last", type=int, metavar="N", help="the last N billing periods, this one included")
+    refresh.add_argument("--full", action="store_true",
+                         help="whole months, also where a source pulls only the days that can still change (Cost Explorer)")
     refresh.add_argument("--config", help="default: $FINOPS_CONFIG or ./finops.yaml")
     refresh.add_argument("--data-dir", help="default: $FINOPS_DATA_DIR or ./data")
     refresh.set_defaults(run=_refresh)

@@ -189,7 +189,7 @@ class _Combinations(ValueError):
 # --- the registry ----------------------------------------------------------------------------------
 
 COMMON_FIELDS = ("key", "provider", "source", "name", "connected_at")
-TOP_LEVEL_KEYS = ("accounts", "history_start", "budgets", "reporting_currency")
+TOP_LEVEL_KEYS = ("accounts", "history_start", "budgets", "reporting_currency", "pull_concurrency")
 _UNKNOWN_TIME = datetime(1970, 1, 1, tzinfo=timezone.utc)  # connected_at of a broken account without a usable one
 
 
@@ -298,6 +298,11 @@ class FinopsConfig:
     problems: tuple[Problem, ...] = ()  # every mistake found, broken accounts' included
     budgets: tuple[Budget, ...] = ()  # the valid ones; a broken budget is left out (its problems are in `problems`)
     reporting_currency: str | None = None  # ISO 4217: converted amounts beside the billed ones (currency.py)
+    pull_concurrency: Mapping[str, int] = field(default_factory=dict)  # source id -> accounts pulled at once
+
+    def concurrency_for(self, source: Any) -> int:
+        """How many of `source`'s accounts a refresh pulls at once: finops.yaml's pull_concurrency, else the source's default."""
+        return self.pull_concurrency.get(source.id, source.limits.concurrency)
 
     def for_source(self, provider: str, source: str) -> list[Account]:
         return [a for a in self.accounts if a.provider == provider and a.source == source]
@@ -494,6 +499,7 @@ def _build(raw: Any, path: Path, *, now: datetime | None, duplicates: list[_Dupl
         registry_problem(f"'reporting_currency' must be an ISO 4217 code like EUR, got {shown(reporting_currency)}",
                          "write reporting_currency as three capital letters (EUR, USD, GBP ...), or remove it", "reporting_currency")
         reporting_currency = None
+    pull_concurrency = _pull_concurrency(raw.get("pull_concurrency"), registry_problem)
     entries = raw.get("accounts") or []
     if not isinstance(entries, list):
         registry_problem("'accounts' must be a list of accounts", "write each account as a '- key: ...' item under 'accounts:'", "accounts")
@@ -515,7 +521,31 @@ def _build(raw: Any, path: Path, *, now: datetime | None, duplicates: list[_Dupl
     accounts = _mark_double_counting(accounts, path, problems)
     budgets = _budgets(raw.get("budgets"), path, accounts, list(by_provider), problems)
     return FinopsConfig(path=path, accounts=tuple(accounts), history_start=history_start, problems=tuple(problems), budgets=budgets,
-                        reporting_currency=reporting_currency)
+                        reporting_currency=reporting_currency, pull_concurrency=pull_concurrency)
+
+
+def _pull_concurrency(raw: Any, registry_problem: Any) -> dict[str, int]:
+    """`pull_concurrency: {<source id>: n}`: how many accounts of a source a refresh pulls at once."""
+    if raw is None:
+        return {}
+    from finops_pipeline.sources import all_sources
+
+    known = [s.id for s in all_sources()]
+    if not isinstance(raw, dict):
+        registry_problem("'pull_concurrency' must be a mapping of source to a number of accounts pulled at once",
+                         f"write e.g. pull_concurrency: {{{known[0]}: 2}}", "pull_concurrency")
+        return {}
+    found = {}
+    for name, value in raw.items():
+        if name not in known:
+            registry_problem(f"'pull_concurrency' names unknown source {shown(name)}{_did_you_mean(name, known)}",
+                             f"use one of {', '.join(known)}", "pull_concurrency")
+        elif isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 64:
+            registry_problem(f"'pull_concurrency.{name}' must be a whole number from 1 to 64, got {shown(value)}",
+                             "write how many accounts of that source to pull at once, e.g. 4", "pull_concurrency")
+        else:
+            found[name] = value
+    return found
 
 
 def _account(entry: Any, index: int, path: Path, now: datetime, by_provider: dict[str, list[Any]],

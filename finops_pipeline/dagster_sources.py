@@ -30,7 +30,7 @@ from dagster import AssetCheckExecutionContext, AssetExecutionContext
 from finops_pipeline.catalog import MART_TABLES
 from finops_pipeline.config import Account, FinopsConfig, registry_for_definitions
 from finops_pipeline.lake import list_partitions, read_partition_totals
-from finops_pipeline.refresh import AccountOutcome, PullFunction, refresh_accounts
+from finops_pipeline.refresh import AccountOutcome, PullFunction, full_refresh, refresh_accounts
 from finops_pipeline.resources import FinopsResource
 from finops_pipeline.schema import COLUMNS
 from finops_pipeline.sources import Source
@@ -42,6 +42,8 @@ DEFAULT_HISTORY_MONTHS = 13
 CATALOG_POOL = "duckdb_catalog"  # dagster.yaml limits every pool to one op at a time
 BUILD_TABLES_JOB = "build_cost_tables"
 SOURCE_TAG = "finops/source"
+# A run tagged finops/full_refresh=true pulls whole months even where a source pulls only what can still change.
+FULL_REFRESH_TAG = "finops/full_refresh"
 # What a refresh rebuilds after the pulls: the catalog (cost_daily), the dashboard tables and the page.
 TABLE_ASSET_KEYS = (dg.AssetKey("cost_daily"), *(dg.AssetKey(name) for name in MART_TABLES), dg.AssetKey("finops_dashboard"))
 
@@ -159,10 +161,12 @@ def source_assets(spec: SourceDagsterSpec, accounts: Sequence[Account], periods:
         wanted = {by_key[k] for k in context.selected_asset_keys}
         selected = [a for a in config.for_source(source.provider.key, source.name) if a.key in wanted]
         billing_period = context.partition_key
-        outcomes = refresh_accounts(
-            finops.data_path(), selected, billing_period, spec.make_pull(finops.data_path(), finops.current_time),
-            finops.current_time, config.secret_values(), context.log, run_id=context.run_id,
-        )
+        with full_refresh(context.run.tags.get(FULL_REFRESH_TAG, "").lower() == "true"):
+            outcomes = refresh_accounts(
+                finops.data_path(), selected, billing_period, spec.make_pull(finops.data_path(), finops.current_time),
+                finops.current_time, config.secret_values(), context.log, run_id=context.run_id,
+                concurrency=config.concurrency_for(source),
+            )
         failed = []
         for outcome in outcomes:
             if outcome.ok:

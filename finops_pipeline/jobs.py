@@ -19,7 +19,7 @@ import dagster as dg
 
 from finops_pipeline import pulls
 from finops_pipeline.config import Account, FinopsConfig
-from finops_pipeline.dagster_sources import BUILD_TABLES_JOB, account_asset_key, refresh_job_name
+from finops_pipeline.dagster_sources import BUILD_TABLES_JOB, FULL_REFRESH_TAG, account_asset_key, refresh_job_name
 from finops_pipeline.resources import FinopsResource
 from finops_pipeline.sources import Source, get_source
 from finops_pipeline.status import not_there_yet
@@ -119,8 +119,12 @@ def refresh(
     instance: dg.DagsterInstance | None = None,
     run_config: dict[str, Any] | None = None,
     build_tables: bool = True,
+    full_refresh: bool = False,
 ) -> Refreshed:
-    """Pull `periods` for `accounts` through each source's refresh job, then rebuild the tables once."""
+    """Pull `periods` for `accounts` through each source's refresh job, then rebuild the tables once.
+
+    `full_refresh`: whole months, also from sources that otherwise pull only the days that can still change.
+    """
     defs = load_definitions_for(finops)
     data_dir = finops.data_path()
     by_source: dict[Source, list[Account]] = {}
@@ -146,6 +150,7 @@ def refresh(
                 instance=instance,
                 run_config=run_config,
                 raise_on_error=False,
+                tags={FULL_REFRESH_TAG: "true"} if full_refresh else None,
             )
             runs.append(run)
             results += [_result(a, period, run, data_dir, finops.current_time()) for a in selected]

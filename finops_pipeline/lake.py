@@ -264,6 +264,21 @@ def read_partition_totals(path: Path) -> dict[str, Decimal]:
     return {c: Decimal(v) for c, v in json.loads(raw).items()} if raw else {}
 
 
+def read_partition_extra(path: Path, name: str) -> Any:
+    """A value a source stored beside the totals (`partition_metadata`'s `extra`), or None."""
+    try:
+        metadata = pq.ParquetFile(path).schema_arrow.metadata or {}
+    except FileNotFoundError:
+        return None
+    raw = metadata.get(f"finops.{name}".encode())
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", "replace")
+
+
 def _subdirectories(directory: str, prefix: str, wanted: str | None) -> list[tuple[str, str]]:
     """(value, path) of the `prefix=value` directories in `directory` (only `wanted`, when given)."""
     try:

@@ -12,9 +12,11 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING
+
+from finops_pipeline.throttle import PullLimits
 
 if TYPE_CHECKING:
     from finops_pipeline.config import SourceSettings
@@ -45,6 +47,7 @@ class Source:
     classify: Callable[[BaseException, str], Diagnosis | None]  # provider errors -> diagnosis (imports its SDK lazily)
     history_months: int | None = None  # how many months back the source can serve; None: as far as the export goes
     default: bool = False  # read by an account of this provider that names no `source` (registries older than its second source)
+    limits: PullLimits = field(default_factory=PullLimits)  # accounts pulled at once, the provider's quota (throttle.py)
 
     @property
     def id(self) -> str:

@@ -62,14 +62,14 @@ def finops_resource(config: Path, data_dir: Path, now: str | None = None) -> Fin
     return FinopsResource(config_file=str(config), data_dir=str(data_dir), now=now)
 
 
-def run_refresh(config: Path, data_dir: Path, period: str, now: str | None = None, **select: str) -> Refreshed:
+def run_refresh(config: Path, data_dir: Path, period: str, now: str | None = None, full_refresh: bool = False, **select: str) -> Refreshed:
     """Refresh one billing period of every configured account (or `provider=`, `source=`, `account=`)
     through the real source jobs, then rebuild the tables, as `finops-pipeline refresh` does."""
     from finops_pipeline.config import load_config
     from finops_pipeline.jobs import refresh, select_accounts
 
     accounts = select_accounts(load_config(config), **select)
-    return refresh(finops_resource(config, data_dir, now), accounts, [period])
+    return refresh(finops_resource(config, data_dir, now), accounts, [period], full_refresh=full_refresh)
 
 
 def run_checks(config: Path, data_dir: Path, now: str | None = None):

@@ -300,3 +300,22 @@ def test_a_file_that_is_not_utf8_says_where(tmp_path: Path, capsys: pytest.Captu
     assert "save the file as UTF-8" in str(raised.value)
     assert main(["check-config", "--config", str(path)]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_pull_concurrency_overrides_a_source_default_and_refuses_what_it_cannot_mean(tmp_path: Path) -> None:
+    import yaml
+
+    from finops_pipeline.config import read_registry
+    from finops_pipeline.sources import get_source
+
+    ce, do = get_source("aws", "cost_explorer"), get_source("digitalocean", "billing")
+    config = load_config(write(tmp_path, yaml.safe_dump({"pull_concurrency": {"aws_cost_explorer": 1}, "accounts": [AWS]})))
+    assert (config.concurrency_for(ce), config.concurrency_for(do)) == (1, do.limits.concurrency)
+
+    bad = read_registry(write(tmp_path, yaml.safe_dump({"pull_concurrency": {"aws_cost_explorr": 2, "digitalocean_billing": 0},
+                                                         "accounts": [AWS]})))
+    messages = [str(p) for p in bad.problems]
+    assert any("unknown source 'aws_cost_explorr'; did you mean 'aws_cost_explorer'?" in m for m in messages)
+    assert any("'pull_concurrency.digitalocean_billing' must be a whole number from 1 to 64, got 0" in m for m in messages)
+    with pytest.raises(ConfigError):
+        load_config(tmp_path / "finops.yaml")

@@ -71,6 +71,9 @@ def test_refresh_writes_the_lake_the_catalog_and_the_dashboard_tables(seeded) ->
     main = accounts["aws-main"].metadata
     assert Decimal(main["totals_by_currency"].value["USD"]) == month_total(charges["aws-main"], 10)
     assert main["billed"].value == f"USD {month_total(charges['aws-main'], 10):,.2f}"
+    details = main["source_details"].value  # what the refresh paid for, and which days it asked for
+    assert (details["pages"], details["cost_usd_for_api_calls"], details["pulled"]) == (3, "0.03", "whole month")
+    assert "cost_explorer" not in details  # the partition's planning state stays in the file, not in the UI
     assert accounts["aws-empty"].rows == 0 and "no costs" in accounts["aws-empty"].metadata["note"].value
 
     # The lake: one partition per account and month, exact to the last decimal.
@@ -134,7 +137,8 @@ def test_a_failing_account_keeps_its_last_good_month_and_does_not_stop_the_other
     run_refresh(config_path, data_dir, "2026-10", now="2026-11-26T08:00:00Z")
     proxy.fail("GetCostAndUsage", "AccessDeniedException", f"not authorized to perform ce:GetCostAndUsage (external id {SECRET})")
 
-    result = run_refresh(config_path, data_dir, "2026-10", now="2026-11-26T09:00:00Z")
+    # The closed month is final after its first pull: ask for it whole, so every account calls Cost Explorer again.
+    result = run_refresh(config_path, data_dir, "2026-10", now="2026-11-26T09:00:00Z", full_refresh=True)
 
     # The run is red, the healthy accounts are written and materialized, the failed one names its fix.
     assert not result.ok

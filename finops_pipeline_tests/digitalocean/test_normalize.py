@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from finops_pipeline.config import parse_config
-from finops_pipeline.defs.digitalocean.billing.client import RateLimiter
 from finops_pipeline.defs.digitalocean.billing.invoices import CLOSED, OPEN, InvoiceFigures
 from finops_pipeline.defs.digitalocean.billing.pull import (
     OTHER_PRODUCT,
@@ -139,24 +138,3 @@ def test_invoice_comparison_reports_the_difference():
     assert (differs["difference"], differs["difference_percent"]) == ("-3.17", "-3.17")
     assert figures.final and not InvoiceFigures("2026-11", OPEN).final
     assert "difference" not in InvoiceFigures("2026-11", OPEN, month_to_date_usage=Decimal("5")).compare(Decimal("5"))
-
-
-def test_rate_limiter_allows_a_burst_then_paces_at_250_a_minute():
-    clock = [0.0]
-    sleeps: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        sleeps.append(seconds)
-        clock[0] += seconds
-
-    limiter = RateLimiter(per_minute=250, clock=lambda: clock[0], sleep=sleep)
-    for _ in range(250):
-        limiter.acquire()
-    assert sleeps == []
-    limiter.acquire()
-    limiter.acquire()
-    assert sleeps == [pytest.approx(60 / 250), pytest.approx(60 / 250)]
-    clock[0] += 60  # a quiet minute refills the bucket
-    for _ in range(250):
-        limiter.acquire()
-    assert len(sleeps) == 2

@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from finops_pipeline.config import Account, FinopsConfig
-from finops_pipeline.defs.aws.cost_explorer.pull import GROUP_BY, fetch_pages
+from finops_pipeline.defs.aws.cost_explorer.pull import DEFAULT_RECENT_DAYS, GROUP_BY, fetch_pages
 from finops_pipeline.defs.aws.session import aws_client
 from finops_pipeline.schema import month_bounds
 from finops_sandbox.synthetic import Charge, daily_charges
@@ -60,19 +60,38 @@ class MotoSandbox:
             if response.status not in (200, 201):
                 raise RuntimeError(f"moto refused {path}: {response.status}")
 
-    def seed_cost_explorer(self, account: Account, pages_by_period: dict[str, list[dict[str, Any]]]) -> None:
-        """Make Cost Explorer answer `account`'s monthly queries with these pages."""
+    def seed_cost_explorer(self, account: Account, pages_by_period: dict[str, list[dict[str, Any]]], first_day: date | None = None) -> None:
+        """Make Cost Explorer answer `account`'s monthly queries with these pages.
+
+        `first_day`: bind the query of a thrifty refresh (from that day to the month's end) instead,
+        answered with the pages' days from then on.
+        """
         role_arn = account.settings.get("role_arn")
         moto_account = role_arn.split(":")[4] if role_arn else MOTO_DEFAULT_ACCOUNT
         for period, pages in pages_by_period.items():
+            if first_day is not None:
+                pages = pages_from(pages, first_day)
             if not pages:
                 continue
             self._post("/moto-api/static/ce/cost-and-usage-results", {"account_id": moto_account, "results": pages})
             # Replay the pipeline's own requests so each page is bound to its exact request body.
             client = aws_client(account, "ce", region="us-east-1")
-            replayed = sum(1 for _ in fetch_pages(client, period))
+            replayed = sum(1 for _ in fetch_pages(client, period, first_day=first_day))
             if replayed != len(pages):
                 raise RuntimeError(f"seeding {account.key} {period}: bound {replayed} of {len(pages)} pages")
+
+
+def pages_from(pages: list[dict[str, Any]], first_day: date) -> list[dict[str, Any]]:
+    """The days of `pages` from `first_day` on, as Cost Explorer answers a query starting that day: the
+    pages that still hold days, chained by NextPageToken again."""
+    kept = []
+    for page in pages:
+        results = [r for r in page["ResultsByTime"] if date.fromisoformat(r["TimePeriod"]["Start"]) >= first_day]
+        if results:
+            kept.append({**{k: v for k, v in page.items() if k != "NextPageToken"}, "ResultsByTime": results})
+    for index, page in enumerate(kept[:-1]):
+        page["NextPageToken"] = f"from-{first_day}-page-{index + 2}"
+    return kept
 
 
 def cost_explorer_pages(
@@ -207,7 +226,8 @@ class AwsDemo:
         start = today - timedelta(days=75)
         for key, accounts in linked.items():
             charges = daily_charges(f"demo-{key}", start, 75, accounts, DEMO_SERVICES)
-            self.moto.seed_cost_explorer(
-                config.account(key),
-                {p: cost_explorer_pages(charges, p, estimated_from=today - timedelta(days=2)) for p in periods},
-            )
+            pages = {p: cost_explorer_pages(charges, p, estimated_from=today - timedelta(days=2)) for p in periods}
+            self.moto.seed_cost_explorer(config.account(key), pages)
+            # A later refresh today asks only for the days that can still change (Estimated, the last 3).
+            recent = today - timedelta(days=DEFAULT_RECENT_DAYS)
+            self.moto.seed_cost_explorer(config.account(key), {p: v for p, v in pages.items() if p == recent.strftime("%Y-%m")}, recent)

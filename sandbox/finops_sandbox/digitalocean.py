@@ -95,15 +95,34 @@ class DigitalOceanSandbox(LoopbackServer):
         self._throttle: list[int] = []  # Retry-After seconds of the next 429s
         self._scripted: list[list[Any]] = []  # [path fragment, status, body, times left]
         self._lock = threading.Lock()
+        self.latency = 0.0  # seconds each answer takes, as a far-away API would (benchmarks, concurrency tests)
+        self.in_flight = 0  # requests being answered now
+        self.max_in_flight = 0  # the most answered at once since reset()
+        self.arrivals: list[float] = []  # time.monotonic() of each request, for the observed request rate
         sandbox = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body are two writes: with Nagle on, the client's delayed ACK holds the body ~40 ms.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args):  # keep test and demo output quiet
                 pass
 
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                with sandbox._lock:
+                    sandbox.in_flight += 1
+                    sandbox.max_in_flight = max(sandbox.max_in_flight, sandbox.in_flight)
+                    sandbox.arrivals.append(time.monotonic())
+                try:
+                    if sandbox.latency:
+                        time.sleep(sandbox.latency)
+                    self._reply()
+                finally:
+                    with sandbox._lock:
+                        sandbox.in_flight -= 1
+
+            def _reply(self) -> None:
                 status, body, headers = sandbox._answer(self.path, self.headers.get("Authorization", ""))
                 content_type = "application/json; charset=utf-8"
                 if isinstance(body, tuple):  # respond_raw: (bytes, content type); "{token}" echoes the bearer token
@@ -176,8 +195,29 @@ class DigitalOceanSandbox(LoopbackServer):
             self.requests.clear()
             self._throttle.clear()
             self._scripted.clear()
+            self.latency = 0.0
+            self.max_in_flight = 0
+            self.arrivals.clear()
 
     # --- the API --------------------------------------------------------------------------------
+
+    def reset_counters(self) -> None:
+        """Forget the recorded requests and peaks, keep the teams and tokens (benchmarks)."""
+        with self._lock:
+            self.requests.clear()
+            self.arrivals.clear()
+            self.max_in_flight = 0
+
+    def max_requests_within(self, seconds: float) -> int:
+        """The most requests that arrived within any `seconds` since reset(): the observed peak rate."""
+        with self._lock:
+            times = sorted(self.arrivals)
+        peak, first = 0, 0
+        for last, moment in enumerate(times):
+            while moment - times[first] >= seconds:
+                first += 1
+            peak = max(peak, last - first + 1)
+        return peak
 
     def _rate_headers(self, remaining: int) -> dict[str, str]:
         return {"ratelimit-limit": str(HOURLY_LIMIT), "ratelimit-remaining": str(max(0, remaining)),

@@ -7,9 +7,11 @@ from finops_pipeline.defs.aws.cost_explorer.source import SOURCE
 
 
 def _pull(data_dir, now):
+    import functools
+
     from finops_pipeline.defs.aws.cost_explorer.pull import pull_cost_explorer
 
-    return pull_cost_explorer
+    return functools.partial(pull_cost_explorer, data_dir=data_dir, now=now)
 
 
 SPEC = SourceDagsterSpec(
@@ -19,7 +21,8 @@ SPEC = SourceDagsterSpec(
     description=(
         "daily AWS cost per linked account and service from Cost Explorer (GetCostAndUsage, DAILY, grouped by "
         "LINKED_ACCOUNT and SERVICE - Cost Explorer allows two GroupBy dimensions). One partition per billing "
-        "period; each refresh replaces that month. Each API page costs USD 0.01."
+        "period; a refresh pulls only the days that can still change (Estimated, recent) and merges them into the month. "
+        "Each API page costs USD 0.01."
     ),
 )
 

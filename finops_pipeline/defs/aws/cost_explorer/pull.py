@@ -3,23 +3,42 @@
 One GetCostAndUsage query per billing period: DAILY, grouped by LINKED_ACCOUNT and SERVICE (Cost
 Explorer allows at most two GroupBy dimensions, so region, charge type and resource are not
 available from this source; use CUR for them). Every page costs USD 0.01, so a refresh pulls only
-the month it is asked for and counts its pages.
+the days that can still change and counts its pages:
+
+- the whole month on the first pull, when asked (`full_refresh` setting or the run tag
+  finops/full_refresh=true), and on the first refresh after the month ended (the month closes);
+- otherwise, from the earliest of: the days Cost Explorer marked Estimated in the previous pull,
+  the day of the previous pull (it was partial then, later days did not exist), and the last
+  `recent_days` days, to the month's end; the earlier days are kept from the partition;
+- nothing at all for a closed month whose closing pull had no Estimated day left (final).
+
+The merge rewrites the whole partition (lake.write_partition, atomic): kept rows before the first
+re-pulled day, new rows from it on. Each partition stores its raw source total per day, so the
+month's source total is the kept days' raw totals plus the new pages' raw totals, independent of
+the normalization; kept rows that do not add up to their stored day totals force a full pull.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from finops_pipeline import throttle
 from finops_pipeline.config import Account
 from finops_pipeline.defs.aws import PROVIDER
 from finops_pipeline.defs.aws.services import service_name
 from finops_pipeline.defs.aws.session import Deadline, aws_client
 from finops_pipeline.diagnosis import malformed_answer
-from finops_pipeline.refresh import Pull
+from finops_pipeline.lake import PartitionKey, read_partition, read_partition_extra
+from finops_pipeline.refresh import Pull, full_refresh_requested
 from finops_pipeline.schema import day_bounds, month_bounds, rows_to_table, service_category, service_subcategory, to_decimal
 
 SOURCE = "cost_explorer"
@@ -32,13 +51,17 @@ TAX_SERVICES = {"tax"}
 # server that keeps sending tokens past this is broken, and every page costs USD 0.01.
 MAX_PAGES = 500
 TITLE = "AWS Cost Explorer"
+PAGE_USD = Decimal("0.01")
+DEFAULT_RECENT_DAYS = 3
+STATE = "cost_explorer"  # the partition metadata (finops.cost_explorer) that the next refresh plans from
 
 
-def build_query(billing_period: str, next_page_token: str | None = None) -> dict[str, Any]:
-    """The GetCostAndUsage parameters for one month; the sandbox replays exactly these."""
+def build_query(billing_period: str, next_page_token: str | None = None, first_day: date | None = None) -> dict[str, Any]:
+    """The GetCostAndUsage parameters for one month, from `first_day` (default its first) to its end;
+    the sandbox replays exactly these."""
     start, end = month_bounds(billing_period)
     query: dict[str, Any] = {
-        "TimePeriod": {"Start": start.date().isoformat(), "End": end.date().isoformat()},
+        "TimePeriod": {"Start": (first_day or start.date()).isoformat(), "End": end.date().isoformat()},
         "Granularity": "DAILY",
         "Metrics": list(METRICS),
         "GroupBy": [{"Type": t, "Key": k} for t, k in GROUP_BY],
@@ -48,7 +71,7 @@ def build_query(billing_period: str, next_page_token: str | None = None) -> dict
     return query
 
 
-def fetch_pages(client: Any, billing_period: str, max_pages: int = MAX_PAGES) -> Iterator[dict[str, Any]]:
+def fetch_pages(client: Any, billing_period: str, max_pages: int = MAX_PAGES, first_day: date | None = None) -> Iterator[dict[str, Any]]:
     """Follow NextPageToken by hand: boto3 has no paginator for GetCostAndUsage.
 
     Bounded: a token seen before, or more than `max_pages` pages, is an answer that does not end.
@@ -56,7 +79,7 @@ def fetch_pages(client: Any, billing_period: str, max_pages: int = MAX_PAGES) ->
     token = None
     seen: set[str] = set()
     for _ in range(max_pages):
-        page = client.get_cost_and_usage(**build_query(billing_period, token))
+        page = client.get_cost_and_usage(**build_query(billing_period, token, first_day))
         yield page
         token = page.get("NextPageToken") if isinstance(page, dict) else None
         if not token:
@@ -85,7 +108,7 @@ def _number(value: Any) -> bool:
         return False
 
 
-def validate_page(page: Any, billing_period: str) -> None:
+def validate_page(page: Any, billing_period: str, first_day: date | None = None) -> None:
     """An answer must prove it is one before it replaces anything.
 
     botocore turns a 200 with an empty body into `{}` and a body that is not JSON (an HTML page, garbage)
@@ -98,6 +121,7 @@ def validate_page(page: Any, billing_period: str) -> None:
     if not isinstance(page, dict) or not isinstance(page.get("ResultsByTime"), list):
         raise bad("the answer has no ResultsByTime list (an empty or non-JSON body, or another service answered)", page)
     start, end = (b.date() for b in month_bounds(billing_period))
+    start = first_day or start
     for day in page["ResultsByTime"]:
         period = day.get("TimePeriod") if isinstance(day, dict) else None
         if not isinstance(period, dict):
@@ -107,7 +131,7 @@ def validate_page(page: Any, billing_period: str) -> None:
         except (KeyError, TypeError, ValueError):
             raise bad("a result's TimePeriod is not a Start/End pair of dates", day) from None
         if not (start <= first < end and last == first + timedelta(days=1)):
-            raise bad(f"a result is for {period.get('Start')}..{period.get('End')}, not one day of {billing_period}", period)
+            raise bad(f"a result is for {period.get('Start')}..{period.get('End')}, not one day of {start}..{end} that was asked for", period)
         groups = day.get("Groups")
         if not isinstance(groups, list):
             raise bad(f"the result for {first} has no Groups list", day)
@@ -206,24 +230,153 @@ def normalize(pages: list[dict[str, Any]], account: Account, billing_period: str
     return rows
 
 
-def pull_cost_explorer(account: Account, billing_period: str) -> Pull:
-    # One deadline for the role, every attempt and every page: give_up_after_seconds.
-    client = aws_client(account, "ce", region="us-east-1", deadline=Deadline.of(account))  # Cost Explorer's one endpoint
-    pages = []
-    for page in fetch_pages(client, billing_period):
-        validate_page(page, billing_period)
-        pages.append(page)
-    rows = normalize(pages, account, billing_period, datetime.now(timezone.utc))
-    estimated_days = sorted({day["TimePeriod"]["Start"] for p in pages for day in p.get("ResultsByTime", []) if day.get("Estimated")})
+def daily_raw_totals(pages: list[dict[str, Any]]) -> dict[str, dict[str, Decimal]]:
+    """Day -> currency -> billed amount, straight from the responses (what a later merge keeps per day)."""
+    days: dict[str, dict[str, Decimal]] = {}
+    for page in pages:
+        for day in page.get("ResultsByTime", []):
+            totals = days.setdefault(day["TimePeriod"]["Start"], {})
+            for group in day.get("Groups", []):
+                amount, currency = _billed_amount(group["Metrics"])
+                totals[currency] = totals.get(currency, Decimal(0)) + amount
+    return days
+
+
+@dataclass(frozen=True)
+class Previous:
+    """What the last pull of this partition left for the next one to plan from."""
+
+    pulled_on: date  # the UTC day of that pull: that day was partial, later days did not exist yet
+    estimated_days: tuple[date, ...]
+    daily_totals: dict[str, dict[str, Decimal]]  # day -> currency -> raw billed amount
+
+    @classmethod
+    def read(cls, path: Path) -> Previous | None:
+        state = read_partition_extra(path, STATE) if path.exists() else None
+        if not isinstance(state, dict):
+            return None  # never pulled, or written before days were tracked: pull the whole month
+        try:
+            return cls(
+                date.fromisoformat(state["pulled_on"]),
+                tuple(date.fromisoformat(d) for d in state["estimated_days"]),
+                {d: {c: Decimal(v) for c, v in t.items()} for d, t in state["daily_totals"].items()},
+            )
+        except (KeyError, TypeError, ValueError, InvalidOperation):
+            return None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Which days of the month this refresh asks Cost Explorer for, and why."""
+
+    first_day: date | None  # None: nothing can change, no call at all
+    full: bool
+    why: str
+
+
+def plan(previous: Previous | None, billing_period: str, today: date, recent_days: int, full_requested: bool) -> Plan:
+    """The days that can still change (see the module's docstring)."""
+    start, end = (b.date() for b in month_bounds(billing_period))
+    if full_requested:
+        return Plan(start, True, "a full refresh was requested")
+    if previous is None:
+        return Plan(start, True, "first pull of this month")
+    if today >= end:  # a closed month
+        if previous.pulled_on < end:
+            return Plan(start, True, "the month has closed: its final figures")
+        if previous.estimated_days:
+            return Plan(min(previous.estimated_days), False, "days still marked Estimated")
+        return Plan(None, False, "the month is closed and no day is Estimated: nothing can change")
+    first = min([previous.pulled_on, *previous.estimated_days, today - timedelta(days=recent_days)])
+    if first <= start:
+        return Plan(start, True, "every day of the month can still change")
+    return Plan(first, False, f"days marked Estimated, since the last pull ({previous.pulled_on}) and the last {recent_days} days")
+
+
+def _kept_rows(data_dir: Path, key: PartitionKey, first_day: date) -> pa.Table | None:
+    existing = read_partition(data_dir, key)
+    if existing is None:
+        return None
+    before = datetime.combine(first_day, datetime.min.time(), tzinfo=timezone.utc)
+    return existing.filter(pc.less(existing["ChargePeriodStart"], pa.scalar(before, existing.schema.field("ChargePeriodStart").type)))
+
+
+def _adds_up(kept: pa.Table, daily_totals: Mapping[str, Mapping[str, Decimal]]) -> bool:
+    """The kept rows' BilledCost per currency equals the raw day totals stored for them."""
+    rows: dict[str, Decimal] = {}
+    for amount, currency in zip(kept["BilledCost"].to_pylist(), kept["BillingCurrency"].to_pylist()):
+        rows[currency] = rows.get(currency, Decimal(0)) + amount
+    stored: dict[str, Decimal] = {}
+    for totals in daily_totals.values():
+        for currency, amount in totals.items():
+            stored[currency] = stored.get(currency, Decimal(0)) + amount
+    return {c: v for c, v in rows.items() if v} == {c: v for c, v in stored.items() if v}
+
+
+def pull_cost_explorer(account: Account, billing_period: str, data_dir: Path | None = None,
+                       now: Callable[[], datetime] | None = None) -> Pull:
+    """One payer account, one month: the days that can still change, merged into the month's partition.
+
+    Without `data_dir` (a pull on its own) there is no partition to merge into: the whole month.
+    """
+    now_at = (now or (lambda: datetime.now(timezone.utc)))()
+    today = now_at.astimezone(timezone.utc).date()
+    key = PartitionKey(account.provider, account.source, account.key, billing_period)
+    previous = Previous.read(key.path(data_dir)) if data_dir is not None else None
+    wanted_full = full_refresh_requested() or bool(account.settings.get("full_refresh", False))
+    chosen = plan(previous, billing_period, today, int(account.settings.get("recent_days", DEFAULT_RECENT_DAYS)), wanted_full)
+    kept = None
+    if previous is not None and data_dir is not None and not chosen.full:
+        kept = _kept_rows(data_dir, key, chosen.first_day or month_bounds(billing_period)[1].date())
+        before = {d: t for d, t in previous.daily_totals.items() if chosen.first_day is None or date.fromisoformat(d) < chosen.first_day}
+        if kept is None or not _adds_up(kept, before):
+            chosen, kept = Plan(month_bounds(billing_period)[0].date(), True, "the stored month did not add up: pulled whole"), None
+
+    pages: list[dict[str, Any]] = []
+    if chosen.first_day is not None:
+        # One deadline for the role, every attempt and every page: give_up_after_seconds.
+        deadline = Deadline.of(account)
+        client = aws_client(account, "ce", region="us-east-1", deadline=deadline)  # Cost Explorer's one endpoint
+        # The payer's request quota, shared by every pull of it (finops_pipeline.throttle), each attempt.
+        def spend_quota(**_: Any) -> None:  # returns None: a value here would be taken for the HTTP response
+            throttle.spend(account, 1, deadline.remaining())
+
+        client.meta.events.register("before-send.cost-explorer.GetCostAndUsage", spend_quota, unique_id="finops-quota")
+        for page in fetch_pages(client, billing_period, first_day=chosen.first_day):
+            validate_page(page, billing_period, chosen.first_day)
+            pages.append(page)
+
+    daily = {d: dict(t) for d, t in (previous.daily_totals.items() if kept is not None and previous else [])
+             if chosen.first_day is None or date.fromisoformat(d) < chosen.first_day}
+    daily.update(daily_raw_totals(pages))
+    source_totals: dict[str, Decimal] = {}
+    for totals in daily.values():
+        for currency, amount in totals.items():
+            source_totals[currency] = source_totals.get(currency, Decimal(0)) + amount
+    new_rows = rows_to_table(normalize(pages, account, billing_period, datetime.now(timezone.utc)))
+    estimated = sorted({day["TimePeriod"]["Start"] for p in pages for day in p.get("ResultsByTime", []) if day.get("Estimated")})
+    if chosen.first_day is None and previous is not None:
+        estimated = [d.isoformat() for d in previous.estimated_days]
     retries = sum(p.get("ResponseMetadata", {}).get("RetryAttempts", 0) for p in pages)
+    _, end = month_bounds(billing_period)
+    state = {
+        "pulled_on": today.isoformat(),
+        "estimated_days": estimated,
+        "daily_totals": {d: {c: str(v) for c, v in sorted(t.items())} for d, t in sorted(daily.items())},
+    }
     return Pull(
-        source_totals=raw_totals(pages),
-        batches=rows_to_table(rows),
+        source_totals=source_totals,
+        batches=[kept, new_rows] if kept is not None else new_rows,
         api_calls=len(pages),
         metadata={
             "pages": len(pages),
-            "cost_usd_for_api_calls": str(Decimal("0.01") * len(pages)),
-            "estimated_days": estimated_days,
+            "cost_usd_for_api_calls": str(PAGE_USD * len(pages)),
+            "pulled": ("whole month" if chosen.full else
+                       f"{chosen.first_day}..{end.date() - timedelta(days=1)}" if chosen.first_day else "nothing"),
+            "why": chosen.why,
+            "days_kept": 0 if kept is None else len({d for d in daily if chosen.first_day and date.fromisoformat(d) < chosen.first_day}),
+            "estimated_days": estimated,
             "throttled_retries": retries,
+            "partition": {STATE: state},
         },
     )

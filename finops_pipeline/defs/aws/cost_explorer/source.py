@@ -5,6 +5,7 @@ from finops_pipeline.defs.aws.cost_explorer.settings import CostExplorerSettings
 from finops_pipeline.defs.aws.diagnosis import classify_aws
 from finops_pipeline.diagnosis import Advice, Diagnosis
 from finops_pipeline.sources import Source
+from finops_pipeline.throttle import PullLimits, Rate
 
 # The knowledge base: why an account shows "No data" 48 hours after it was connected.
 NO_DATA = Advice(
@@ -33,4 +34,7 @@ SOURCE = Source(
     empty_pull=EMPTY_PULL,
     classify=classify,
     history_months=13,  # Cost Explorer keeps 13 months of daily data
+    # AWS publishes no request rate for GetCostAndUsage (it answers LimitExceededException); the quota is the
+    # payer account's, so every pull of one payer shares a conservative 5 requests a second, 2 payers at once.
+    limits=PullLimits(concurrency=2, rates=(Rate(5, 1),), key=lambda account: account.settings.get("account_id"), scope="payer account"),
 )

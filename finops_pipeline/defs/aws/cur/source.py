@@ -5,6 +5,7 @@ from finops_pipeline.defs.aws.cur.settings import CurSettings
 from finops_pipeline.defs.aws.diagnosis import classify_aws
 from finops_pipeline.diagnosis import Advice, Diagnosis
 from finops_pipeline.sources import Source
+from finops_pipeline.throttle import PullLimits
 
 # The knowledge base: why an account shows "No data" 48 hours after it was connected.
 NO_DATA = Advice(
@@ -33,4 +34,7 @@ SOURCE = Source(
     no_data=NO_DATA,
     empty_pull=EMPTY_PULL,
     classify=classify,
+    # S3 allows thousands of GETs a second per prefix; the bound is this machine: a month of CUR is a
+    # DuckDB scan holding up to its 1 GB memory limit and using every core, so one at a time by default.
+    limits=PullLimits(concurrency=1),
 )

@@ -5,6 +5,7 @@ from finops_pipeline.defs.aws.diagnosis import classify_aws
 from finops_pipeline.defs.aws.focus.settings import FocusExportSettings
 from finops_pipeline.diagnosis import Advice, Diagnosis
 from finops_pipeline.sources import Source
+from finops_pipeline.throttle import PullLimits
 
 NO_DATA = Advice(
     cause="No FOCUS export has been delivered to the bucket yet, or the pipeline cannot read the bucket.",
@@ -31,4 +32,5 @@ SOURCE = Source(
     no_data=NO_DATA,
     empty_pull=EMPTY_PULL,
     classify=classify,
+    limits=PullLimits(concurrency=1),  # like CUR: S3 is not the bound, this machine's memory and cores are (a DuckDB scan)
 )

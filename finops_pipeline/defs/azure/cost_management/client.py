@@ -10,6 +10,8 @@ would only spend quota on another 429.
 Time is bounded (finops_pipeline.http_budget): the sign-in (azure-identity's own pipeline) and the
 queries share one Deadline per pull, the account's `give_up_after_seconds`; every attempt has a
 connect and a read timeout cut to the time left, and a retry whose wait would pass it is not taken.
+The tenant's quota (12 QPU per 10 s, 60 per minute, 600 per hour) is metered before each query by
+finops_pipeline.throttle, shared by every pull of the tenant, and a 429's wait holds them all back.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from finops_pipeline import throttle
 from finops_pipeline.config import Account
-from finops_pipeline.http_budget import Deadline, bounded
+from finops_pipeline.http_budget import Deadline, bounded, requests_transport
 from finops_pipeline.tls import connection_verify
 
 if TYPE_CHECKING:  # the Azure SDK is imported where a client is made: loading the definitions stays cheap
@@ -66,6 +69,7 @@ def throttle_wait(headers: Any) -> float | None:
 class QuotaMeter:
     """What one pull cost: HTTP requests to the Query API, 429s, seconds waited, QPU consumed."""
 
+    account: Account | None = None  # whose tenant: a 429's retry-after holds back every pull of the tenant
     requests: int = 0
     throttled: int = 0
     waited_seconds: float = 0.0
@@ -80,6 +84,9 @@ class QuotaMeter:
         headers = response.headers
         if status == 429:
             self.throttled += 1
+            wait = throttle_wait(headers)
+            if self.account is not None and wait:
+                throttle.back_off(self.account, wait)
         consumed = headers.get(QPU_CONSUMED)
         if consumed:
             try:
@@ -170,11 +177,20 @@ def cost_management_client(account: Account, meter: QuotaMeter, token_credential
 
     endpoint, _ = endpoints(account)
     max_wait = float(account.settings.get("max_throttle_wait_seconds", DEFAULT_MAX_THROTTLE_WAIT))
+    meter.account = account
+
+    def spend_quota(request: Any) -> None:
+        # A query of one month costs about 1 QPU of the tenant's quota, each page (nextLink) again.
+        if request.http_request.method == "POST":
+            throttle.spend(account, 1, deadline.remaining())
+
     return CostManagementClient(
         token_credential,
         base_url=endpoint,
         credential_scopes=[f"{endpoint}/.default"],
         retry_policy=bounded(retry_policy_class())(meter, max_wait, deadline=deadline),
+        raw_request_hook=spend_quota,
+        transport=requests_transport(endpoint, connection_verify(account), deadline),  # the environment read once
         connection_verify=connection_verify(account),
         **deadline.timeouts(),
         user_agent="finops-pipeline",

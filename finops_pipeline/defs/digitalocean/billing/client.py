@@ -3,7 +3,9 @@
 pydo is generated on azure-core, so retries are azure-core's RetryPolicy: it honours the
 Retry-After header DigitalOcean sends with a 429. We bound it (a few attempts, never a wait longer
 than a minute; a longer Retry-After means the hourly quota is spent and the next scheduled refresh
-is the better retry), and pace requests on our side to stay under 250 a minute per token.
+is the better retry). Requests are paced on our side under 250 a minute and 5,000 an hour per token
+(the source's quota, metered by finops_pipeline.throttle and shared by every pull using the token),
+and a 429's Retry-After holds back every pull using the same token.
 Bearer tokens only travel over https (azure-core refuses otherwise); a private certificate
 authority, if any, comes from `ca_bundle`. Time is bounded (finops_pipeline.http_budget): every
 request of one pull shares a Deadline, the account's `give_up_after_seconds`, with connect and read
@@ -13,61 +15,22 @@ timeouts cut to the time left and no retry whose wait would pass it.
 from __future__ import annotations
 
 import functools
-import hashlib
-import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from finops_pipeline import throttle
 from finops_pipeline.config import Account
-from finops_pipeline.http_budget import Deadline, bounded
+from finops_pipeline.http_budget import Deadline, bounded, requests_transport
 from finops_pipeline.tls import connection_verify
 
 if TYPE_CHECKING:  # pydo is imported where a client is made: loading the definitions stays cheap
     import pydo
 
 DEFAULT_ENDPOINT = "https://api.digitalocean.com"
-REQUESTS_PER_MINUTE = 250  # DigitalOcean's burst limit per token
+REQUESTS_PER_MINUTE = 250  # DigitalOcean's limits per token
+REQUESTS_PER_HOUR = 5000
 MAX_RETRIES = 4
 MAX_RETRY_AFTER_SECONDS = 60.0
-
-
-class RateLimiter:
-    """A token bucket: bursts up to the per-minute limit, then one request per 60/limit seconds."""
-
-    def __init__(self, per_minute: int = REQUESTS_PER_MINUTE, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep):
-        self.capacity = float(per_minute)
-        self.rate = per_minute / 60.0
-        self._tokens = self.capacity
-        self._clock = clock
-        self._sleep = sleep
-        self._updated = clock()
-        self._lock = threading.Lock()
-        self.waited_seconds = 0.0
-
-    def acquire(self) -> None:
-        with self._lock:
-            now = self._clock()
-            self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
-            self._updated = now
-            wait = 0.0 if self._tokens >= 1 else (1 - self._tokens) / self.rate
-            self._tokens -= 1  # may go negative: the wait below pays it back
-        if wait > 0:
-            self.waited_seconds += wait
-            self._sleep(wait)
-
-
-_limiters: dict[str, RateLimiter] = {}
-_limiters_lock = threading.Lock()
-
-
-def limiter_for(token: str) -> RateLimiter:
-    """One bucket per token in this process (keyed by a digest: the token itself is never kept)."""
-    key = hashlib.sha256(token.encode()).hexdigest()
-    with _limiters_lock:
-        return _limiters.setdefault(key, RateLimiter())
 
 
 @functools.cache
@@ -101,6 +64,7 @@ _NOT_RETRYABLE = ("non-TLS", "CERTIFICATE_VERIFY_FAILED")
 class CallStats:
     """Every HTTP attempt the client made (retries included), for metadata and tests."""
 
+    account: Account | None = None  # whose token: a 429's Retry-After holds back every pull using it
     attempts: int = 0
     throttled: int = 0
     ratelimit_remaining: int | None = None
@@ -112,6 +76,9 @@ class CallStats:
         self.paths.append(response.request.url.split("?", 1)[0])
         if response.status_code == 429:
             self.throttled += 1
+            retry_after = response.headers.get("retry-after")
+            if self.account is not None and retry_after and retry_after.isdigit():
+                throttle.back_off(self.account, float(retry_after))
         remaining = response.headers.get("ratelimit-remaining")
         if remaining is not None and remaining.isdigit():
             value = int(remaining)
@@ -123,16 +90,19 @@ def make_client(account: Account, stats: CallStats, deadline: Deadline | None = 
     import pydo
 
     token = account.env("token_env")
-    limiter = limiter_for(token)
     deadline = deadline or Deadline.for_account(account)
+    stats.account = account
+    endpoint = account.settings.get("endpoint") or DEFAULT_ENDPOINT
+    verify = connection_verify(account)
     return pydo.Client(
         token=token,
-        endpoint=account.settings.get("endpoint") or DEFAULT_ENDPOINT,
+        endpoint=endpoint,
         retry_policy=bounded(retry_policy_class())(retry_total=MAX_RETRIES, retry_backoff_factor=0.5, retry_backoff_max=30,
                                                    deadline=deadline),
-        raw_request_hook=lambda _request: limiter.acquire(),
+        raw_request_hook=lambda _request: throttle.spend(account, 1, deadline.remaining()),
         raw_response_hook=stats.on_response,
-        connection_verify=connection_verify(account),
+        transport=requests_transport(endpoint, verify, deadline),
+        connection_verify=verify,
         user_agent="finops-pipeline",
         **deadline.timeouts(),
     )

@@ -5,6 +5,7 @@ from finops_pipeline.defs.gcp.bigquery_export.diagnosis import NO_DATA, classify
 from finops_pipeline.defs.gcp.bigquery_export.settings import BigQueryExportSettings
 from finops_pipeline.diagnosis import Advice
 from finops_pipeline.sources import Source
+from finops_pipeline.throttle import PullLimits
 
 EMPTY_PULL = Advice(
     cause="The export table is found, but it holds no costs for this billing account and month.",
@@ -20,4 +21,6 @@ SOURCE = Source(
     no_data=NO_DATA,
     empty_pull=EMPTY_PULL,
     classify=classify,
+    # BigQuery runs up to 100 interactive queries at once per project; a pull runs a few, so 8 accounts at once.
+    limits=PullLimits(concurrency=8),
 )
