@@ -250,7 +250,7 @@ def _insert_partitions(connection: duckdb.DuckDBPyConnection, files: Mapping[str
         connection.execute(f"INSERT INTO period BY NAME SELECT * FROM read_parquet([{listed}], union_by_name = true, filename = true, "
                            f"hive_partitioning = false)")
         scanned = _stat_all(files) == before
-    except (duckdb.IOException, duckdb.InvalidInputException):  # a file gone or swapped mid-scan
+    except duckdb.Error:  # a file gone or swapped mid-scan (or a bad file, which the one-by-one read names)
         scanned = False
     if scanned:
         connection.execute("COMMIT")
