@@ -440,8 +440,10 @@ def _checks(layout: Layout, billing_period: str) -> list[tuple[str, str, str, st
            else f"CAST({_timestamp(layout, start)} AS DATE)")
     _, end = month_bounds(billing_period)
     checks.append((start, f"has rows whose {start} is missing", f"{_q(start)} IS NULL", "'NULL'"))
-    checks.append((start, f"has rows whose {start} is on or after the end of billing period {billing_period}",
-                   f"{day} >= DATE '{end.date().isoformat()}'", f"CAST({_q(start)} AS VARCHAR)"))
+    # A billing period in the provider's time zone (Google's invoice months run in US Pacific time) ends up to a
+    # day after the UTC month end, so the UTC charge day may be the first day after it, never later.
+    checks.append((start, f"has rows whose {start} is after the end of billing period {billing_period}",
+                   f"{day} > DATE '{end.date().isoformat()}'", f"CAST({_q(start)} AS VARCHAR)"))
     category = layout.columns["ChargeCategory"]
     allowed = "(" + ", ".join(_lit(c) for c in CHARGE_CATEGORIES) + ")"
     checks.append((category, f"has a {category} that is not one of {', '.join(CHARGE_CATEGORIES)}",

@@ -42,10 +42,10 @@ class MonthCache:
     days: dict[date, DayInfo] = field(default_factory=dict)
     rows: pa.Table = field(default_factory=CACHE_SCHEMA.empty_table)
 
-    def replace_day(self, day: date, info: DayInfo, rows: list[dict[str, Any]]) -> None:
-        """Drop the day's previous rows and keep these instead."""
+    def replace_day(self, day: date, info: DayInfo, rows: list[dict[str, Any]] | pa.Table) -> None:
+        """Drop the day's previous rows and keep these (cost_daily rows, as dicts or a table) instead."""
         keep = pc.not_equal(self.rows.column(PARTITION_DAY), pa.scalar(day, pa.date32()))
-        fresh = rows_to_table(rows)
+        fresh = rows.select(COST_DAILY_SCHEMA.names).cast(COST_DAILY_SCHEMA) if isinstance(rows, pa.Table) else rows_to_table(rows)
         fresh = fresh.append_column(CACHE_SCHEMA.field(PARTITION_DAY), pa.array([day] * fresh.num_rows, pa.date32()))
         self.rows = pa.concat_tables([self.rows.filter(keep), fresh])
         self.days[day] = info
