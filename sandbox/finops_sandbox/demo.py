@@ -23,6 +23,7 @@ from finops_sandbox.aws import AwsDemo
 from finops_sandbox.azure import AzureDemo
 from finops_sandbox.cur import AwsCurDemo
 from finops_sandbox.digitalocean import DigitalOceanDemo
+from finops_sandbox.focus import AwsFocusDemo
 from finops_sandbox.gcp import GcpDemo
 
 DEFAULT_BASE_PORT = 47100  # the stand-ins take consecutive ports from here (FINOPS_SANDBOX_PORT)
@@ -38,7 +39,8 @@ class DemoProvider(Protocol):
 
 
 def demo_providers() -> list[DemoProvider]:
-    return [AwsDemo(), AwsCurDemo(), GcpDemo(), AzureDemo(), DigitalOceanDemo()]
+    return [AwsDemo(), AwsCurDemo(), GcpDemo(), AzureDemo(), DigitalOceanDemo(),
+            AwsFocusDemo()]
 
 
 def demo_periods(today: date, days: int = HISTORY_DAYS) -> list[str]:

@@ -251,6 +251,9 @@ class BigQuerySandbox(LoopbackServer):
             )
         return found
 
+    def load_focus_parquet(self, project: str, dataset: str, table: str, paths: Sequence[str], *, billing_account_id: str) -> None:
+        _load_focus_parquet(self, project, dataset, table, paths, billing_account_id=billing_account_id)
+
     # --- scripted faults ---------------------------------------------------------------------------
 
     def inject(self, answer: str, call: str | None = None, *, column: str | None = None, times: int | None = None,
@@ -688,6 +691,34 @@ def create_focus_table(sandbox: BigQuerySandbox, project: str, dataset: str, tab
         sandbox._db.execute(f"CREATE TABLE {internal} ({ddl})")
 
 
+def _load_focus_parquet(sandbox: BigQuerySandbox, project: str, dataset: str, table: str, paths: Sequence[str], *,
+                        billing_account_id: str) -> None:
+    """FOCUS 1.2 Parquet files (AWS-shaped: DOUBLE costs, Tags a map) as a FOCUS export table: NUMERIC costs, Tags as
+    key/value records, x_ExportTime a day after the charge, Google's billing account. For the benchmark's volumes."""
+    sandbox.create_dataset(project, dataset)
+    internal = f"t_{uuid.uuid4().hex}"
+    listed = "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
+    money = [n for n, k in FOCUS_COLUMNS.items() if k == _NUMERIC]
+    with sandbox._lock:
+        found = sandbox._db.sql(f"DESCRIBE SELECT * FROM read_parquet({listed})").fetchall()
+        present = {row[0] for row in found}
+        parts = []
+        for name, kind in FOCUS_COLUMNS.items():
+            if name == "Tags":
+                parts.append("list_transform(map_entries(Tags), lambda e: {'key': e.key, 'value': e.value, "
+                             "'x_inherited': false, 'x_namespace': NULL::VARCHAR}) AS Tags")
+            elif name == "BillingAccountId":
+                parts.append(f"'{billing_account_id}' AS BillingAccountId")
+            elif name == "x_ExportTime":
+                parts.append("ChargePeriodStart + INTERVAL 1 DAY AS x_ExportTime")
+            elif name in present:
+                parts.append(f'CAST("{name}" AS {kind}) AS "{name}"' if name in money or kind == "TIMESTAMPTZ" else f'"{name}"')
+            else:
+                parts.append(f'CAST(NULL AS {kind}) AS "{name}"')
+        sandbox._db.execute(f"CREATE TABLE {internal} AS SELECT {', '.join(parts)} FROM read_parquet({listed})").fetchall()
+        sandbox._dataset(project, dataset, for_seeding=True).tables[table] = internal
+
+
 def focus_rows(billing_account_id: str, first: date, days: int, *, seed: str = "gcp-focus", hours: Sequence[int] = (1, 9, 17),
                currency: str = "USD", export_delay: timedelta = timedelta(hours=30)) -> list[dict[str, Any]]:
     """FOCUS 1.2 rows as Google's FOCUS export holds them: hourly usage per project, service and region with
@@ -784,14 +815,16 @@ DEMO_SERVICES: tuple[tuple[str, str | None, Decimal], ...] = (
 
 class GcpDemo:
     """The demo's GCP side: a billing account whose detailed export holds 60+ days of synthetic
-    cost (with credits and monthly tax), and one connected hours ago whose export has not created
-    its tables yet (PENDING)."""
+    cost (with credits and monthly tax), one connected hours ago whose export has not created
+    its tables yet (PENDING), and one read from its FOCUS export (hourly, tagged, two regions,
+    committed use discounts as Credit rows, late usage billed in the next invoice)."""
 
     BILLING_ACCOUNT = "01A2B3-C4D5E6-F7A8B9"
     NEW_BILLING_ACCOUNT = "0B1C2D-3E4F5A-6B7C8D"
     PROJECT = "finops-demo-billing"
     DATASET = "billing_export"
     NEW_DATASET = "billing_export_new"
+    FOCUS_BILLING_ACCOUNT = "0C1D2E-3F4A5B-6C7D8E"
 
     def __init__(self) -> None:
         self.sandbox: BigQuerySandbox | None = None
@@ -818,6 +851,8 @@ class GcpDemo:
         return [
             account("gcp-acme", "Acme Google Cloud", self.BILLING_ACCOUNT, self.DATASET, timedelta(days=120)),
             account("gcp-new-billing", "New GCP billing account", self.NEW_BILLING_ACCOUNT, self.NEW_DATASET, timedelta(hours=6)),
+            {**account("gcp-focus-retail", "Retail Google Cloud (FOCUS export)", self.FOCUS_BILLING_ACCOUNT,
+                       focus_dataset_name(self.FOCUS_BILLING_ACCOUNT), timedelta(days=90)), "source": "focus"},
         ]
 
     def environment(self) -> dict[str, str]:
@@ -846,3 +881,11 @@ class GcpDemo:
                 rows.append(export_row(billing_account_id=billing, day=month_start, project_id="acme-web-prod", service="Invoice",
                                        sku="Tax", cost=Decimal(rng.randint(500, 900)) / 100, cost_type="tax", region=None))
             self.sandbox.insert_rows(project, self.DATASET, table, rows)
+        for account in config.for_source("gcp", "focus"):
+            if account.settings.get("api_endpoint") != self.sandbox.url:
+                continue
+            billing, dataset = account.settings["billing_account_id"], account.settings["dataset"]
+            project = account.settings.get("dataset_project_id") or account.settings["project_id"]
+            self.sandbox.create_dataset(project, dataset)
+            create_focus_table(self.sandbox, project, dataset, focus_table_name(billing))
+            self.sandbox.insert_rows(project, dataset, focus_table_name(billing), focus_rows(billing, first, (today - first).days))
