@@ -213,3 +213,23 @@ def test_seeded_rows_look_like_the_export():
     assert {r["ChargeCategory"] for r in rows} == {"Usage", "Credit", "Tax"}
     assert {r["RegionId"] for r in rows if r["ChargeCategory"] == "Usage"} == {"us-central1", "europe-west1"}
     assert {r["BillingPeriodStart"].hour for r in rows} == {8}  # Pacific midnight
+
+
+def test_inside_48_hours_no_focus_table_is_not_there_yet_and_after_it_the_fix(bigquery, tmp_path):
+    from finops_pipeline_tests.conftest import run_checks, statuses
+
+    dataset = focus_dataset_name(USD_BILLING)
+    bigquery.create_dataset(PROJECT, dataset)  # export enabled hours ago: dataset there, table not yet
+    connected = NOW - timedelta(hours=6)
+    config = write_config(tmp_path, [entry("gcp-new", USD_BILLING, bigquery.url, connected_at=connected.isoformat().replace("+00:00", "Z"))])
+    data_dir = tmp_path / "data"
+    refreshed = run_refresh(config, data_dir, "2026-11", now="2026-11-20T12:00:00Z")
+    [result] = refreshed.results
+    assert refreshed.ok and result.waiting and result.code == "gcp.no_focus_table"
+    assert statuses(run_checks(config, data_dir, now="2026-11-20T12:00:00Z"), "gcp_focus") == {"gcp-new": "PENDING"}
+    later = run_checks(config, data_dir, now=(connected + timedelta(hours=49)).isoformat().replace("+00:00", "Z"))
+    assert statuses(later, "gcp_focus") == {"gcp-new": "ERROR"}  # past 48 h the same answer is an error, with its fix
+    from finops_pipeline_tests.conftest import check_results
+
+    evaluation = next(e for (asset, name), e in check_results(later).items() if name == "billing_data_within_48h")
+    assert not evaluation.passed and "enable the FOCUS usage cost export" in evaluation.metadata["fix"].value
