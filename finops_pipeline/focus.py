@@ -547,12 +547,12 @@ def copy_to_parquet(connection: duckdb.DuckDBPyConnection, select: str, target: 
         raise
 
 
-def file_error(exc: FocusFileError, *, provider: str, title: str, where: str, context: str = "") -> ProviderError:
-    """A FocusFileError as the ProviderError the status table shows: the file, the problem, the fix."""
+def file_error(exc: FocusFileError, *, provider: str, title: str, where: str, context: str = "", kind: str = "file") -> ProviderError:
+    """A FocusFileError as the ProviderError the status table shows: the file (or table: `kind`), the problem, the fix."""
     code = "focus_bad_value" if exc.sample is not None else ("focus_column_missing" if exc.column else "focus_file_unreadable")
     if "version" in exc.problem:
         code = "focus_version_unsupported"
-    detail = f"file {where}" + (f", column {exc.column}" if exc.column else "") + (f", sample {exc.sample!r}" if exc.sample else "")
+    detail = f"{kind} {where}" + (f", column {exc.column}" if exc.column else "") + (f", sample {exc.sample!r}" if exc.sample else "")
     return ProviderError(Diagnosis(
-        f"{provider}.{code}", ERROR, f"The {title} file {where} {exc.problem}. Nothing was written; the month keeps its last good data.",
+        f"{provider}.{code}", ERROR, f"The {title} {kind} {where} {exc.problem}. Nothing was written; the month keeps its last good data.",
         exc.fix, (detail + (f"; {context}" if context else ""))[:600]))

@@ -62,7 +62,6 @@ if TYPE_CHECKING:  # google-cloud-bigquery is imported where a query runs: loadi
 
 SOURCE = "focus"
 MARGIN_DAYS = 15
-TITLE = "GCP FOCUS table"
 
 
 def charge_days(billing_period: str, today: date) -> list[date]:
@@ -146,7 +145,7 @@ def table_layout(table: FocusTable) -> focus.Layout:
 
 
 def file_error(exc: focus.FocusFileError, table: FocusTable) -> ProviderError:
-    return focus.file_error(exc, provider="gcp", title=TITLE, where=table.id, context="view" if table.view else "FOCUS export table")
+    return focus.file_error(exc, provider="gcp", title="GCP FOCUS", where=table.id, kind="view" if table.view else "table")
 
 
 def _arrow_type(kind: str) -> pa.DataType:
