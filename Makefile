@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)/.dagster
 
-.PHONY: setup browser demo test ui dashboard dagster-home clean
+.PHONY: setup browser postgres demo test ui dashboard dagster-home clean
 
 $(VENV)/.installed: pyproject.toml sandbox/pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,16 @@ $(VENV)/.installed: pyproject.toml sandbox/pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]' -e ./sandbox
 	touch $@
 
-setup: $(VENV)/.installed
+# Azurite (Microsoft's Azure Storage emulator) for the demo and the Azure export tests, pinned in
+# sandbox/azurite/package-lock.json and installed project-locally (finops_sandbox/azurite.py finds it).
+sandbox/azurite/node_modules/.installed: sandbox/azurite/package.json sandbox/azurite/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --prefix sandbox/azurite --no-audit --no-fund --ignore-scripts --loglevel=error && touch $@; \
+	else \
+		echo "make setup: npm is missing, so Azurite is not installed: the demo skips its Azure export accounts and their tests skip (install Node.js and npm, then make setup)"; \
+	fi
+
+setup: $(VENV)/.installed sandbox/azurite/node_modules/.installed
 
 # $(DAGSTER_HOME)/dagster.yaml (copied from finops_pipeline/instance/ when missing) and workspace.yaml.
 dagster-home: setup
@@ -36,11 +45,24 @@ browser:
 		echo "make browser: /usr/bin/chromium is missing and this is not root with apt-get; the browser tests will be skipped (apt-get install chromium to run them)"; \
 	fi
 
+# PostgreSQL server binaries for the Dagster-instance tests (finops_pipeline_tests/deploy/): Debian's
+# package. The tests start their own throwaway server on 127.0.0.1 from these binaries; installed when
+# missing and we are root with apt-get; otherwise those tests skip with a message saying so.
+postgres:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing Debian's postgresql for the Dagster-instance tests ..."; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null) \
+			|| echo "make postgres: could not install postgresql; the PostgreSQL instance tests will be skipped"; \
+	else \
+		echo "make postgres: no PostgreSQL server under /usr/lib/postgresql and this is not root with apt-get; the PostgreSQL instance tests will be skipped (apt-get install postgresql to run them)"; \
+	fi
+
 .PHONY: lint
 lint: setup
 	$(BIN)/ruff check .
 
-test: setup browser lint
+test: setup browser postgres lint
 	$(BIN)/python -m pytest
 
 dashboard: setup

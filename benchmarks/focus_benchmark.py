@@ -2,6 +2,7 @@
 
     python benchmarks/focus_benchmark.py                  # 1 million hourly FOCUS 1.2 rows, 4 Parquet files
     python benchmarks/focus_benchmark.py --rows 200000    # quicker
+    python benchmarks/focus_benchmark.py --azure          # the azure/exports pull, downloading the run from Azurite
 
 The month is read three ways: the AWS FOCUS reader, the GCP FOCUS path (the same rows as a BigQuery FOCUS
 table in the stand-in) and a bare DuckDB read.
@@ -16,6 +17,8 @@ process and reports wall time, rows per second and the child's peak resident mem
   holding the same rows as a FOCUS export table (NUMERIC costs, Tags as key/value records, x_ExportTime);
   the load into the stand-in is not timed. The stand-in aggregates with DuckDB, so this measures the
   pipeline's side (REST round trips, the answer, the shared reader, the cost_daily rows), not Google's.
+- reader with --azure: the same files uploaded to Azurite as one Cost Management export run (manifest.json
+  with blobs[]), read by the azure/exports pull: list, manifest, download through azure-storage-blob, read.
 - duckdb: one bare `SELECT BillingCurrency, sum(BilledCost) ... GROUP BY 1` over the same files (a read
   floor: no casts, no rollup, no write).
 """
@@ -47,6 +50,45 @@ def generate(root: Path, rows: int, files: int) -> None:
     paths = sf.write_bulk(data, PERIOD, rows, files)
     manifest = {"executionId": "bench", "dataFiles": [f"s3://bench/{p.relative_to(root)}" for p in paths]}
     LocalBucket(root).put(cur2_manifest_key("", EXPORT, PERIOD), json.dumps(manifest).encode())
+
+
+def upload_azure_run(root: Path) -> None:
+    """The generated files as one run of a FocusCost export in Azurite (FINOPS_BENCH_AZURITE: its connection string)."""
+    import os
+
+    from azure.storage.blob import BlobServiceClient
+
+    container = BlobServiceClient.from_connection_string(os.environ["FINOPS_BENCH_AZURITE"]).create_container("bench")
+    folder = f"exports/{EXPORT}/20261001-20261031/202611010500/bench-run"
+    blobs = []
+    for path in sorted((root / EXPORT / "data").rglob("*.parquet")):
+        with open(path, "rb") as data:
+            container.upload_blob(f"{folder}/{path.name}", data, max_concurrency=4)
+        blobs.append({"blobName": f"{folder}/{path.name}", "byteCount": path.stat().st_size})
+    manifest = {"manifestVersion": "2024-04-01", "blobCount": len(blobs), "blobs": blobs,
+                "exportConfig": {"exportName": EXPORT, "type": "FocusCost", "dataVersion": "1.2-preview"},
+                "runInfo": {"runId": "bench-run", "submittedTime": "2026-11-01T05:00:00Z"}}
+    container.upload_blob(f"{folder}/manifest.json", json.dumps(manifest).encode())
+
+
+def run_azure_reader(root: Path, work: Path) -> dict:
+    import os
+
+    from finops_pipeline.config import parse_config
+    from finops_pipeline.defs.azure.exports.pull import pull_exports
+
+    account = parse_config({"accounts": [{"key": "bench", "provider": "azure", "source": "exports", "name": "Bench",
+                                          "connected_at": "2026-09-01T00:00:00Z", "account_url": os.environ["FINOPS_BENCH_AZURITE_URL"],
+                                          "container": "bench", "root_path": "exports", "export_name": EXPORT,
+                                          "connection_string_env": "FINOPS_BENCH_AZURITE", "give_up_after_seconds": 600}]},
+                           Path("finops.yaml")).accounts[0]
+    pull = pull_exports(account, PERIOD, data_dir=work)
+    target = work / "out.parquet"
+    pull.produce(target)
+    import pyarrow.parquet as pq
+
+    return {"rows_out": pq.ParquetFile(target).metadata.num_rows, "totals": {k: str(v) for k, v in pull.source_totals.items()},
+            "bytes_fetched": pull.metadata["bytes_fetched"]}
 
 
 def run_reader(root: Path, work: Path) -> dict:
@@ -122,8 +164,13 @@ def child(name: str, root: Path, work: Path) -> None:
         result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # stand-in included
         print(json.dumps(result))
         return
+    if name == "azure":
+        import azure.storage.blob  # noqa: F401
+
+        import finops_pipeline.config  # noqa: F401
+        import finops_pipeline.defs.azure.exports.pull  # noqa: F401
     start = time.perf_counter()
-    result = {"reader": run_reader, "duckdb": run_duckdb}[name](root, work)
+    result = {"reader": run_reader, "azure": run_azure_reader, "duckdb": run_duckdb}[name](root, work)
     result["seconds"] = time.perf_counter() - start
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result))
@@ -133,6 +180,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--files", type=int, default=4)
+    parser.add_argument("--azure", action="store_true", help="also read the month as an Azure export run from Azurite")
     parser.add_argument("--child")
     parser.add_argument("--root")
     parser.add_argument("--work")
@@ -140,10 +188,21 @@ def main() -> None:
     if args.child == "generate":
         generate(Path(args.root), args.rows, args.files)
         return
+    if args.child == "upload":
+        upload_azure_run(Path(args.root))
+        return
     if args.child:
         child(args.child, Path(args.root), Path(args.work))
         return
-    with tempfile.TemporaryDirectory() as directory:
+    import contextlib
+    import os
+
+    azurite = contextlib.nullcontext()
+    if args.azure:
+        from finops_sandbox.azurite import running_azurite
+
+        azurite = running_azurite()
+    with tempfile.TemporaryDirectory() as directory, azurite as emulator:
         root, work = Path(directory) / "export", Path(directory) / "work"
         work.mkdir()
         started = time.perf_counter()
@@ -151,8 +210,14 @@ def main() -> None:
         subprocess.run([sys.executable, __file__, "--child", "generate", "--root", str(root), "--work", str(work),
                         "--rows", str(args.rows), "--files", str(args.files)], check=True)
         print(f"generated {args.rows:,} FOCUS 1.2 rows in {args.files} Parquet files in {time.perf_counter() - started:.1f} s")
+        contenders = ["duckdb", "reader"]
+        if emulator is not None:
+            os.environ.update(FINOPS_BENCH_AZURITE=emulator.connection_string, FINOPS_BENCH_AZURITE_URL=emulator.account_url)
+            subprocess.run([sys.executable, __file__, "--child", "upload", "--root", str(root), "--work", str(work)], check=True)
+            contenders.append("azure")
         results = {}
-        for name in ("duckdb", "reader", "gcp"):
+        contenders.append("gcp")
+        for name in contenders:
             output = subprocess.run([sys.executable, __file__, "--child", name, "--root", str(root), "--work", str(work)],
                                     check=True, capture_output=True, text=True).stdout
             results[name] = json.loads(output.strip().splitlines()[-1])
@@ -160,10 +225,12 @@ def main() -> None:
             rate = args.rows / result["seconds"]
             print(f"{name:7s} {result['seconds']:7.2f} s  {rate:>12,.0f} rows/s  peak RSS {result['peak_rss_mb']:.0f} MB  "
                   f"{'rows out ' + format(result['rows_out'], ',') if 'rows_out' in result else ''}")
-        print(f"reader / duckdb time: {results['reader']['seconds'] / results['duckdb']['seconds']:.1f}x, "
-              f"gcp / duckdb time: {results['gcp']['seconds'] / results['duckdb']['seconds']:.1f}x")
-        totals = {name: result.get("totals") for name, result in results.items() if name != "duckdb"}
-        print(f"source totals (exact): {totals}")
+        print(f"reader / duckdb time: {results['reader']['seconds'] / results['duckdb']['seconds']:.1f}x")
+        if "azure" in results:
+            print(f"azure (Azurite download + read) / duckdb time: {results['azure']['seconds'] / results['duckdb']['seconds']:.1f}x; "
+                  f"totals equal the local reader's: {results['azure']['totals'] == results['reader']['totals']}")
+        print(f"gcp / duckdb time: {results['gcp']['seconds'] / results['duckdb']['seconds']:.1f}x; source totals (exact): "
+              f"reader {results['reader'].get('totals')}, gcp {results['gcp'].get('totals')}")
 
 
 if __name__ == "__main__":

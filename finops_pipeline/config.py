@@ -550,8 +550,8 @@ def _account(entry: Any, index: int, path: Path, now: datetime, by_provider: dic
                 f"use one of {', '.join(sorted(by_provider))}")
     else:
         names = [s.name for s in by_provider[provider]]
-        default = next((s.name for s in by_provider[provider] if s.default), None)
-        source = entry.get("source", names[0] if len(names) == 1 else default)
+        defaults = [s.name for s in by_provider[provider] if s.default]  # what a registry written before the provider's second source meant
+        source = entry.get("source", names[0] if len(names) == 1 else (defaults[0] if defaults else None))
         spec = next((s for s in by_provider[provider] if s.name == source), None)
         if spec is None:
             problem("source", f"'source' must be one of {', '.join(names)} for provider {provider} "

@@ -44,7 +44,7 @@ class Source:
     empty_pull: Advice  # a pull succeeded and the provider answered with no costs
     classify: Callable[[BaseException, str], Diagnosis | None]  # provider errors -> diagnosis (imports its SDK lazily)
     history_months: int | None = None  # how many months back the source can serve; None: as far as the export goes
-    default: bool = False  # read by an account of this provider whose entry names no source (the provider's first)
+    default: bool = False  # read by an account of this provider that names no `source` (registries older than its second source)
 
     @property
     def id(self) -> str:

@@ -93,6 +93,7 @@ def test_focus_columns_nulls_and_identity():
     assert row["BillingPeriodEnd"] == datetime(2026, 12, 1, tzinfo=timezone.utc)
     assert row["ChargePeriodEnd"] - row["ChargePeriodStart"] == datetime(2026, 1, 2) - datetime(2026, 1, 1)
     assert (row["BillingAccountId"], row["SubAccountId"], row["SubAccountName"]) == (SUBSCRIPTION, SUBSCRIPTION, "Contoso")
+    assert row["BillingAccountType"] == row["SubAccountType"] == "Subscription"  # FOCUS: set whenever the id is
     assert (row["ProviderName"], row["x_Provider"], row["x_Source"], row["x_AccountKey"]) == ("Microsoft", "azure", "cost_management", "az")
     for unknown in ("RegionId", "ResourceId", "SkuId", "PricingQuantity", "Tags", "ChargeClass"):
         assert row[unknown] is None, unknown
@@ -171,3 +172,13 @@ def test_next_link_must_stay_on_the_management_endpoint():
     with pytest.raises(ProviderError) as raised:
         _check_next_link("https://evil.example/collect?$skiptoken=a", "https://management.azure.com")
     assert raised.value.diagnosis.code == "azure.unexpected_next_link"
+
+
+def test_pricing_currency_only_where_the_billing_currency_proves_it():
+    """A USD bill is priced in USD under every agreement; a EUR bill may be priced in USD (MCA) or EUR (EA)."""
+    actual = pages("ActualCost", ACTUAL)
+    rows = rows_to_table(normalize(actual, pages("AmortizedCost", AMORTIZED), account(), "2026-11", INGESTED)).to_pylist()
+    usd = [r for r in rows if r["BillingCurrency"] == "USD"]
+    assert usd and all(r["PricingCurrency"] == "USD" and r["PricingCurrencyEffectiveCost"] == r["EffectiveCost"] for r in usd)
+    eur = [r for r in rows if r["BillingCurrency"] == "EUR"]
+    assert eur and all(r["PricingCurrency"] is None and r["PricingCurrencyEffectiveCost"] is None for r in eur)

@@ -48,7 +48,7 @@ def month_sum(charges, period):
 def test_months_land_in_the_lake_and_catalog_and_the_checks_follow_the_48_hour_rule(do, monkeypatch, tmp_path: Path):
     for name, value in TOKENS.items():
         monkeypatch.setenv(name, value)
-    _, charges = seed(do, "Production", "DO_TOKEN_PROD", difference=Decimal("3.17"))
+    team, charges = seed(do, "Production", "DO_TOKEN_PROD", difference=Decimal("3.17"))
     seed(do, "Empty", "DO_TOKEN_EMPTY", with_data=False)
     config = write_config(tmp_path, [
         do_entry(do, "do-prod", "DO_TOKEN_PROD", LONG_AGO),
@@ -74,6 +74,14 @@ def test_months_land_in_the_lake_and_catalog_and_the_checks_follow_the_48_hour_r
         assert by_period[("do-prod", OPEN)][:2] == ("USD", month_sum(charges, OPEN))
         assert by_period[("do-prod", OPEN)][3:] == (True, True)  # the open month is an estimate
     assert not any(key == "do-empty" for key, _ in by_period)
+    # FOCUS InvoiceId: the issued invoice's number on every row of the invoiced month, NULL while the month is open.
+    _, invoice_ids = query(data, """SELECT strftime(BillingPeriodStart, '%Y-%m'), list(DISTINCT InvoiceId), count(InvoiceId), count(*)
+                                    FROM cost_daily WHERE x_AccountKey = 'do-prod' GROUP BY ALL""")
+    by_month = {r[0]: r[1:] for r in invoice_ids}
+    issued = next(i["invoice_id"] for i in team.invoices if i["invoice_period"] == CLOSED)
+    assert by_month[CLOSED][0] == [issued] and by_month[CLOSED][1] == by_month[CLOSED][2]
+    if OPEN in by_month:
+        assert by_month[OPEN][1] == 0
 
     result = run_checks(config, data, now=before)
     checks = check_results(result)

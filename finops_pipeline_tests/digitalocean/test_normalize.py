@@ -105,7 +105,8 @@ def test_normalize_maps_every_column_and_keeps_decimals_exact():
     assert first["BillingPeriodStart"] == datetime(2026, 11, 1, tzinfo=timezone.utc)
     assert first["BillingPeriodEnd"] == datetime(2026, 12, 1, tzinfo=timezone.utc)
     assert (first["BillingAccountId"], first["BillingAccountName"]) == (URN, "Acme")
-    assert first["SubAccountId"] is None  # the team itself
+    assert first["SubAccountId"] is None and first["SubAccountType"] is None  # the team itself
+    assert first["BillingAccountType"] == "Team" and first["InvoiceId"] is None  # no invoice given: not invoiced
     assert (first["ProviderName"], first["PublisherName"], first["InvoiceIssuerName"]) == ("DigitalOcean",) * 3
     assert (first["ServiceName"], first["ServiceCategory"], first["ChargeCategory"]) == ("Droplets", "Compute", "Usage")
     assert (first["RegionId"], first["RegionName"], first["SkuId"]) == ("nyc3", "New York 3", "1-DO-DROPLET-S-2VCPU-4GB")
@@ -116,7 +117,7 @@ def test_normalize_maps_every_column_and_keeps_decimals_exact():
     assert second["RegionId"] is None and second["RegionName"] is None and second["SkuId"] is None
     assert (second["ResourceName"], second["ServiceName"]) == ("prod-doks", "Kubernetes")
     # In an organization the team that used the resource is the sub account.
-    assert third["SubAccountId"] == OTHER_TEAM and third["RegionId"] == "fra1"
+    assert third["SubAccountId"] == OTHER_TEAM and third["RegionId"] == "fra1" and third["SubAccountType"] == "Team"
     assert third["BilledCost"] == Decimal("12.345678901")
 
     assert totals_by_currency(table) == raw_totals(pages) == {"USD": Decimal("12.645678901")}

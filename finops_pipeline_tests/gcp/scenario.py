@@ -42,9 +42,11 @@ def usd_rows() -> list[dict[str, Any]]:
         rows.append(export_row(
             billing_account_id=USD_BILLING, day=day, project_id="shop-prod", project_name="Shop (prod)",
             service="Compute Engine", sku="N2 Instance Core running in Americas", cost=cents / 100 + Decimal("0.000123"),
+            cost_at_list=cents / 100 + Decimal("0.300123"),  # a negotiated price 0.30 below list
             credits=[("SUSTAINED_USAGE_DISCOUNT", "Sustained usage discount", Decimal("-0.250001")),
                      ("PROMOTION", "Free trial credit", Decimal("-0.100000"))],
             labels={"env": "prod", "team": "checkout"}, resource="//compute.googleapis.com/projects/shop-prod/zones/us-central1-a/instances/web-1",
+            zone="us-central1-a",
         ))
         rows.append(export_row(
             billing_account_id=USD_BILLING, day=day, project_id="shop-dev", service="Cloud Storage",

@@ -52,8 +52,22 @@ def test_detailed_table_preferred_and_rows_follow_focus(scenario, bigquery, tmp_
     assert compute["Tags"] == '{"env":"prod","team":"checkout"}'
     assert compute["ServiceCategory"] == "Compute" and compute["SubAccountName"] == "Shop (prod)"
     assert compute["ConsumedUnit"] == "seconds" and compute["PricingUnit"] == "hour"
+    # ListCost is cost_at_list; ContractedCost the cost at the account's (negotiated) prices; the unit prices
+    # are the tier's, per hour, so price x PricingQuantity is the cost (FOCUS).
+    compute_rows = [r for r in usage if r["ServiceName"] == "Compute Engine"]
+    assert all(r["ListCost"] == r["ContractedCost"] + Decimal("0.3") and r["ContractedCost"] == r["BilledCost"] for r in compute_rows)
+    assert all(r["ListUnitPrice"] * r["PricingQuantity"] == r["ListCost"] for r in compute_rows)
+    assert all(r["ContractedUnitPrice"] * r["PricingQuantity"] == r["ContractedCost"] for r in compute_rows)
+    assert all(r["ListUnitPrice"] is None and r["ContractedUnitPrice"] is None for r in rows if r["ChargeCategory"] != "Usage")
+    assert all(r["SkuPriceId"] == f"{r['SkuId']}/0" for r in compute_rows)  # the SKU's first (only) tier
+    # FOCUS: a resource has a type; the zone comes from location.zone.
+    assert compute["ResourceType"] == "compute.googleapis.com/Instance" and compute["AvailabilityZone"] == "us-central1-a"
     storage = next(r for r in usage if r["ServiceName"] == "Cloud Storage")
     assert storage["Tags"] is None and storage["ServiceCategory"] == "Storage"
+    assert storage["ResourceType"] == "storage.googleapis.com/Bucket" and storage["AvailabilityZone"] is None
+    assert all(r["ResourceType"] is not None for r in rows if r["ResourceId"] is not None)
+    assert all(r["CommitmentDiscountId"] is None for r in rows)  # no committed use discount in this account
+    assert {r["PricingCategory"] for r in usage} == {"Standard"} and all(r["PricingCategory"] is None for r in credits)
     by_type = {r["x_SourceChargeType"]: r for r in rows}
     assert by_type["tax"]["ChargeCategory"] == "Tax" and by_type["tax"]["RegionId"] is None
     assert (by_type["adjustment"]["ChargeCategory"], by_type["adjustment"]["ChargeClass"]) == ("Adjustment", "Correction")
@@ -66,7 +80,19 @@ def test_standard_table_and_non_usd_currency_with_conversion_rate(scenario, bigq
     rows = pull.batches.to_pylist()
     assert {r["BillingCurrency"] for r in rows} == {"EUR"}
     assert {r["x_CurrencyConversionRate"] for r in rows} == {Decimal("0.921834")}
-    assert all(r["ResourceId"] is None for r in rows)
+    assert all(r["ResourceId"] is None and r["ResourceType"] is None for r in rows)
+    # Google prices in USD: the pricing-currency cost is the EUR cost over the export's USD->EUR rate.
+    assert {r["PricingCurrency"] for r in rows} == {"USD"}
+    assert all(r["PricingCurrencyEffectiveCost"] == (r["EffectiveCost"] / Decimal("0.921834")).quantize(Decimal("1e-10")) for r in rows)
+    # The committed use discount's credits carry the commitment (resource-based: Usage); status is for usage rows.
+    cud = [r for r in rows if r["x_SourceChargeType"] == "COMMITTED_USAGE_DISCOUNT"]
+    assert cud and all(r["ChargeCategory"] == "Credit" and r["CommitmentDiscountCategory"] == "Usage" for r in cud)
+    assert {(r["CommitmentDiscountId"], r["CommitmentDiscountName"], r["CommitmentDiscountType"]) for r in cud} == {
+        ("committed_usage_discount-committed-use-discount", "Committed use discount", "Committed Use Discount")}
+    assert all(r["CommitmentDiscountStatus"] is None for r in cud)
+    assert all(r["CommitmentDiscountId"] is None for r in rows if r["ChargeCategory"] != "Credit")
+    # Every BigQuery usage group of this account has a committed use discount credit: priced as Committed.
+    assert {r["PricingCategory"] for r in rows if r["ChargeCategory"] == "Usage"} == {"Committed"}
 
 
 def test_late_usage_lands_in_the_invoice_month_it_is_billed_in(scenario, bigquery, tmp_path):
@@ -106,6 +132,23 @@ def test_refresh_rereads_only_days_whose_export_time_moved(scenario, bigquery, t
     after = {r["ChargePeriodStart"]: r["x_IngestedAt"] for r in changed.batches.to_pylist()}
     rewritten = {day.date() for day in after if after[day] != before.get(day)}
     assert rewritten == {date(2026, 11, 15)}  # unchanged days were kept, not rewritten
+
+
+def test_a_cache_built_by_an_older_mapping_is_read_again(scenario, bigquery, tmp_path):
+    import pyarrow.parquet as pq
+
+    from finops_pipeline.defs.gcp.bigquery_export import day_cache
+
+    entry = account("usd", USD_BILLING, "billing_usd", bigquery.url)
+    first = _pull(entry, "2026-11", tmp_path)
+    path = day_cache.cache_path(tmp_path, "usd", "2026-11")
+    cached = pq.read_table(path)
+    old = {k: v for k, v in (cached.schema.metadata or {}).items() if k != b"finops.mapping_version"}
+    pq.write_table(cached.replace_schema_metadata(old), path)  # as the previous mapping wrote it
+    again = _pull(entry, "2026-11", tmp_path, now=NOW + timedelta(hours=3))
+    assert again.metadata["partition_days_checked"] == first.metadata["partition_days_checked"] > 30  # every day again
+    assert again.source_totals == first.source_totals
+    assert all(r["ResourceType"] for r in again.batches.to_pylist() if r["ResourceId"])
 
 
 def test_recent_days_setting_widens_the_rechecked_window(scenario, bigquery, tmp_path):

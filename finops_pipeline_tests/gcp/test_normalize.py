@@ -112,3 +112,58 @@ def test_partition_window_covers_the_month_and_its_margins_up_to_today():
     assert (closed[0], closed[-1]) == (date(2026, 10, 1) - margin, date(2026, 10, 31) + margin)
     assert len(set(closed)) == len(closed) == 31 + 2 * PARTITION_MARGIN_DAYS
     assert partition_days("2027-01", date(2026, 11, 20)) == []
+
+
+def test_resource_type_from_the_global_name():
+    from finops_pipeline.defs.gcp.bigquery_export.normalize import resource_type
+
+    assert resource_type("//compute.googleapis.com/projects/p/zones/us-central1-a/instances/vm-1") == "compute.googleapis.com/Instance"
+    assert resource_type("//compute.googleapis.com/projects/p/regions/europe-west1/addresses/ip-1") == "compute.googleapis.com/Address"
+    assert resource_type("//storage.googleapis.com/projects/_/buckets/assets") == "storage.googleapis.com/Bucket"
+    assert resource_type("//bigquery.googleapis.com/projects/p/datasets/d/tables/t") == "bigquery.googleapis.com/Table"
+    assert resource_type("//container.googleapis.com/projects/p/locations/us-central1/clusters/main") == "container.googleapis.com/Cluster"
+    assert resource_type("//bigquery.googleapis.com/projects/analytics-eu") == "bigquery.googleapis.com"
+    assert resource_type("projects/p/instances/x") == "Resource"
+    assert resource_type(None) is None and resource_type("") is None
+
+
+def test_committed_use_discount_credits_carry_the_commitment():
+    spend = unified_row(line(line="credit", credit_type="COMMITTED_USAGE_DISCOUNT_DOLLAR_BASE", credit_id="cud-42",
+                             credit_name="Committed use discount - dollar based", amount=Decimal("-2")), ACCOUNT, "2026-11", NOW, False)
+    assert (spend["CommitmentDiscountId"], spend["CommitmentDiscountCategory"], spend["CommitmentDiscountType"]) == (
+        "cud-42", "Spend", "Committed Use Discount")
+    assert spend["CommitmentDiscountName"] == "Committed use discount - dollar based" and spend.get("CommitmentDiscountStatus") is None
+    other = unified_row(line(line="credit", credit_type="SUSTAINED_USAGE_DISCOUNT", credit_id="sud", credit_name="SUD",
+                             amount=Decimal("-1")), ACCOUNT, "2026-11", NOW, False)
+    assert other["CommitmentDiscountId"] is None and other["CommitmentDiscountCategory"] is None
+    usage = unified_row(line(zone="us-central1-b", resource_global_name="//compute.googleapis.com/projects/p/zones/z/disks/d"),
+                        ACCOUNT, "2026-11", NOW, False)
+    assert usage["AvailabilityZone"] == "us-central1-b" and usage["ResourceType"] == "compute.googleapis.com/Disk"
+    rows_to_table([spend, other, usage])
+
+
+def test_pricing_category_committed_where_a_committed_use_discount_applies_to_the_group():
+    from finops_pipeline.defs.gcp.bigquery_export.normalize import unified_rows
+
+    cud = line(line="credit", credit_type="COMMITTED_USAGE_DISCOUNT", credit_id="cud-1", credit_name="CUD", amount=Decimal("-0.4"),
+               usage_amount=None, pricing_amount=None)
+    other_sku = line(sku_id="CP-2", sku_description="Spot Preemptible E2 core")
+    tax = line(cost_type="tax", service_name="Invoice", sku_id=None, sku_description="Tax")
+    rows = unified_rows([line(), cud, other_sku, tax], ACCOUNT, "2026-11", NOW, date(2026, 12, 1))[date(2026, 11, 2)]
+    assert [r["PricingCategory"] for r in rows] == ["Committed", None, "Dynamic", None]
+    assert unified_row(line(), ACCOUNT, "2026-11", NOW, False)["PricingCategory"] == "Standard"
+
+
+def test_unit_prices_only_when_the_price_is_per_one_pricing_unit():
+    priced = {"price_unit": "hour", "price_unit_quantity": "1", "list_price": "0.05", "contracted_price": "0.04"}
+    row = unified_row(line(**priced), ACCOUNT, "2026-11", NOW, False)
+    assert (row["ListUnitPrice"], row["ContractedUnitPrice"]) == (Decimal("0.05"), Decimal("0.04"))
+    assert row["SkuPriceId"] is None  # no tier known
+    assert unified_row(line(**priced, price_tier_start="0"), ACCOUNT, "2026-11", NOW, False)["SkuPriceId"] == "CP-1/0"
+    assert row["PricingCurrencyListUnitPrice"] == Decimal("0.05")  # USD bill: rate 1
+    for other in ({"price_unit": "gibibyte"}, {"price_unit_quantity": "1000"}):
+        assert unified_row(line(**{**priced, **other}), ACCOUNT, "2026-11", NOW, False)["ListUnitPrice"] is None
+    tax = unified_row(line(**priced, cost_type="tax"), ACCOUNT, "2026-11", NOW, False)
+    assert tax["ListUnitPrice"] is None and tax["ContractedUnitPrice"] is None  # FOCUS: NULL on Tax
+    eur = unified_row(line(**priced, currency="EUR", currency_conversion_rate=0.5), ACCOUNT, "2026-11", NOW, False)
+    assert eur["PricingCurrencyContractedUnitPrice"] == Decimal("0.08")  # the EUR price in USD

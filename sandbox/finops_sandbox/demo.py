@@ -21,6 +21,7 @@ import yaml
 from finops_pipeline.config import FinopsConfig, load_config
 from finops_sandbox.aws import AwsDemo
 from finops_sandbox.azure import AzureDemo
+from finops_sandbox.azure_exports import AzureExportsDemo
 from finops_sandbox.cur import AwsCurDemo
 from finops_sandbox.digitalocean import DigitalOceanDemo
 from finops_sandbox.focus import AwsFocusDemo
@@ -39,7 +40,7 @@ class DemoProvider(Protocol):
 
 
 def demo_providers() -> list[DemoProvider]:
-    return [AwsDemo(), AwsCurDemo(), GcpDemo(), AzureDemo(), DigitalOceanDemo(),
+    return [AwsDemo(), AwsCurDemo(), GcpDemo(), AzureDemo(), DigitalOceanDemo(), AzureExportsDemo(),
             AwsFocusDemo()]
 
 

@@ -53,6 +53,10 @@ EXPORT_COLUMNS: dict[str, str] = {
     "location": "STRUCT(location VARCHAR, country VARCHAR, region VARCHAR, zone VARCHAR)",
     "export_time": "TIMESTAMPTZ",
     "cost": "DOUBLE",
+    "cost_at_list": "DOUBLE",
+    "cost_at_effective_price_default": "DOUBLE",
+    "price": ("STRUCT(effective_price DOUBLE, tier_start_amount DOUBLE, unit VARCHAR, pricing_unit_quantity DOUBLE, "
+              "list_price DOUBLE, effective_price_default DOUBLE)"),
     "currency": "VARCHAR",
     "currency_conversion_rate": "DOUBLE",
     "usage": "STRUCT(amount DOUBLE, unit VARCHAR, amount_in_pricing_units DOUBLE, pricing_unit VARCHAR)",
@@ -67,6 +71,7 @@ RESOURCE_COLUMN = ("resource", "STRUCT(name VARCHAR, global_name VARCHAR)")
 _COLUMN_BYTES = {
     "billing_account_id": 22, "service": 40, "sku": 70, "usage_start_time": 8, "usage_end_time": 8,
     "project": 80, "labels": 48, "system_labels": 48, "location": 32, "export_time": 8, "cost": 8,
+    "cost_at_list": 8, "cost_at_effective_price_default": 8, "price": 48,
     "currency": 5, "currency_conversion_rate": 8, "usage": 40, "credits": 64, "invoice": 8,
     "cost_type": 9, "resource": 96, "_PARTITIONTIME": 0,
 }
@@ -568,6 +573,8 @@ def export_row(
     conversion_rate: Decimal = Decimal(1),
     usage_amount: Decimal | None = None,  # seconds
     project_name: str | None = None,
+    zone: str | None = None,
+    cost_at_list: Decimal | None = None,  # the cost itself unless the account has negotiated prices
 ) -> dict[str, Any]:
     """One billing export row. `credits` are (type, name, amount) with negative amounts."""
     service_id = "".join(f"{b:02X}" for b in service.encode()[:3]) + "-ID"
@@ -581,9 +588,11 @@ def export_row(
                     "ancestry_numbers": None},
         "labels": [{"key": k, "value": v} for k, v in sorted((labels or {}).items())],
         "system_labels": [],
-        "location": {"location": region, "country": None, "region": region, "zone": None},
+        "location": {"location": region, "country": None, "region": region, "zone": zone},
         "export_time": export_time or _at(day + timedelta(days=1), 6),
         "cost": cost,
+        "cost_at_list": cost if cost_at_list is None else cost_at_list,
+        "cost_at_effective_price_default": cost,
         "currency": currency,
         "currency_conversion_rate": conversion_rate,
         "usage": _usage(cost_type, usage_amount),
@@ -594,6 +603,10 @@ def export_row(
     }
     if resource is not None:
         row["resource"] = {"name": resource.rsplit("/", 1)[-1], "global_name": resource}
+    hours = row["usage"]["amount_in_pricing_units"]
+    if hours:  # one tier, priced per hour: the prices that make the row's costs
+        row["price"] = {"effective_price": cost / hours, "tier_start_amount": Decimal(0), "unit": "hour", "pricing_unit_quantity": Decimal(1),
+                        "list_price": row["cost_at_list"] / hours, "effective_price_default": cost / hours}
     return row
 
 
@@ -605,20 +618,40 @@ def _usage(cost_type: str, seconds: Decimal | None) -> dict[str, Any]:
     return {"amount": seconds, "unit": "seconds", "amount_in_pricing_units": seconds / 3600, "pricing_unit": "hour"}
 
 
+# Demo services -> (API host, the path of one resource under the project, zonal?) as real global names have them.
+_RESOURCES: dict[str, tuple[str, str, bool]] = {
+    "Compute Engine": ("compute", "zones/{zone}/instances/web-1", True),
+    "Cloud Storage": ("storage", "buckets/{project}-assets", False),
+    "BigQuery": ("bigquery", "datasets/warehouse", False),
+    "Cloud SQL": ("sqladmin", "instances/orders-db", False),
+    "Kubernetes Engine": ("container", "locations/{region}/clusters/main", False),
+}
+
+
+def _resource(service: str, project: str, region: str | None) -> tuple[str, str | None]:
+    """A demo charge's resource.global_name and location.zone."""
+    host, path, zonal = _RESOURCES.get(service, (service.lower().replace(" ", ""), service.lower().replace(" ", "-") + "-1", False))
+    zone = f"{region}-a" if zonal and region else None
+    return f"//{host}.googleapis.com/projects/{project}/" + path.format(zone=zone, project=project, region=region), zone
+
+
 def rows_from_charges(charges: Sequence[Charge], billing_account_id: str, detailed: bool = True) -> list[dict[str, Any]]:
     """Synthetic charges -> export rows, with the amortized discount as a credit, 6 decimal places like the export."""
     rows = []
     for charge in charges:
+        resource, zone = _resource(charge.service, charge.account_id, charge.region)
         cost = charge.amount.quantize(Decimal("0.000001"))
         discount = (charge.amortized - charge.amount).quantize(Decimal("0.000001"))
-        credits = [("SUSTAINED_USAGE_DISCOUNT", "Sustained usage discount", discount)] if discount else []
+        # Compute Engine's discount is a resource-based committed use discount, the others' a sustained use one.
+        kind = (("COMMITTED_USAGE_DISCOUNT", "Committed use discount: CPU") if charge.service == "Compute Engine"
+                else ("SUSTAINED_USAGE_DISCOUNT", "Sustained usage discount"))
+        credits = [(*kind, discount)] if discount else []
         rows.append(export_row(
             billing_account_id=billing_account_id, day=charge.day, project_id=charge.account_id,
             project_name=charge.account_name, service=charge.service, sku=f"{charge.service} usage",
             cost=cost, currency=charge.currency, region=charge.region, credits=credits,
             labels={"team": "platform" if "Compute" in charge.service else "data"},
-            resource=(f"//{charge.service.lower().replace(' ', '')}.googleapis.com/projects/{charge.account_id}/"
-                      f"{charge.service.lower().replace(' ', '-')}-1") if detailed else None,
+            resource=resource if detailed else None, zone=zone,
         ))
     return rows
 

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from finops_pipeline.defs.gcp.bigquery_export.normalize import MAPPING_VERSION
 from finops_pipeline.lake import atomic_file
 from finops_pipeline.schema import COST_DAILY_SCHEMA, rows_to_table
 
@@ -28,6 +29,7 @@ PARTITION_DAY = "partition_day"
 CACHE_SCHEMA = COST_DAILY_SCHEMA.append(pa.field(PARTITION_DAY, pa.date32(), nullable=False))
 _TABLE = b"finops.export_table"
 _DAYS = b"finops.partition_days"
+_MAPPING = b"finops.mapping_version"
 
 
 @dataclass(frozen=True)
@@ -73,13 +75,14 @@ def cache_path(data_dir: Path, account_key: str, billing_period: str) -> Path:
 
 
 def load(data_dir: Path, account_key: str, billing_period: str, export_table: str) -> MonthCache:
-    """The month's cache, or an empty one when there is none or it came from another export table."""
+    """The month's cache, or an empty one when there is none, it came from another export table, or its
+    rows were built by another version of the mapping (then every day is read again, once)."""
     path = cache_path(data_dir, account_key, billing_period)
     if not path.exists():
         return MonthCache(export_table)
     table = pq.read_table(path, schema=CACHE_SCHEMA.with_metadata(pq.read_schema(path).metadata))
     metadata = table.schema.metadata or {}
-    if metadata.get(_TABLE, b"").decode() != export_table:
+    if metadata.get(_TABLE, b"").decode() != export_table or metadata.get(_MAPPING, b"").decode() != MAPPING_VERSION:
         return MonthCache(export_table)
     days = {
         date.fromisoformat(day): DayInfo(
@@ -99,6 +102,6 @@ def save(data_dir: Path, account_key: str, billing_period: str, cache: MonthCach
         }
         for day, info in sorted(cache.days.items())
     }
-    metadata = {_TABLE: cache.export_table.encode(), _DAYS: json.dumps(days).encode()}
+    metadata = {_TABLE: cache.export_table.encode(), _DAYS: json.dumps(days).encode(), _MAPPING: MAPPING_VERSION.encode()}
     with atomic_file(cache_path(data_dir, account_key, billing_period)) as temporary:
         pq.write_table(cache.rows.replace_schema_metadata(metadata), temporary, compression="zstd")

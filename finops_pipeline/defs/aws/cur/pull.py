@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
-import tempfile
 import weakref
 import zipfile
 from dataclasses import dataclass
@@ -35,9 +33,10 @@ from finops_pipeline.config import Account
 from finops_pipeline.defs.aws.cur import normalize
 from finops_pipeline.defs.aws.session import Deadline, aws_client
 from finops_pipeline.diagnosis import ERROR, PENDING, Diagnosis, ProviderError
-from finops_pipeline.lake import partition_metadata, pid_alive
+from finops_pipeline.lake import partition_metadata
 from finops_pipeline.refresh import Pull
 from finops_pipeline.schema import month_bounds
+from finops_pipeline.workdir import make_workdir  # the private download directory, shared with the other downloading pulls
 
 SOURCE = "cur"
 # Bounded memory per refresh: DuckDB spills past this to the temporary directory, so a month of any size
@@ -318,37 +317,6 @@ def file_error(exc: normalize.CurFileError, manifest: Manifest, store: Store) ->
         "aws.cur_file_unreadable", ERROR, f"The CUR file {where} {exc.problem}.",
         "The file was damaged in delivery or in the sync: re-sync it, or wait for AWS's next delivery of this month. The "
         "month's last good data stays in place.", f"manifest {manifest.key}, assembly {manifest.assembly_id}"))
-
-
-# --- the private working directory ---------------------------------------------------------------------
-
-def work_root(data_dir: Path | None) -> Path:
-    return Path(data_dir) / "tmp" if data_dir is not None else Path(tempfile.gettempdir()) / "finops-pipeline"
-
-
-def remove_stale_workdirs(root: Path) -> list[Path]:
-    """Working directories whose owner process is gone (killed, even with -9): removed."""
-    removed = []
-    if not root.is_dir():
-        return removed
-    for path in root.glob("cur-*-*"):
-        pid = path.name.split("-")[1]
-        if path.is_dir() and pid.isdigit() and not pid_alive(int(pid)):
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
-    return removed
-
-
-def make_workdir(data_dir: Path | None) -> Path:
-    """`<root>/cur-<pid>-<random>`, mode 0700, after sweeping the ones dead processes left behind."""
-    root = work_root(data_dir)
-    root.mkdir(parents=True, exist_ok=True, mode=0o700)
-    try:
-        root.chmod(0o700)  # private, even if something else created it
-    except OSError:
-        pass
-    remove_stale_workdirs(root)
-    return Path(tempfile.mkdtemp(prefix=f"cur-{os.getpid()}-{secrets.token_hex(4)}-", dir=root))
 
 
 # --- the pull ---------------------------------------------------------------------------------------

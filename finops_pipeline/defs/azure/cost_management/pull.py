@@ -288,6 +288,11 @@ def normalize(actual: QueryPages, amortized: QueryPages, account: Account, billi
             "ListCost": cost,
             "ContractedCost": cost,
             "BillingCurrency": currency,
+            # The Query API names the billing currency only. Every agreement prices either in USD (MCA, MPA)
+            # or in its billing currency (EA, pay-as-you-go), so a USD bill is priced in USD; any other
+            # bill may be priced in USD or not, and the pricing currency stays unknown (docs/azure.md).
+            "PricingCurrency": currency if currency == "USD" else None,
+            "PricingCurrencyEffectiveCost": effective.get(key, Decimal(0)) if currency == "USD" else None,
             "BillingPeriodStart": period_start,
             "BillingPeriodEnd": period_end,
             "ChargePeriodStart": charge_start,
@@ -300,8 +305,11 @@ def normalize(actual: QueryPages, amortized: QueryPages, account: Account, billi
             "ServiceSubcategory": service_subcategory(service),
             "BillingAccountId": subscription,
             "BillingAccountName": account.name,
+            # What the ids are at this scope: the subscription (its EA or MCA billing account is not visible).
+            "BillingAccountType": "Subscription",
             "SubAccountId": subscription,
             "SubAccountName": account.name,
+            "SubAccountType": "Subscription",
             "InvoiceIssuerName": "Microsoft",
             "ProviderName": PROVIDER.focus_name,
             "PublisherName": PROVIDER.focus_name,

@@ -20,4 +20,5 @@ SOURCE = Source(
     no_data=NO_DATA,
     empty_pull=EMPTY_PULL,
     classify=classify,
+    default=True,  # registries written before the exports source name no source for Azure
 )

@@ -54,6 +54,8 @@ class InvoiceFigures:
     billing_period: str
     status: str
     invoice_uuid: str | None = None
+    # FOCUS InvoiceId of the month's rows: the issued invoice's id, when the month has exactly one.
+    invoice_id: str | None = None
     invoice_amount: Decimal | None = None
     items_total: Decimal | None = None
     items_by_product: dict[str, Decimal] = field(default_factory=dict)
@@ -176,6 +178,7 @@ def invoice_figures(client: Any, billing_period: str, today: date) -> InvoiceFig
     return InvoiceFigures(
         billing_period, CLOSED,
         invoice_uuid=",".join(i["invoice_uuid"] for i in matching),
+        invoice_id=(str(matching[0].get("invoice_id") or matching[0]["invoice_uuid"]) if len(matching) == 1 else None),
         invoice_amount=amount,
         items_total=items_total,
         items_by_product=by_product,

@@ -212,8 +212,12 @@ def normalize(
     team_name: str | None,
     estimated: bool,
     ingested_at: datetime,
+    invoice_id: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Billing insight pages -> cost_daily rows (plain dicts; schema.rows_to_table types them)."""
+    """Billing insight pages -> cost_daily rows (plain dicts; schema.rows_to_table types them).
+
+    `invoice_id` is the month's issued invoice (NULL while the month is open or awaits its invoice).
+    """
     period_start, period_end = month_bounds(billing_period)
     rows = []
     for page in pages:
@@ -249,8 +253,11 @@ def normalize(
                 "BillingAccountId": account_urn,
                 "BillingAccountName": team_name or account.name,
                 # In an organization (do:teamgroup) the team that used the resource is the sub account.
+                "BillingAccountType": "Team",
                 "SubAccountId": usage_team if usage_team and usage_team != account_urn else None,
+                "SubAccountType": "Team" if usage_team and usage_team != account_urn else None,
                 "InvoiceIssuerName": PROVIDER.invoice_issuer,
+                "InvoiceId": invoice_id,
                 "ProviderName": PROVIDER.focus_name,
                 "PublisherName": PROVIDER.focus_name,
                 "ServiceName": product,
@@ -284,7 +291,7 @@ def pull_billing(account: Account, billing_period: str, today: date | None = Non
         figures = invoices.invoice_figures(client, billing_period, today)
     source_totals = raw_totals(pages)
     rows = normalize(pages, account, billing_period, account_urn, team_name, not figures.final,
-                     datetime.now(timezone.utc))
+                     datetime.now(timezone.utc), invoice_id=figures.invoice_id)
     comparison = figures.compare(source_totals.get(CURRENCY, Decimal(0)))
     return Pull(
         source_totals=source_totals,

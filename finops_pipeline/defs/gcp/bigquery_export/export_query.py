@@ -108,11 +108,19 @@ def _grain(detailed: bool) -> list[tuple[str, str]]:
         ("sku_id", "sku.id"),
         ("sku_description", "sku.description"),
         ("region", "location.region"),
+        ("zone", "location.zone"),
         ("currency", "currency"),
         ("cost_type", "cost_type"),
         ("labels_json", "TO_JSON_STRING(labels)"),
         ("usage_unit", "usage.unit"),
         ("pricing_unit", "usage.pricing_unit"),
+        # The SKU's prices of the row's tier (exported since 2025-07-15; NULL before): grouped on, so a
+        # line has one list and one contracted price. As text, so NUMERIC stays exact.
+        ("price_unit", "price.unit"),
+        ("price_unit_quantity", "CAST(price.pricing_unit_quantity AS STRING)"),
+        ("price_tier_start", "CAST(price.tier_start_amount AS STRING)"),
+        ("list_price", "CAST(price.list_price AS STRING)"),
+        ("contracted_price", "CAST(price.effective_price_default AS STRING)"),
     ]
     if detailed:
         grain += [("resource_name", "resource.name"), ("resource_global_name", "resource.global_name")]
@@ -121,7 +129,12 @@ def _grain(detailed: bool) -> list[tuple[str, str]]:
 
 def charges_sql(table: ExportTable) -> str:
     """The day's rows aggregated to the unified grain: one 'charge' line per group with its cost, and one
-    'credit' line per group and credit type/name with the credits' sum, so credits stay apart from cost.
+    'credit' line per group and credit type/name/id with the credits' sum, so credits stay apart from cost
+    (a committed use discount's credit id names the commitment's credit: CommitmentDiscountId).
+
+    `list_amount` is the export's cost_at_list (the cost at list prices) and `contracted_amount` its
+    cost_at_effective_price_default (at the account's negotiated prices, before commitment pricing), each
+    the cost itself where a row predates the column: ListCost and ContractedCost.
 
     `export_time <= @as_of` keeps rows that arrived after the state query out, so the rows and the
     totals describe the same moment of the export.
@@ -133,15 +146,17 @@ def charges_sql(table: ExportTable) -> str:
 WITH exported AS (
   SELECT
     {selected},
-    cost, credits, usage.amount AS usage_amount, usage.amount_in_pricing_units AS pricing_amount,
+    cost, cost_at_list, cost_at_effective_price_default, credits, usage.amount AS usage_amount, usage.amount_in_pricing_units AS pricing_amount,
     currency_conversion_rate, export_time
   FROM {table.sql_name()}
   WHERE {_partition_filter()}
     AND export_time <= @as_of
 )
 SELECT 'charge' AS line, {names},
-  CAST(NULL AS STRING) AS credit_type, CAST(NULL AS STRING) AS credit_name,
+  CAST(NULL AS STRING) AS credit_type, CAST(NULL AS STRING) AS credit_name, CAST(NULL AS STRING) AS credit_id,
   SUM(CAST(cost AS NUMERIC)) AS amount,
+  SUM(CAST(IFNULL(cost_at_list, cost) AS NUMERIC)) AS list_amount,
+  SUM(CAST(IFNULL(cost_at_effective_price_default, cost) AS NUMERIC)) AS contracted_amount,
   SUM(CAST(usage_amount AS NUMERIC)) AS usage_amount,
   SUM(CAST(pricing_amount AS NUMERIC)) AS pricing_amount,
   MAX(currency_conversion_rate) AS currency_conversion_rate,
@@ -150,14 +165,16 @@ FROM exported
 GROUP BY {names}
 UNION ALL
 SELECT 'credit' AS line, {names},
-  credit.type AS credit_type, credit.name AS credit_name,
+  credit.type AS credit_type, credit.name AS credit_name, credit.id AS credit_id,
   SUM(CAST(credit.amount AS NUMERIC)) AS amount,
+  CAST(NULL AS NUMERIC) AS list_amount,
+  CAST(NULL AS NUMERIC) AS contracted_amount,
   CAST(NULL AS NUMERIC) AS usage_amount,
   CAST(NULL AS NUMERIC) AS pricing_amount,
   MAX(currency_conversion_rate) AS currency_conversion_rate,
   MAX(export_time) AS last_export_time
 FROM exported, UNNEST(credits) AS credit
-GROUP BY {names}, credit_type, credit_name
+GROUP BY {names}, credit_type, credit_name, credit_id
 """.strip()
 
 
@@ -176,8 +193,9 @@ def charges_columns(table: ExportTable) -> dict[str, str]:
     columns = {"line": "STRING"}
     columns.update({name: "DATE" if name in ("partition_day", "usage_day") else "STRING" for name, _ in _grain(table.detailed)})
     columns.update({
-        "credit_type": "STRING", "credit_name": "STRING", "amount": "NUMERIC", "usage_amount": "NUMERIC",
-        "pricing_amount": "NUMERIC", "currency_conversion_rate": "FLOAT", "last_export_time": "TIMESTAMP",
+        "credit_type": "STRING", "credit_name": "STRING", "credit_id": "STRING", "amount": "NUMERIC",
+        "list_amount": "NUMERIC", "contracted_amount": "NUMERIC", "usage_amount": "NUMERIC", "pricing_amount": "NUMERIC",
+        "currency_conversion_rate": "FLOAT", "last_export_time": "TIMESTAMP",
     })
     return columns
 

@@ -1,0 +1,72 @@
+"""Blob Storage answering 503/500 (through the fault proxy in front of Azurite), and the app registration's sign-in."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from finops_pipeline.defs.azure.exports.pull import pull_exports
+from finops_pipeline.refresh import refresh_accounts
+from finops_sandbox import azure_exports as ax
+from finops_sandbox.faults import FaultProxy
+
+from .conftest import CONNECTION_ENV, SECRET_ENV, account_of, entry
+
+PERIOD = "2026-10"
+
+
+def _now():
+    return datetime(2026, 11, 5, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def storage_proxy(azurite, monkeypatch):
+    proxy = FaultProxy(f"http://127.0.0.1:{azurite.port}").start()
+    monkeypatch.setenv(CONNECTION_ENV, azurite.connection_string.replace(azurite.account_url, f"{proxy.url}/{azurite.account_name}"))
+    yield proxy
+    proxy.stop()
+
+
+def test_a_busy_storage_account_is_retried_within_the_budget(azurite, container, storage_proxy, tmp_path):
+    lines = ax.focus_rows(PERIOD, days=2)
+    ax.deliver(container, "exports", "focus-daily", PERIOD, lines, "csv")
+    storage_proxy.fail("comp=list", "ServerBusy", "The server is busy.", status=503, times=1)
+    account = account_of(entry(container.container_name, azurite))
+    pull = pull_exports(account, PERIOD, data_dir=tmp_path)
+    pull.produce(tmp_path / "out.parquet")
+    assert pull.source_totals == ax.expected_totals(lines)
+    assert sum(n for op, n in storage_proxy.requests.items() if "comp=list" in op) == 2  # a 503, then the answer
+
+
+def test_a_storage_account_failing_every_time_is_unavailable_and_retryable(azurite, container, storage_proxy, tmp_path):
+    ax.deliver(container, "exports", "focus-daily", PERIOD, ax.focus_rows(PERIOD, days=1), "csv")
+    storage_proxy.fail("manifest.json", "InternalError", "Server encountered an internal error.", status=500)
+    account = account_of(entry(container.container_name, azurite, give_up_after_seconds=3))
+    outcome, = refresh_accounts(tmp_path / "data", [account], PERIOD, pull_exports, _now, [])
+    assert outcome.diagnosis.code == "azure.storage_unavailable" and outcome.diagnosis.retryable
+    assert "HTTP 500" in outcome.diagnosis.cause
+    # Retried while a retry's backoff fits in give_up_after_seconds (0.5 s, then 2.5 s), never the SDK's default minutes.
+    assert 2 <= sum(n for op, n in storage_proxy.requests.items() if "manifest.json" in op) <= 3
+
+
+def test_the_app_registration_signs_in_with_entra_and_a_wrong_secret_is_named(azurite, container, tenant, tmp_path, monkeypatch):
+    sandbox = tenant.sandbox
+    app = {"tenant_id": tenant.tenant_id, "client_id": tenant.client_id, "client_secret_env": SECRET_ENV}
+    item = entry(container.container_name, azurite, **app)
+    item.update(account_url=sandbox.url, authority_host=sandbox.url, ca_bundle=sandbox.ca_file)  # https, trusted by its CA
+    monkeypatch.setenv(SECRET_ENV, "wrong-secret-value-0123456789")
+    outcome, = refresh_accounts(tmp_path / "data", [account_of(item)], PERIOD, pull_exports, _now, ["wrong-secret-value-0123456789"])
+    assert outcome.diagnosis.code == "azure.bad_client_secret", outcome.diagnosis
+    assert "wrong-secret-value" not in str(outcome.diagnosis.as_dict())
+
+
+def test_the_app_registration_needs_an_https_account_url(azurite):
+    from pathlib import Path
+
+    from finops_pipeline.config import parse_config
+
+    item = entry("costs", azurite, tenant_id="7a1c0d2e-3f4b-4c5d-8e6f-0a1b2c3d4e5f", client_id="0f9e8d7c-6b5a-4d3c-9b2a-1f0e9d8c7b6a",
+                 client_secret_env="A_SECRET")
+    problems = parse_config({"accounts": [item]}, Path("finops.yaml")).problems
+    assert problems and "HTTPS" in str(problems[0])
