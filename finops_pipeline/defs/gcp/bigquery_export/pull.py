@@ -39,7 +39,7 @@ from finops_pipeline.defs.gcp.bigquery_export.export_query import (
     day_parameters,
     day_state_sql,
 )
-from finops_pipeline.defs.gcp.bigquery_export.normalize import unified_rows
+from finops_pipeline.defs.gcp.bigquery_export.normalize import MAPPING_VERSION, unified_rows
 from finops_pipeline.defs.gcp.client import Budget, bigquery_client
 from finops_pipeline.defs.gcp.query import (
     DayState,
@@ -105,7 +105,7 @@ def pull_bigquery_export(account: Account, billing_period: str, *, data_dir: Pat
     today = now.astimezone(timezone.utc).date()
     recent_from = today - timedelta(days=settings.get("recent_days", 10) - 1)
     window = partition_days(billing_period, today)
-    cache = day_cache.load(data_dir, account.key, billing_period, table_id)
+    cache = day_cache.load(data_dir, account.key, billing_period, table_id, MAPPING_VERSION)
 
     def read_rows(changed: list[date], states: dict[date, DayState]) -> dict[date, list[dict[str, Any]]]:
         as_of = max(states[d].last_export_time for d in changed)

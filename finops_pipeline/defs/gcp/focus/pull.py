@@ -61,6 +61,8 @@ if TYPE_CHECKING:  # google-cloud-bigquery is imported where a query runs: loadi
     from google.cloud import bigquery
 
 SOURCE = "focus"
+# Changed when the rows a day becomes change: a cache built by another version is read again, once.
+MAPPING_VERSION = "focus-1"
 MARGIN_DAYS = 15
 
 
@@ -193,7 +195,7 @@ def pull_gcp_focus(account: Account, billing_period: str, *, data_dir: Path, now
 
     today = now.astimezone(timezone.utc).date()
     recent_from = today - timedelta(days=settings.get("recent_days", 10) - 1)
-    cache = day_cache.load(data_dir, account.key, billing_period, table.id)
+    cache = day_cache.load(data_dir, account.key, billing_period, table.id, MAPPING_VERSION)
     currency, billed = layout.columns["BillingCurrency"], layout.columns["BilledCost"]
 
     def read_states(days: list[date]) -> dict[date, DayState]:
