@@ -4,12 +4,19 @@
     python benchmarks/focus_benchmark.py --rows 200000    # quicker
     python benchmarks/focus_benchmark.py --azure          # the azure/exports pull, downloading the run from Azurite
 
+The month is read three ways: the AWS FOCUS reader, the GCP FOCUS path (the same rows as a BigQuery FOCUS
+table in the stand-in) and a bare DuckDB read.
+
 Generates one "FOCUS 1.2 with AWS columns" month (Parquet, DOUBLE costs, ms timestamps, a Tags map) with
 its manifest in a local directory (the `local_dir` mode), then runs each contender in its own child
 process and reports wall time, rows per second and the child's peak resident memory (ru_maxrss):
 
 - reader: the real pull (manifest, value checks, exact DECIMAL source totals per currency, the daily
   rollup by every FOCUS column, tags to JSON) writing the partition file, as a refresh does.
+- gcp: the gcp/focus pull through the real google-cloud-bigquery client against the BigQuery stand-in
+  holding the same rows as a FOCUS export table (NUMERIC costs, Tags as key/value records, x_ExportTime);
+  the load into the stand-in is not timed. The stand-in aggregates with DuckDB, so this measures the
+  pipeline's side (REST round trips, the answer, the shared reader, the cost_daily rows), not Google's.
 - reader with --azure: the same files uploaded to Azurite as one Cost Management export run (manifest.json
   with blobs[]), read by the azure/exports pull: list, manifest, download through azure-storage-blob, read.
 - duckdb: one bare `SELECT BillingCurrency, sum(BilledCost) ... GROUP BY 1` over the same files (a read
@@ -107,12 +114,56 @@ def run_duckdb(root: Path, work: Path) -> dict:
     return {"totals": {c: float(s) for c, s, _ in rows}}
 
 
+GCP_BILLING = "0C1D2E-3F4A5B-6C7D8E"
+
+
+def load_gcp(root: Path):
+    """The month's files as a FOCUS export table of a fresh BigQuery stand-in (untimed)."""
+    from finops_sandbox.gcp import BigQuerySandbox, focus_dataset_name, focus_table_name
+
+    sandbox = BigQuerySandbox().start()
+    files = sorted(str(p) for p in (root / EXPORT / "data").rglob("*.parquet"))
+    sandbox.load_focus_parquet("bench-project", focus_dataset_name(GCP_BILLING), focus_table_name(GCP_BILLING), files,
+                               billing_account_id=GCP_BILLING)
+    return sandbox
+
+
+def run_gcp(sandbox, work: Path) -> dict:
+    from datetime import datetime, timezone
+
+    from finops_pipeline.config import parse_config
+    from finops_pipeline.defs.gcp.focus.pull import pull_gcp_focus
+    from finops_sandbox.gcp import focus_dataset_name
+
+    account = parse_config({"accounts": [{"key": "bench", "provider": "gcp", "source": "focus", "name": "Bench",
+                                          "connected_at": "2026-09-01T00:00:00Z", "billing_account_id": GCP_BILLING,
+                                          "project_id": "bench-project", "dataset": focus_dataset_name(GCP_BILLING),
+                                          "api_endpoint": sandbox.url, "give_up_after_seconds": 600}]},
+                           Path("finops.yaml")).accounts[0]
+    pull = pull_gcp_focus(account, PERIOD, data_dir=work, now=datetime(2026, 11, 20, tzinfo=timezone.utc))
+    return {"rows_out": pull.batches.num_rows, "totals": {k: str(v) for k, v in pull.source_totals.items()}}
+
+
 def child(name: str, root: Path, work: Path) -> None:
     import duckdb  # noqa: F401  (imports are not the read: both contenders start timing with their modules loaded)
 
     if name == "reader":
         import finops_pipeline.config  # noqa: F401
         import finops_pipeline.defs.aws.focus.pull  # noqa: F401
+    if name == "gcp":
+        import finops_pipeline.defs.gcp.focus.pull  # noqa: F401
+
+        sandbox = load_gcp(root)
+        start = time.perf_counter()
+        try:
+            result = run_gcp(sandbox, work)
+        finally:
+            seconds = time.perf_counter() - start
+            sandbox.stop()
+        result["seconds"] = seconds
+        result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # stand-in included
+        print(json.dumps(result))
+        return
     if name == "azure":
         import azure.storage.blob  # noqa: F401
 
@@ -165,6 +216,7 @@ def main() -> None:
             subprocess.run([sys.executable, __file__, "--child", "upload", "--root", str(root), "--work", str(work)], check=True)
             contenders.append("azure")
         results = {}
+        contenders.append("gcp")
         for name in contenders:
             output = subprocess.run([sys.executable, __file__, "--child", name, "--root", str(root), "--work", str(work)],
                                     check=True, capture_output=True, text=True).stdout
@@ -177,6 +229,8 @@ def main() -> None:
         if "azure" in results:
             print(f"azure (Azurite download + read) / duckdb time: {results['azure']['seconds'] / results['duckdb']['seconds']:.1f}x; "
                   f"totals equal the local reader's: {results['azure']['totals'] == results['reader']['totals']}")
+        print(f"gcp / duckdb time: {results['gcp']['seconds'] / results['duckdb']['seconds']:.1f}x; source totals (exact): "
+              f"reader {results['reader'].get('totals')}, gcp {results['gcp'].get('totals')}")
 
 
 if __name__ == "__main__":

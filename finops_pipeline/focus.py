@@ -167,8 +167,19 @@ def _target_kind(column) -> str:
 
 
 def layout_of(connection: duckdb.DuckDBPyConnection, file: FocusFile, declared_version: str | None = None) -> Layout:
-    types = read_types(connection, file)
-    version = detect_version(file.key, types, declared_version)
+    return layout_from_types(file.key, file.kind, read_types(connection, file), declared_version)
+
+
+def is_tag_list(kind: str) -> bool:
+    """A list of key/value structs (how BigQuery, and Parquet written from it, hold FOCUS Tags)."""
+    text = kind.upper().replace('"', "")
+    return text.startswith("STRUCT(") and text.endswith(")[]") and "KEY " in text and "VALUE " in text
+
+
+def layout_from_types(key: str, kind: str, types: dict[str, str], declared_version: str | None = None) -> Layout:
+    """The mapping onto cost_daily of a FOCUS dataset whose columns have these DuckDB `types` (a file's, or a
+    table's elsewhere, e.g. in a warehouse): version, renames, mandatory columns and type fit, named by `key`."""
+    version = detect_version(key, types, declared_version)
     renames = RENAMES[version]
     merges = TAG_MERGES[version]
     wanted = {c.name: c for c in COLUMNS}
@@ -185,24 +196,24 @@ def layout_of(connection: duckdb.DuckDBPyConnection, file: FocusFile, declared_v
             dropped.append(raw)
     missing = [name for name in REQUIRED if name not in columns]
     if missing:
-        raise FocusFileError(file.key, f"lacks the mandatory FOCUS column(s) {', '.join(missing)}",
+        raise FocusFileError(key, f"lacks the mandatory FOCUS column(s) {', '.join(missing)}",
                              "Edit the export to include every FOCUS column (AWS: the 'FOCUS ... with AWS columns' table with all "
                              "columns selected; Azure: the FocusCost dataset), then wait for its next run; the month keeps its last "
                              "good data.", column=missing[0])
     for name, raw in columns.items():
-        kind, target = types[raw], _target_kind(wanted[name])
-        ok = (target == "decimal" and (_is(kind, _NUMERIC) or _is(kind, _TEXT))) or \
-             (target == "timestamp" and (kind.upper().startswith(("TIMESTAMP", "DATE")) or _is(kind, _TEXT) or _is(kind, ("BIGINT",)))) or \
-             (target == "boolean" and (kind.upper() == "BOOLEAN" or _is(kind, _TEXT))) or \
+        kind_of, target = types[raw], _target_kind(wanted[name])
+        ok = (target == "decimal" and (_is(kind_of, _NUMERIC) or _is(kind_of, _TEXT))) or \
+             (target == "timestamp" and (kind_of.upper().startswith(("TIMESTAMP", "DATE")) or _is(kind_of, _TEXT) or _is(kind_of, ("BIGINT",)))) or \
+             (target == "boolean" and (kind_of.upper() == "BOOLEAN" or _is(kind_of, _TEXT))) or \
              target == "text"  # a MAP/STRUCT/LIST column (e.g. SkuPriceDetails, x_ maps) is kept as its JSON text
         if name == "Tags":
-            ok = kind.upper().startswith("MAP") or _is(kind, _TEXT)
+            ok = kind_of.upper().startswith("MAP") or _is(kind_of, _TEXT) or is_tag_list(kind_of)
         if not ok:
-            raise FocusFileError(file.key, f"holds column {raw} as {kind}, which is not a FOCUS {target} column",
+            raise FocusFileError(key, f"holds column {raw} as {kind_of}, which is not a FOCUS {target} column",
                                  "The file was transformed after the export wrote it (a sync or a script changed its types): restore "
                                  "the export's original file, or wait for its next run; the month keeps its last good data.", column=raw)
     tag_merges = tuple((raw, prefix) for raw, prefix in merges.items() if raw in types)
-    return Layout(file.kind, version, types, columns, tag_merges, tuple(sorted(dropped)))
+    return Layout(kind, version, types, columns, tag_merges, tuple(sorted(dropped)))
 
 
 def group_files(connection: duckdb.DuckDBPyConnection, files: Iterable[FocusFile],
@@ -239,6 +250,8 @@ def _text(layout: Layout, raw: str) -> str:
 
 
 def _as_map(layout: Layout, raw: str) -> str:
+    if is_tag_list(layout.types[raw]):
+        return f"map_from_entries(list_transform({_q(raw)}, lambda e: {{'key': e.key, 'value': e.value}}))"
     if _is(layout.types[raw], _TEXT):
         return f"TRY_CAST(json(NULLIF(trim({_q(raw)}), '')) AS MAP(VARCHAR, VARCHAR))"
     return f"CAST({_q(raw)} AS MAP(VARCHAR, VARCHAR))"
@@ -427,8 +440,10 @@ def _checks(layout: Layout, billing_period: str) -> list[tuple[str, str, str, st
            else f"CAST({_timestamp(layout, start)} AS DATE)")
     _, end = month_bounds(billing_period)
     checks.append((start, f"has rows whose {start} is missing", f"{_q(start)} IS NULL", "'NULL'"))
-    checks.append((start, f"has rows whose {start} is on or after the end of billing period {billing_period}",
-                   f"{day} >= DATE '{end.date().isoformat()}'", f"CAST({_q(start)} AS VARCHAR)"))
+    # A billing period in the provider's time zone (Google's invoice months run in US Pacific time) ends up to a
+    # day after the UTC month end, so the UTC charge day may be the first day after it, never later.
+    checks.append((start, f"has rows whose {start} is after the end of billing period {billing_period}",
+                   f"{day} > DATE '{end.date().isoformat()}'", f"CAST({_q(start)} AS VARCHAR)"))
     category = layout.columns["ChargeCategory"]
     allowed = "(" + ", ".join(_lit(c) for c in CHARGE_CATEGORIES) + ")"
     checks.append((category, f"has a {category} that is not one of {', '.join(CHARGE_CATEGORIES)}",
@@ -532,12 +547,12 @@ def copy_to_parquet(connection: duckdb.DuckDBPyConnection, select: str, target: 
         raise
 
 
-def file_error(exc: FocusFileError, *, provider: str, title: str, where: str, context: str = "") -> ProviderError:
-    """A FocusFileError as the ProviderError the status table shows: the file, the problem, the fix."""
+def file_error(exc: FocusFileError, *, provider: str, title: str, where: str, context: str = "", kind: str = "file") -> ProviderError:
+    """A FocusFileError as the ProviderError the status table shows: the file (or table: `kind`), the problem, the fix."""
     code = "focus_bad_value" if exc.sample is not None else ("focus_column_missing" if exc.column else "focus_file_unreadable")
     if "version" in exc.problem:
         code = "focus_version_unsupported"
-    detail = f"file {where}" + (f", column {exc.column}" if exc.column else "") + (f", sample {exc.sample!r}" if exc.sample else "")
+    detail = f"{kind} {where}" + (f", column {exc.column}" if exc.column else "") + (f", sample {exc.sample!r}" if exc.sample else "")
     return ProviderError(Diagnosis(
-        f"{provider}.{code}", ERROR, f"The {title} file {where} {exc.problem}. Nothing was written; the month keeps its last good data.",
+        f"{provider}.{code}", ERROR, f"The {title} {kind} {where} {exc.problem}. Nothing was written; the month keeps its last good data.",
         exc.fix, (detail + (f"; {context}" if context else ""))[:600]))

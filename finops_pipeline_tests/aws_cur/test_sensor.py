@@ -7,7 +7,7 @@ import os
 
 from dagster import SensorResult, build_sensor_context
 
-from finops_pipeline.defs.aws.cur.sensors import watched_periods
+from finops_pipeline.defs.aws.manifest_sensor import watched_periods
 from finops_pipeline.jobs import load_definitions_for
 from finops_pipeline.resources import FinopsResource
 from finops_pipeline_tests.conftest import write_config

@@ -211,3 +211,35 @@ def test_a_map_column_for_a_text_column_is_kept_as_json(tmp_path, monkeypatch):
                               account_name="A", billing_period=PERIOD, source_updated_at=None, ingested_at=datetime.now(timezone.utc))
     values = {r[0] for r in connection.execute(f"SELECT DISTINCT x_Discounts FROM ({select})").fetchall()}
     assert values == {None, '{"bundled":"-0.5"}'}
+
+
+def test_focus_10_columns_map_to_their_12_names(tmp_path):
+    """1.0's x_UsageType is 1.2's SkuMeter, and 1.0's x_CostCategories join Tags as costCategory/<name>."""
+    lines = sf.as_version(sf.rows(PERIOD, days=2), "1.0")
+    assert "SkuMeter" not in lines[0] and "x_UsageType" in lines[0]
+    _, table, groups = _read(tmp_path, [_write(tmp_path, lines)])
+    rows = table.to_pylist()
+    usage = [r for r in rows if r["ChargeCategory"] == "Usage"]
+    assert {r["SkuMeter"] for r in usage} == {line["x_UsageType"] for line in lines if line["ChargeCategory"] == "Usage"}
+    assert all(json.loads(r["Tags"])["costCategory/business-unit"] == "retail" for r in usage)
+    assert all(set(json.loads(r["Tags"])) >= {"team", "env"} for r in usage)
+    dropped = focus.describe_files(groups)["x_columns_dropped"]
+    assert "x_UsageType" not in dropped and "x_CostCategories" not in dropped
+    # A 1.2 file keeps its own SkuMeter; a stray x_UsageType next to it is not used.
+    both = [{**line, "x_UsageType": "stale"} for line in sf.rows(PERIOD, days=1)]
+    _, table, _ = _read(tmp_path, [_write(tmp_path, both, name="both")])
+    assert "stale" not in set(table.column("SkuMeter").to_pylist())
+
+
+def test_tags_as_a_list_of_key_value_records_read_as_a_json_object(tmp_path):
+    """FOCUS Tags as BigQuery (and Parquet written from it) hold them: a list of key/value structs."""
+    lines = sf.rows(PERIOD, days=1)
+    table = sf.arrow_table(lines)
+    pairs = pa.array([[{"key": k, "value": v} for k, v in sorted((line["Tags"] or {}).items())] for line in lines],
+                     pa.list_(pa.struct([("key", pa.string()), ("value", pa.string())])))
+    path = tmp_path / "listtags.parquet"
+    pq.write_table(table.set_column(table.column_names.index("Tags"), "Tags", pairs), path)
+    totals, out, _ = _read(tmp_path, [focus.FocusFile("exports/e/data/listtags.parquet", path)])
+    assert totals.billed == sf.expected_totals(lines)
+    tags = {t for t in out.column("Tags").to_pylist() if t}
+    assert tags and all(set(json.loads(t)) == {"env", "team"} for t in tags)

@@ -126,3 +126,45 @@ def test_settings_need_bucket_or_local_dir():
     item.pop("endpoint_url")
     config = parse_config({"accounts": [item]}, P("finops.yaml"))
     assert config.problems and "local_dir" in str(config.problems[0])
+
+
+def test_a_bad_file_fails_its_account_and_the_others_continue(moto, bucket, tmp_path):
+    good_account = account_of(entry("focus-good", export="good-export", endpoint=moto.url))
+    bad_account = account_of({**entry("focus-bad", export="bad-export", endpoint=moto.url), "account_id": "222233334444"})
+    lines = sf.rows(PERIOD, days=2)
+    sf.deliver(bucket, BUCKET, "exports", "good-export", PERIOD, lines)
+    missing = [{k: v for k, v in line.items() if k != "BillingCurrency"} for line in lines]
+    sf.deliver(bucket, BUCKET, "exports", "bad-export", PERIOD, missing)
+    data_dir = tmp_path / "data"
+    bad, good = refresh_accounts(data_dir, [bad_account, good_account], PERIOD, pull_focus, _now, [])
+    assert not bad.ok and bad.diagnosis.code == "aws.focus_column_missing" and "BillingCurrency" in bad.diagnosis.cause
+    assert f"s3://{BUCKET}/exports/bad-export/data/" in bad.diagnosis.cause and "Edit the export" in bad.diagnosis.fix
+    assert good.ok and totals_by_currency(read_partition(data_dir, PartitionKey("aws", "focus", "focus-good", PERIOD))) == \
+        sf.expected_totals(lines)
+
+
+def test_the_demo_redelivers_a_month_and_the_newer_manifest_replaces_it(tmp_path):
+    from datetime import date
+
+    from finops_pipeline.config import parse_config
+
+    demo = sf.AwsFocusDemo()
+    demo.start(0)
+    try:
+        now = datetime(2026, 11, 20, 12, tzinfo=timezone.utc)
+        config = parse_config({"accounts": demo.accounts(now)}, Path("finops.yaml"))
+        assert not config.problems
+        import os
+
+        os.environ.update(demo.environment())
+        demo.seed(config, ["2026-09", "2026-10", "2026-11"], date(2026, 11, 20))
+        [account] = config.for_source("aws", "focus")
+        pull, table = _pull(account, tmp_path, "2026-10")
+        restated = sf.rows("2026-10", seed=f"demo-{account.key}-restated", days=31)
+        first = sf.rows("2026-10", seed=f"demo-{account.key}", days=31)
+        assert totals_by_currency(table) == pull.source_totals == sf.expected_totals(restated) != sf.expected_totals(first)
+        assert pull.metadata["files"] == 2  # the second execution's, though the first one's are still in the folder
+        november = _pull(account, tmp_path, "2026-11")[1]
+        assert {r.date() for r in november.column("ChargePeriodStart").to_pylist()} == {date(2026, 11, d) for d in range(1, 20)}
+    finally:
+        demo.stop()

@@ -137,7 +137,7 @@ def test_refresh_rereads_only_days_whose_export_time_moved(scenario, bigquery, t
 def test_a_cache_built_by_an_older_mapping_is_read_again(scenario, bigquery, tmp_path):
     import pyarrow.parquet as pq
 
-    from finops_pipeline.defs.gcp.bigquery_export import day_cache
+    from finops_pipeline.defs.gcp import day_cache
 
     entry = account("usd", USD_BILLING, "billing_usd", bigquery.url)
     first = _pull(entry, "2026-11", tmp_path)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from finops_pipeline.config import parse_config
-from finops_pipeline.defs.gcp.bigquery_export import day_cache
+from finops_pipeline.defs.gcp import day_cache
 from finops_pipeline.defs.gcp.bigquery_export.pull import pull_bigquery_export
 from finops_pipeline.diagnosis import diagnose
 from finops_pipeline.lake import PartitionKey

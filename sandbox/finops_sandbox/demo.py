@@ -24,6 +24,7 @@ from finops_sandbox.azure import AzureDemo
 from finops_sandbox.azure_exports import AzureExportsDemo
 from finops_sandbox.cur import AwsCurDemo
 from finops_sandbox.digitalocean import DigitalOceanDemo
+from finops_sandbox.focus import AwsFocusDemo
 from finops_sandbox.gcp import GcpDemo
 
 DEFAULT_BASE_PORT = 47100  # the stand-ins take consecutive ports from here (FINOPS_SANDBOX_PORT)
@@ -39,7 +40,8 @@ class DemoProvider(Protocol):
 
 
 def demo_providers() -> list[DemoProvider]:
-    return [AwsDemo(), AwsCurDemo(), GcpDemo(), AzureDemo(), DigitalOceanDemo(), AzureExportsDemo()]
+    return [AwsDemo(), AwsCurDemo(), GcpDemo(), AzureDemo(), DigitalOceanDemo(), AzureExportsDemo(),
+            AwsFocusDemo()]
 
 
 def demo_periods(today: date, days: int = HISTORY_DAYS) -> list[str]:

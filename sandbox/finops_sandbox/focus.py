@@ -252,3 +252,56 @@ def write_bulk(directory: Path, billing_period: str, total_rows: int, files: int
         pq.write_table(arrow_table(lines), path, compression="snappy")
         paths.append(path)
     return paths
+
+
+# --- the demo -----------------------------------------------------------------------------------------
+
+class AwsFocusDemo:
+    """The demo's AWS FOCUS export: a payer whose Data Export "FOCUS 1.2 with AWS columns" delivers Parquet to moto's
+    S3 every month of the demo's history (hourly rows: 2 accounts x 4 services x 2 regions, tagged, tax and credit),
+    and the previous month re-delivered (AWS restates a closed month: the newer manifest replaces the month)."""
+
+    BUCKET = "finops-demo-focus"
+    PREFIX = "data-exports"
+    EXPORT = "focus-12-daily"
+
+    def __init__(self) -> None:
+        self._moto: Any = None
+
+    def start(self, port: int) -> None:
+        from finops_sandbox.aws import MotoSandbox
+
+        self._moto = MotoSandbox(port=port).start()
+
+    def stop(self) -> None:
+        if self._moto is not None:
+            self._moto.stop()
+            self._moto = None
+
+    def accounts(self, now: datetime) -> list[dict[str, Any]]:
+        assert self._moto is not None, "start() first"
+        return [{"key": "aws-focus-retail", "provider": "aws", "source": "focus", "name": "Retail payer (FOCUS 1.2 export)",
+                 "connected_at": (now - timedelta(days=80)).strftime("%Y-%m-%dT%H:%M:%SZ"), "account_id": PAYER,
+                 "bucket": self.BUCKET, "prefix": self.PREFIX, "export_name": self.EXPORT, "endpoint_url": self._moto.url,
+                 "access_key_id_env": "FINOPS_DEMO_FOCUS_ACCESS_KEY_ID", "secret_access_key_env": "FINOPS_DEMO_FOCUS_SECRET_ACCESS_KEY"}]
+
+    def environment(self) -> dict[str, str]:
+        return {"FINOPS_DEMO_FOCUS_ACCESS_KEY_ID": "sandbox-focus-key", "FINOPS_DEMO_FOCUS_SECRET_ACCESS_KEY": "sandbox-focus-secret"}
+
+    def seed(self, config: Any, periods: list[str], today: Any) -> None:
+        import boto3
+
+        for account in config.for_source("aws", "focus"):
+            settings = account.settings
+            if settings.get("endpoint_url") != self._moto.url:
+                continue
+            client = boto3.client("s3", endpoint_url=self._moto.url, region_name="us-east-1",
+                                  aws_access_key_id="sandbox", aws_secret_access_key="sandbox")
+            bucket = S3Bucket(client, settings["bucket"])
+            for period in periods:
+                days = (today - datetime.strptime(period, "%Y-%m").date()).days  # up to yesterday
+                lines = rows(period, seed=f"demo-{account.key}", days=min(days, 31)) if days > 0 else []
+                if period == periods[-2]:  # first delivered, then restated with final figures
+                    deliver(bucket, settings["bucket"], settings["prefix"], settings["export_name"], period, lines)
+                    lines = rows(period, seed=f"demo-{account.key}-restated", days=min(days, 31))
+                deliver(bucket, settings["bucket"], settings["prefix"], settings["export_name"], period, lines)

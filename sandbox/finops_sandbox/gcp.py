@@ -1,9 +1,11 @@
 """BigQuery stand-in on 127.0.0.1: the REST endpoints google-cloud-bigquery calls, over DuckDB.
 
-It implements datasets.get, tables.list and jobs.query (what `Client.get_dataset`, `list_tables` and
-`query_and_wait` send) in BigQuery's JSON wire format, and runs the SQL the pipeline sends for real:
+It implements datasets.get, tables.list, tables.get and jobs.query (what `Client.get_dataset`,
+`list_tables`, `get_table` and `query_and_wait` send) in BigQuery's JSON wire format, and runs the SQL the pipeline sends for real:
 sqlglot translates it from BigQuery to DuckDB, and DuckDB runs it over seeded tables shaped like the
-billing export (STRUCT and ARRAY columns, `_PARTITIONTIME`). So tests prove the pipeline's query, not
+billing export (STRUCT and ARRAY columns, `_PARTITIONTIME`) and like the FOCUS export
+(`gcp_billing_export_focus_<BILLING_ACCOUNT>`: FOCUS 1.2 columns, NUMERIC costs, Tags as a repeated
+key/value record, Google's x_ columns; or a view of that shape). So tests prove the pipeline's query, not
 a canned answer. Errors come back in BigQuery's error JSON (404 notFound, 403 accessDenied, 400
 invalidQuery), so the client raises the same exceptions it raises against Google.
 
@@ -123,6 +125,7 @@ class Fault:
 def _call_name(method: str, raw_path: str) -> str:
     path = urlsplit(raw_path).path.removeprefix("/bigquery/v2")
     for pattern, name in ((r"/projects/[^/]+/datasets/[^/]+", "datasets.get"), (r"/projects/[^/]+/datasets/[^/]+/tables", "tables.list"),
+                          (r"/projects/[^/]+/datasets/[^/]+/tables/[^/]+", "tables.get"),
                           (r"/projects/[^/]+/queries", "jobs.query"), (r"/projects/[^/]+/queries/[^/]+", "jobs.getQueryResults"),
                           (r"/projects/[^/]+/jobs/[^/]+", "jobs.get")):
         if re.fullmatch(pattern, path):
@@ -157,6 +160,7 @@ class _Dataset:
     location: str = "US"
     denied: bool = False  # the caller lacks BigQuery Data Viewer on it
     tables: dict[str, str] = field(default_factory=dict)  # BigQuery table name -> DuckDB table name
+    views: set[str] = field(default_factory=set)  # which of them are views (tables.list/get say VIEW)
 
 
 class BigQuerySandbox(LoopbackServer):
@@ -233,12 +237,10 @@ class BigQuerySandbox(LoopbackServer):
             return
         with self._lock:
             internal = self._dataset(project, dataset, for_seeding=True).tables[table]
-            names = [c[0] for c in self._db.execute(f"DESCRIBE {internal}").fetchall()]
-            placeholders = ", ".join("?" for _ in names)
-            self._db.executemany(
-                f"INSERT INTO {internal} VALUES ({placeholders})",
-                [[_storage_value(row.get(name)) for name in names] for row in rows],
-            )
+            schema = self._db.sql(f"SELECT * FROM {internal} LIMIT 0").to_arrow_table().schema
+            batch = pa.Table.from_pylist(  # noqa: F841 - DuckDB reads the local Arrow table by its name
+                [{f.name: _stored(row.get(f.name), f.type) for f in schema} for row in rows], schema=schema)
+            self._db.execute(f"INSERT INTO {internal} SELECT * FROM batch").fetchall()
 
     def _dataset(self, project: str, dataset: str, for_seeding: bool = False) -> _Dataset:
         found = self.datasets.get((project, dataset))
@@ -253,6 +255,9 @@ class BigQuerySandbox(LoopbackServer):
                 f"{project}:{dataset} (or it may not exist).",
             )
         return found
+
+    def load_focus_parquet(self, project: str, dataset: str, table: str, paths: Sequence[str], *, billing_account_id: str) -> None:
+        _load_focus_parquet(self, project, dataset, table, paths, billing_account_id=billing_account_id)
 
     # --- scripted faults ---------------------------------------------------------------------------
 
@@ -305,6 +310,9 @@ class BigQuerySandbox(LoopbackServer):
             if m := re.fullmatch(r"/projects/([^/]+)/datasets/([^/]+)/tables", path):
                 if method == "GET":
                     return self._list_tables(*m.groups(), query)
+            if m := re.fullmatch(r"/projects/([^/]+)/datasets/([^/]+)/tables/([^/]+)", path):
+                if method == "GET":
+                    return self._get_table(*m.groups())
             if m := re.fullmatch(r"/projects/([^/]+)/queries", path):
                 if method == "POST":
                     return self._query(m.group(1), body)
@@ -332,8 +340,8 @@ class BigQuerySandbox(LoopbackServer):
                     "kind": "bigquery#table",
                     "id": f"{project}:{dataset}.{name}",
                     "tableReference": {"projectId": project, "datasetId": dataset, "tableId": name},
-                    "type": "TABLE",
-                    "timePartitioning": {"type": "DAY"},
+                    "type": "VIEW" if name in self._dataset(project, dataset).views else "TABLE",
+                    **({} if name in self._dataset(project, dataset).views else {"timePartitioning": {"type": "DAY"}}),
                 }
                 for name in page
             ],
@@ -341,6 +349,25 @@ class BigQuerySandbox(LoopbackServer):
         if start + size < len(names):
             result["nextPageToken"] = str(start + size)
         return result
+
+    def _get_table(self, project: str, dataset: str, table: str) -> dict[str, Any]:
+        found = self._dataset(project, dataset)
+        internal = found.tables.get(table)
+        if internal is None:
+            raise BigQueryError(404, "notFound", f"Not found: Table {project}:{dataset}.{table}")
+        columns = self._db.sql(f"SELECT * FROM {internal} LIMIT 0").to_arrow_table().schema
+        rows = self._db.execute(f"SELECT count(*) FROM {internal}").fetchall()[0][0]
+        view = table in found.views
+        return {
+            "kind": "bigquery#table",
+            "id": f"{project}:{dataset}.{table}",
+            "tableReference": {"projectId": project, "datasetId": dataset, "tableId": table},
+            "type": "VIEW" if view else "TABLE",
+            "location": found.location,
+            "schema": {"fields": [schema_field(f) for f in columns if f.name != "_PARTITIONTIME"]},
+            **({"view": {"query": f"SELECT * FROM `{project}.{dataset}.{table}`", "useLegacySql": False}} if view else
+               {"numRows": str(rows), "numBytes": str(rows * 512)}),
+        }
 
     def _query(self, project: str, body: dict[str, Any]) -> dict[str, Any]:
         if project in self.projects_without_job_user:
@@ -431,14 +458,16 @@ class BigQuerySandbox(LoopbackServer):
 
 # --- wire format helpers ---------------------------------------------------------------------------
 
-def _storage_value(value: Any) -> Any:
-    """Export amounts are FLOAT64: store Decimals as floats, recursively."""
-    if isinstance(value, Decimal):
+def _stored(value: Any, kind: pa.DataType) -> Any:
+    """A seeded value as its column holds it: money as FLOAT64 in the billing export, as NUMERIC (exact) in FOCUS."""
+    if value is None:
+        return None
+    if isinstance(value, Decimal) and pa.types.is_floating(kind):
         return float(value)
-    if isinstance(value, dict):
-        return {k: _storage_value(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_storage_value(v) for v in value]
+    if isinstance(value, dict) and pa.types.is_struct(kind):
+        return {kind.field(i).name: _stored(value.get(kind.field(i).name), kind.field(i).type) for i in range(kind.num_fields)}
+    if isinstance(value, list) and pa.types.is_list(kind):
+        return [_stored(v, kind.value_type) for v in value]
     return value
 
 
@@ -482,6 +511,17 @@ def _field(arrow_field: pa.Field) -> dict[str, Any]:
     else:
         kind = "STRING"
     return {"name": arrow_field.name, "type": kind, "mode": "NULLABLE"}
+
+
+def schema_field(arrow_field: pa.Field) -> dict[str, Any]:
+    """A column as tables.get describes it: legacy type names, RECORD with `fields`, REPEATED for arrays."""
+    t, mode = arrow_field.type, "NULLABLE"
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        t, mode = t.value_type, "REPEATED"
+    if pa.types.is_struct(t):
+        return {"name": arrow_field.name, "type": "RECORD", "mode": mode,
+                "fields": [schema_field(t.field(i)) for i in range(t.num_fields)]}
+    return {**_field(pa.field(arrow_field.name, t)), "mode": mode}
 
 
 def _wire_value(value: Any, kind: str) -> Any:
@@ -627,6 +667,175 @@ def raw_totals(rows: Iterable[dict[str, Any]], invoice_month: str | None = None)
     return totals
 
 
+# --- the FOCUS export (gcp_billing_export_focus_<BILLING_ACCOUNT>) ----------------------------------------
+
+_NUMERIC = "DECIMAL(38, 9)"
+_FOCUS_TAGS = "STRUCT(key VARCHAR, value VARCHAR, x_inherited BOOLEAN, x_namespace VARCHAR)[]"
+# FOCUS 1.2 columns of Google's FOCUS export (NUMERIC money, TIMESTAMP periods, Tags as a repeated key/value
+# record) and Google's x_ columns, as the schema reference lists them.
+FOCUS_COLUMNS: dict[str, str] = {
+    "AvailabilityZone": "VARCHAR", "BilledCost": _NUMERIC, "BillingAccountId": "VARCHAR", "BillingAccountName": "VARCHAR",
+    "BillingAccountType": "VARCHAR", "BillingCurrency": "VARCHAR", "BillingPeriodStart": "TIMESTAMPTZ",
+    "BillingPeriodEnd": "TIMESTAMPTZ", "ChargeCategory": "VARCHAR", "ChargeClass": "VARCHAR", "ChargeDescription": "VARCHAR",
+    "ChargeFrequency": "VARCHAR", "ChargePeriodStart": "TIMESTAMPTZ", "ChargePeriodEnd": "TIMESTAMPTZ",
+    "CommitmentDiscountCategory": "VARCHAR", "CommitmentDiscountId": "VARCHAR", "CommitmentDiscountName": "VARCHAR",
+    "CommitmentDiscountQuantity": _NUMERIC, "CommitmentDiscountStatus": "VARCHAR", "CommitmentDiscountType": "VARCHAR",
+    "CommitmentDiscountUnit": "VARCHAR", "ConsumedQuantity": _NUMERIC, "ConsumedUnit": "VARCHAR", "ContractedCost": _NUMERIC,
+    "ContractedUnitPrice": _NUMERIC, "EffectiveCost": _NUMERIC, "InvoiceId": "VARCHAR", "InvoiceIssuerName": "VARCHAR",
+    "ListCost": _NUMERIC, "ListUnitPrice": _NUMERIC, "PricingCategory": "VARCHAR", "PricingCurrency": "VARCHAR",
+    "PricingCurrencyContractedUnitPrice": _NUMERIC, "PricingCurrencyEffectiveCost": _NUMERIC,
+    "PricingCurrencyListUnitPrice": _NUMERIC, "PricingQuantity": _NUMERIC, "PricingUnit": "VARCHAR", "ProviderName": "VARCHAR",
+    "PublisherName": "VARCHAR", "RegionId": "VARCHAR", "RegionName": "VARCHAR", "ResourceId": "VARCHAR", "ResourceName": "VARCHAR",
+    "ResourceType": "VARCHAR", "ServiceCategory": "VARCHAR", "ServiceName": "VARCHAR", "ServiceSubcategory": "VARCHAR",
+    "SkuId": "VARCHAR", "SkuMeter": "VARCHAR", "SkuPriceDetails": "VARCHAR", "SkuPriceId": "VARCHAR", "SubAccountId": "VARCHAR",
+    "SubAccountName": "VARCHAR", "SubAccountType": "VARCHAR", "Tags": _FOCUS_TAGS,
+    "x_Credits": "STRUCT(Name VARCHAR, Amount DECIMAL(38, 9), FullName VARCHAR, Id VARCHAR, Type VARCHAR)[]",
+    "x_CostType": "VARCHAR", "x_CurrencyConversionRate": _NUMERIC, "x_ExportTime": "TIMESTAMPTZ", "x_Location": "VARCHAR",
+    "x_ServiceId": "VARCHAR",
+}
+FOCUS_SERVICES = (  # (ServiceName, ServiceCategory, ServiceSubcategory, SkuMeter, PricingUnit, typical hourly cost)
+    ("Compute Engine", "Compute", "Virtual Machines", "N2 Instance Core running in Americas", "hour", Decimal("0.842")),
+    ("Cloud Storage", "Storage", "Object Storage", "Standard Storage US Multi-region", "gibibyte month", Decimal("0.215")),
+    ("BigQuery", "Databases", "Data Warehouses", "Analysis", "tebibyte", Decimal("0.508")),
+    ("Cloud SQL", "Databases", "Relational Databases", "Cloud SQL for PostgreSQL: vCPU", "hour", Decimal("0.391")),
+)
+FOCUS_REGIONS = (("us-central1", "Iowa"), ("europe-west1", "Belgium"))
+FOCUS_PROJECTS = (("retail-web-prod", "Retail Web (prod)"), ("retail-analytics", "Retail Analytics"))
+
+
+def focus_table_name(billing_account_id: str) -> str:
+    return f"gcp_billing_export_focus_{billing_account_id.replace('-', '_')}"
+
+
+def focus_dataset_name(billing_account_id: str, location: str = "us") -> str:
+    return f"gcp_billing_immutable_{billing_account_id.replace('-', '_')}_{location}"
+
+
+def create_focus_table(sandbox: BigQuerySandbox, project: str, dataset: str, table: str, columns: dict[str, str] | None = None,
+                       view: bool = False) -> None:
+    """An empty FOCUS export table (or a view of that shape, `view=True`) with `columns` (default FOCUS_COLUMNS)."""
+    internal = f"t_{uuid.uuid4().hex}"
+    ddl = ", ".join(f'"{name}" {kind}' for name, kind in (columns or FOCUS_COLUMNS).items())
+    with sandbox._lock:
+        found = sandbox._dataset(project, dataset, for_seeding=True)
+        found.tables[table] = internal
+        if view:
+            found.views.add(table)
+        sandbox._db.execute(f"CREATE TABLE {internal} ({ddl})")
+
+
+def _load_focus_parquet(sandbox: BigQuerySandbox, project: str, dataset: str, table: str, paths: Sequence[str], *,
+                        billing_account_id: str) -> None:
+    """FOCUS 1.2 Parquet files (AWS-shaped: DOUBLE costs, Tags a map) as a FOCUS export table: NUMERIC costs, Tags as
+    key/value records, x_ExportTime a day after the charge, Google's billing account. For the benchmark's volumes."""
+    sandbox.create_dataset(project, dataset)
+    internal = f"t_{uuid.uuid4().hex}"
+    listed = "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
+    money = [n for n, k in FOCUS_COLUMNS.items() if k == _NUMERIC]
+    with sandbox._lock:
+        found = sandbox._db.sql(f"DESCRIBE SELECT * FROM read_parquet({listed})").fetchall()
+        present = {row[0] for row in found}
+        parts = []
+        for name, kind in FOCUS_COLUMNS.items():
+            if name == "Tags":
+                parts.append("list_transform(map_entries(Tags), lambda e: {'key': e.key, 'value': e.value, "
+                             "'x_inherited': false, 'x_namespace': NULL::VARCHAR}) AS Tags")
+            elif name == "BillingAccountId":
+                parts.append(f"'{billing_account_id}' AS BillingAccountId")
+            elif name == "x_ExportTime":
+                parts.append("ChargePeriodStart + INTERVAL 1 DAY AS x_ExportTime")
+            elif name in present:
+                parts.append(f'CAST("{name}" AS {kind}) AS "{name}"' if name in money or kind == "TIMESTAMPTZ" else f'"{name}"')
+            else:
+                parts.append(f'CAST(NULL AS {kind}) AS "{name}"')
+        sandbox._db.execute(f"CREATE TABLE {internal} AS SELECT {', '.join(parts)} FROM read_parquet({listed})").fetchall()
+        sandbox._dataset(project, dataset, for_seeding=True).tables[table] = internal
+
+
+def focus_rows(billing_account_id: str, first: date, days: int, *, seed: str = "gcp-focus", hours: Sequence[int] = (1, 9, 17),
+               currency: str = "USD", export_delay: timedelta = timedelta(hours=30)) -> list[dict[str, Any]]:
+    """FOCUS 1.2 rows as Google's FOCUS export holds them: hourly usage per project, service and region with
+    labels as Tags, a committed use discount as its own Credit row, and one Tax row per invoice month.
+
+    BillingPeriodStart is the invoice month (Pacific midnight, as Google's invoices run); usage of a month's
+    last day is billed in the next invoice when it is exported after the month ends (late usage)."""
+    rng = random.Random(f"{seed}:{billing_account_id}")
+    out: list[dict[str, Any]] = []
+    for offset in range(days):
+        day = first + timedelta(days=offset)
+        for hour in hours:
+            start = _at(day, hour)
+            exported = start + export_delay
+            late = exported.month != start.month and day.day == _last_day(day)
+            invoice = (date(day.year + day.month // 12, day.month % 12 + 1, 1) if late else day.replace(day=1))
+            for project_id, project_name in FOCUS_PROJECTS:
+                for service, category, subcategory, meter, unit, typical in FOCUS_SERVICES:
+                    for region, region_name in FOCUS_REGIONS:
+                        quantity = Decimal(rng.randint(500, 4000)) / 1000
+                        list_cost = (typical * quantity).quantize(Decimal("0.000001"))
+                        credit = -(list_cost * Decimal(rng.randint(0, 200)) / 1000).quantize(Decimal("0.000001"))
+                        tags = [{"key": "team", "value": rng.choice(("checkout", "search", "data")), "x_inherited": False,
+                                 "x_namespace": None},
+                                {"key": "env", "value": "prod" if project_id.endswith("prod") else "dev", "x_inherited": True,
+                                 "x_namespace": None}]
+                        base = _focus_base(billing_account_id, invoice, start, currency, exported)
+                        usage = {**base, "BilledCost": list_cost, "EffectiveCost": list_cost, "ListCost": list_cost,
+                                 "ContractedCost": list_cost, "ChargeCategory": "Usage", "ChargeDescription": meter,
+                                 "ChargeFrequency": "Usage-Based", "ConsumedQuantity": quantity, "ConsumedUnit": unit,
+                                 "PricingQuantity": quantity, "PricingUnit": unit, "ListUnitPrice": typical,
+                                 "ContractedUnitPrice": typical, "PricingCategory": "Standard", "RegionId": region,
+                                 "RegionName": region_name, "AvailabilityZone": f"{region}-a",
+                                 "ResourceId": f"//{service.lower().replace(' ', '')}.googleapis.com/projects/{project_id}/r-{rng.randrange(3)}",
+                                 "ServiceName": service, "ServiceCategory": category, "ServiceSubcategory": subcategory,
+                                 "SkuId": f"{zlib.crc32(meter.encode()) % 0xFFFF:04X}-{len(meter):04X}-{zlib.crc32(region.encode()) % 0xFF:02X}",
+                                 "SkuMeter": meter, "SubAccountId": project_id, "SubAccountName": project_name,
+                                 "SubAccountType": "Project", "Tags": tags, "x_CostType": "regular",
+                                 "x_ServiceId": f"{zlib.crc32(service.encode()) % 0xFFFFFF:06X}", "x_Location": region}
+                        out.append(usage)
+                        if credit:
+                            out.append({**usage, "BilledCost": credit, "EffectiveCost": credit, "ListCost": Decimal(0),
+                                        "ContractedCost": Decimal(0), "ChargeCategory": "Credit",
+                                        "ChargeDescription": "Committed use discount", "ConsumedQuantity": None,
+                                        "PricingQuantity": None, "CommitmentDiscountCategory": "Usage",
+                                        "CommitmentDiscountType": "Committed Use Discount", "CommitmentDiscountStatus": "Used",
+                                        "x_Credits": [{"Name": "Committed use discount", "Amount": credit, "FullName": None,
+                                                       "Id": "cud-1", "Type": "COMMITTED_USAGE_DISCOUNT"}]})
+        if day.day == 1 or offset == 0:  # the invoice month's tax, exported with its first day
+            out.append({**_focus_base(billing_account_id, day.replace(day=1), _at(day), currency, _at(day) + export_delay),
+                        "BilledCost": Decimal(rng.randint(400, 900)) / 100, "ChargeCategory": "Tax", "ChargeDescription": "Sales tax",
+                        "ChargeFrequency": "Recurring", "ServiceName": "Invoice", "ServiceCategory": "Other",
+                        "SubAccountId": FOCUS_PROJECTS[0][0], "SubAccountName": FOCUS_PROJECTS[0][1], "x_CostType": "tax",
+                        "Tags": []})
+            tax = out[-1]
+            tax["EffectiveCost"] = tax["ListCost"] = tax["ContractedCost"] = tax["BilledCost"]
+    return out
+
+
+def _last_day(day: date) -> int:
+    return ((day.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)).day
+
+
+def _focus_base(billing_account_id: str, invoice: date, start: datetime, currency: str, exported: datetime) -> dict[str, Any]:
+    pacific = timedelta(hours=8)  # invoice months start at midnight US Pacific time
+    next_month = date(invoice.year + invoice.month // 12, invoice.month % 12 + 1, 1)
+    return {
+        "BillingAccountId": billing_account_id, "BillingAccountName": "Retail billing account", "BillingAccountType": "Billing Account",
+        "BillingCurrency": currency, "BillingPeriodStart": _at(invoice) + pacific, "BillingPeriodEnd": _at(next_month) + pacific,
+        "ChargePeriodStart": start, "ChargePeriodEnd": start + timedelta(hours=1), "InvoiceIssuerName": "Google Cloud",
+        "ProviderName": "Google Cloud", "PublisherName": "Google Cloud", "PricingCurrency": currency,
+        "x_CurrencyConversionRate": Decimal(1), "x_ExportTime": exported, "Tags": [],
+    }
+
+
+def focus_totals(rows: Iterable[dict[str, Any]], billing_period: str) -> dict[str, Decimal]:
+    """BilledCost per currency of the rows of one invoice month: what a test expects the lake to hold."""
+    totals: dict[str, Decimal] = {}
+    for row in rows:
+        if (row["BillingPeriodStart"].date()).strftime("%Y-%m") == billing_period:
+            totals[row["BillingCurrency"]] = totals.get(row["BillingCurrency"], Decimal(0)) + Decimal(row["BilledCost"])
+    return totals
+
+
 DEMO_SERVICES: tuple[tuple[str, str | None, Decimal], ...] = (
     ("Compute Engine", "us-central1", Decimal("182.40")),
     ("Cloud Storage", "us-central1", Decimal("23.15")),
@@ -639,14 +848,16 @@ DEMO_SERVICES: tuple[tuple[str, str | None, Decimal], ...] = (
 
 class GcpDemo:
     """The demo's GCP side: a billing account whose detailed export holds 60+ days of synthetic
-    cost (with credits and monthly tax), and one connected hours ago whose export has not created
-    its tables yet (PENDING)."""
+    cost (with credits and monthly tax), one connected hours ago whose export has not created
+    its tables yet (PENDING), and one read from its FOCUS export (hourly, tagged, two regions,
+    committed use discounts as Credit rows, late usage billed in the next invoice)."""
 
     BILLING_ACCOUNT = "01A2B3-C4D5E6-F7A8B9"
     NEW_BILLING_ACCOUNT = "0B1C2D-3E4F5A-6B7C8D"
     PROJECT = "finops-demo-billing"
     DATASET = "billing_export"
     NEW_DATASET = "billing_export_new"
+    FOCUS_BILLING_ACCOUNT = "0C1D2E-3F4A5B-6C7D8E"
 
     def __init__(self) -> None:
         self.sandbox: BigQuerySandbox | None = None
@@ -673,6 +884,8 @@ class GcpDemo:
         return [
             account("gcp-acme", "Acme Google Cloud", self.BILLING_ACCOUNT, self.DATASET, timedelta(days=120)),
             account("gcp-new-billing", "New GCP billing account", self.NEW_BILLING_ACCOUNT, self.NEW_DATASET, timedelta(hours=6)),
+            {**account("gcp-focus-retail", "Retail Google Cloud (FOCUS export)", self.FOCUS_BILLING_ACCOUNT,
+                       focus_dataset_name(self.FOCUS_BILLING_ACCOUNT), timedelta(days=90)), "source": "focus"},
         ]
 
     def environment(self) -> dict[str, str]:
@@ -701,3 +914,11 @@ class GcpDemo:
                 rows.append(export_row(billing_account_id=billing, day=month_start, project_id="acme-web-prod", service="Invoice",
                                        sku="Tax", cost=Decimal(rng.randint(500, 900)) / 100, cost_type="tax", region=None))
             self.sandbox.insert_rows(project, self.DATASET, table, rows)
+        for account in config.for_source("gcp", "focus"):
+            if account.settings.get("api_endpoint") != self.sandbox.url:
+                continue
+            billing, dataset = account.settings["billing_account_id"], account.settings["dataset"]
+            project = account.settings.get("dataset_project_id") or account.settings["project_id"]
+            self.sandbox.create_dataset(project, dataset)
+            create_focus_table(self.sandbox, project, dataset, focus_table_name(billing))
+            self.sandbox.insert_rows(project, dataset, focus_table_name(billing), focus_rows(billing, first, (today - first).days))

@@ -1,4 +1,4 @@
-"""Google Cloud: the BigQuery billing export (bigquery_export/)."""
+"""Google Cloud: the BigQuery billing export (bigquery_export/) and the FOCUS export in BigQuery (focus/)."""
 
 from finops_pipeline.sources import Provider
 

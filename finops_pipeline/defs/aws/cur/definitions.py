@@ -3,8 +3,8 @@
 import dagster as dg
 
 from finops_pipeline.dagster_sources import SourceDagsterSpec, source_definitions
-from finops_pipeline.defs.aws.cur.sensors import cur_manifest_sensor
 from finops_pipeline.defs.aws.cur.source import SOURCE
+from finops_pipeline.defs.aws.manifest_sensor import cur_manifest_sensor
 
 
 def _pull(data_dir, now):

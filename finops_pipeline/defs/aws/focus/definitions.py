@@ -1,9 +1,10 @@
-"""AWS FOCUS exports in Dagster: one asset per configured export, its checks, job and schedule."""
+"""AWS FOCUS exports in Dagster: one asset per configured export, its checks, job, schedule and manifest sensor."""
 
 import dagster as dg
 
 from finops_pipeline.dagster_sources import SourceDagsterSpec, source_definitions
 from finops_pipeline.defs.aws.focus.source import SOURCE
+from finops_pipeline.defs.aws.manifest_sensor import focus_manifest_sensor
 
 
 def _pull(data_dir, now):
@@ -29,4 +30,4 @@ SPEC = SourceDagsterSpec(
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return source_definitions(SPEC)
+    return source_definitions(SPEC, sensors=lambda job: [focus_manifest_sensor(job)])

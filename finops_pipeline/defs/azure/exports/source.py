@@ -5,6 +5,7 @@ from finops_pipeline.defs.azure.exports.diagnosis import classify
 from finops_pipeline.defs.azure.exports.settings import ExportsSettings
 from finops_pipeline.diagnosis import Advice
 from finops_pipeline.sources import Source
+from finops_pipeline.throttle import PullLimits
 
 # The knowledge base: why an account shows "No data" 48 hours after it was connected.
 NO_DATA = Advice(
@@ -28,4 +29,5 @@ SOURCE = Source(
     no_data=NO_DATA,
     empty_pull=EMPTY_PULL,
     classify=classify,
+    limits=PullLimits(concurrency=1),  # like CUR: a DuckDB scan of the downloaded blobs, bound by this machine's memory and cores
 )

@@ -13,43 +13,20 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from finops_pipeline.diagnosis import ERROR, Diagnosis, ProviderError
+from finops_pipeline.defs.gcp.query import checked_dataset, checked_project, refuse_identifier
 
 if TYPE_CHECKING:  # google-cloud-bigquery is imported where parameters are made: loading the definitions stays cheap
     from google.cloud import bigquery
 
-_PROJECT = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]")
-_DATASET = re.compile(r"[A-Za-z0-9_]{1,1024}")
 _TABLE = re.compile(r"gcp_billing_export(_resource)?_v1_[0-9A-F]{6}_[0-9A-F]{6}_[0-9A-F]{6}")
 
 STANDARD_PREFIX = "gcp_billing_export_v1_"
 DETAILED_PREFIX = "gcp_billing_export_resource_v1_"
 
 
-def _refuse(what: str, value: str, rule: str) -> ProviderError:
-    return ProviderError(Diagnosis(
-        code="gcp.invalid_identifier", status=ERROR,
-        cause=f"The {what} {value!r} is not a valid BigQuery identifier ({rule}); it was not sent to BigQuery.",
-        fix=f"Correct the {what} in the account settings (finops.yaml): copy it from Billing -> Billing export -> BigQuery export.",
-        detail=f"{what} failed validation",
-    ))
-
-
-def checked_project(value: str) -> str:
-    if not isinstance(value, str) or not _PROJECT.fullmatch(value):
-        raise _refuse("project id", str(value), "6-30 lowercase letters, digits and hyphens")
-    return value
-
-
-def checked_dataset(value: str) -> str:
-    if not isinstance(value, str) or not _DATASET.fullmatch(value):
-        raise _refuse("dataset name", str(value), "letters, digits and underscores only")
-    return value
-
-
 def checked_table(value: str) -> str:
     if not isinstance(value, str) or not _TABLE.fullmatch(value):
-        raise _refuse("export table name", str(value), "gcp_billing_export[_resource]_v1_<BILLING ACCOUNT>")
+        raise refuse_identifier("export table name", str(value), "gcp_billing_export[_resource]_v1_<BILLING ACCOUNT>")
     return value
 
 

@@ -23,4 +23,5 @@ SOURCE = Source(
     classify=classify,
     # BigQuery runs up to 100 interactive queries at once per project; a pull runs a few, so 8 accounts at once.
     limits=PullLimits(concurrency=8),
+    default=True,  # registries written before the FOCUS source name no source for gcp
 )

@@ -21,7 +21,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from finops_pipeline.defs.gcp.bigquery_export.normalize import MAPPING_VERSION
 from finops_pipeline.lake import atomic_file
 from finops_pipeline.schema import COST_DAILY_SCHEMA, rows_to_table
 
@@ -43,11 +42,12 @@ class MonthCache:
     export_table: str
     days: dict[date, DayInfo] = field(default_factory=dict)
     rows: pa.Table = field(default_factory=CACHE_SCHEMA.empty_table)
+    mapping: str = ""  # the source's mapping version that built the rows
 
-    def replace_day(self, day: date, info: DayInfo, rows: list[dict[str, Any]]) -> None:
-        """Drop the day's previous rows and keep these instead."""
+    def replace_day(self, day: date, info: DayInfo, rows: list[dict[str, Any]] | pa.Table) -> None:
+        """Drop the day's previous rows and keep these (cost_daily rows, as dicts or a table) instead."""
         keep = pc.not_equal(self.rows.column(PARTITION_DAY), pa.scalar(day, pa.date32()))
-        fresh = rows_to_table(rows)
+        fresh = rows.select(COST_DAILY_SCHEMA.names).cast(COST_DAILY_SCHEMA) if isinstance(rows, pa.Table) else rows_to_table(rows)
         fresh = fresh.append_column(CACHE_SCHEMA.field(PARTITION_DAY), pa.array([day] * fresh.num_rows, pa.date32()))
         self.rows = pa.concat_tables([self.rows.filter(keep), fresh])
         self.days[day] = info
@@ -74,16 +74,16 @@ def cache_path(data_dir: Path, account_key: str, billing_period: str) -> Path:
     return Path(data_dir) / "state" / "gcp_export" / account_key / f"{billing_period}.parquet"
 
 
-def load(data_dir: Path, account_key: str, billing_period: str, export_table: str) -> MonthCache:
+def load(data_dir: Path, account_key: str, billing_period: str, export_table: str, mapping: str) -> MonthCache:
     """The month's cache, or an empty one when there is none, it came from another export table, or its
-    rows were built by another version of the mapping (then every day is read again, once)."""
+    rows were built by another version of the source's mapping (then every day is read again, once)."""
     path = cache_path(data_dir, account_key, billing_period)
     if not path.exists():
-        return MonthCache(export_table)
+        return MonthCache(export_table, mapping=mapping)
     table = pq.read_table(path, schema=CACHE_SCHEMA.with_metadata(pq.read_schema(path).metadata))
     metadata = table.schema.metadata or {}
-    if metadata.get(_TABLE, b"").decode() != export_table or metadata.get(_MAPPING, b"").decode() != MAPPING_VERSION:
-        return MonthCache(export_table)
+    if metadata.get(_TABLE, b"").decode() != export_table or metadata.get(_MAPPING, b"").decode() != mapping:
+        return MonthCache(export_table, mapping=mapping)
     days = {
         date.fromisoformat(day): DayInfo(
             datetime.fromisoformat(info["last_export_time"]) if info["last_export_time"] else None,
@@ -91,7 +91,7 @@ def load(data_dir: Path, account_key: str, billing_period: str, export_table: st
         )
         for day, info in json.loads(metadata[_DAYS]).items()
     }
-    return MonthCache(export_table, days, table.replace_schema_metadata(None).cast(CACHE_SCHEMA))
+    return MonthCache(export_table, days, table.replace_schema_metadata(None).cast(CACHE_SCHEMA), mapping)
 
 
 def save(data_dir: Path, account_key: str, billing_period: str, cache: MonthCache) -> None:
@@ -102,6 +102,6 @@ def save(data_dir: Path, account_key: str, billing_period: str, cache: MonthCach
         }
         for day, info in sorted(cache.days.items())
     }
-    metadata = {_TABLE: cache.export_table.encode(), _DAYS: json.dumps(days).encode(), _MAPPING: MAPPING_VERSION.encode()}
+    metadata = {_TABLE: cache.export_table.encode(), _DAYS: json.dumps(days).encode(), _MAPPING: cache.mapping.encode()}
     with atomic_file(cache_path(data_dir, account_key, billing_period)) as temporary:
         pq.write_table(cache.rows.replace_schema_metadata(metadata), temporary, compression="zstd")
