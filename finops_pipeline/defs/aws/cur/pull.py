@@ -375,7 +375,8 @@ def pull_cur(account: Account, billing_period: str, data_dir: Path | None = None
         files, fetched = fetch_files(store, manifest, workdir)
         groups = normalize.group_files(files)
         connection = normalize.connect(workdir / "spill", os.environ.get("FINOPS_CUR_MEMORY_LIMIT") or DUCKDB_MEMORY_LIMIT)
-        totals = _checked(lambda: normalize.raw_totals(connection, groups, billing_period), connection, groups, manifest, store)
+        # One read of the files: the daily pre-aggregate into temporary tables, the totals from them.
+        staged, totals = _checked(lambda: normalize.stage_and_total(connection, groups, billing_period), connection, groups, manifest, store)
     except normalize.CurFileError as exc:
         _close(connection)
         cleanup()
@@ -403,10 +404,11 @@ def pull_cur(account: Account, billing_period: str, data_dir: Path | None = None
     def produce(target: Path) -> None:
         try:
             select = normalize.rollup_sql(
-                normalize.daily_sql(groups) if groups else _empty_daily(),
+                normalize.daily_sql(groups, staged) if groups else _empty_daily(),
                 account_id=account.settings["account_id"], account_name=account.name, account_key=account.key,
                 billing_period=billing_period, source_updated_at=manifest.last_modified, ingested_at=ingested_at,
-                reaggregate=normalize.needs_reaggregation(groups))
+                # What the footers prove, else what the staged tags show (both give the same rows).
+                reaggregate=normalize.needs_reaggregation(groups) and normalize.tags_collide(connection, groups, staged))
             metadata = partition_metadata(totals.billed, {"cur_manifest": manifest.key, "cur_assembly_id": manifest.assembly_id})
             try:
                 _checked(lambda: normalize.copy_to_parquet(connection, select, target, metadata), connection, groups, manifest, store)
