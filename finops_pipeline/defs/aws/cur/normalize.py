@@ -503,18 +503,21 @@ def _stage_select(layout: FileLayout, paths: list[str]) -> str:
     public = not _is_null(parts["pricing_public_on_demand_cost"])
     billed_sum = f"sum({BILLED}) AS billed," if net else ""
     list_sum = "sum(coalesce(pricing_public_on_demand_cost, unblended)) AS list," if public else ""
-    # A constant description is every group's min; a constant (or absent) invoice id marks all or none estimated.
-    description_agg = "" if _is_constant(parts["line_item_line_item_description"]) else "min(line_item_line_item_description) AS description,"
+    # A varying description is a group key here (its minimum is taken by the rollup's second aggregation,
+    # over the much smaller staged rows): a per-group min() of text keeps a copy of the string outside
+    # DuckDB's memory limit and costs several times the grouping itself on real CUR (measured). A constant
+    # (or absent) description is every group's min; a constant (or absent) invoice id marks all or none estimated.
+    description_key = "" if _is_constant(parts["line_item_line_item_description"]) else "line_item_line_item_description AS description,"
     estimated_agg = "" if _is_constant(parts["bill_invoice_id"]) else "bool_or(bill_invoice_id IS NULL) AS estimated,"
     suspect = _suspect(layout, paths)
     suspect_agg = "bool_or(suspect_line) AS suspect," if suspect != "false" else "false AS suspect,"
     projection = ", ".join(f"{expression} AS {alias}" for alias, expression in parts.items())
     return f"""
-        SELECT usage_day AS day, {keys}tags_raw, {billed_sum} {list_sum} {description_agg} {estimated_agg} {suspect_agg}
+        SELECT usage_day AS day, {keys}tags_raw, {description_key} {billed_sum} {list_sum} {estimated_agg} {suspect_agg}
                sum({_effective(parts)}) AS effective, sum(unblended) AS contracted,
                sum(usage_amount) AS usage_amount, count(*) AS line_items
         FROM (SELECT {projection}{f", {suspect} AS suspect_line" if suspect != "false" else ""} FROM {_source(layout, paths)})
-        GROUP BY day, {keys}tags_raw"""
+        GROUP BY day, {keys}tags_raw{", description" if description_key else ""}"""
 
 
 def _suspect(layout: FileLayout, paths: list[str]) -> str:
@@ -571,9 +574,10 @@ def _daily_select(layout: FileLayout, staged: str) -> str:
 def needs_reaggregation(groups: list[tuple[FileLayout, list[CurFile]]]) -> bool:
     """Whether two daily rows can meet in one final grain, so the rollup must aggregate them again.
 
-    Each group's daily rows are unique per day, grain and raw tags. Rows of two groups can share a grain,
-    and two raw tag values can normalize alike; with one group whose footers prove tag normalization
-    injective (`ParquetFacts.tags_injective`), neither can happen.
+    Each group's daily rows are unique per day, grain and raw tags (and description, when it varies: see
+    `descriptions_vary`). Rows of two groups can share a grain, and two raw tag values can normalize
+    alike; with one group whose footers prove tag normalization injective (`ParquetFacts.tags_injective`),
+    neither can happen.
     """
     if len(groups) != 1:
         return True
@@ -589,6 +593,12 @@ def daily_sql(groups: list[tuple[FileLayout, list[CurFile]]], staged: list[str] 
     """
     sources = staged or [f"({_stage_select(layout, [str(f.path) for f in files])})" for layout, files in groups]
     return "\nUNION ALL BY NAME\n".join(_daily_select(layout, source) for (layout, _), source in zip(groups, sources))
+
+
+def descriptions_vary(groups: list[tuple[FileLayout, list[CurFile]]]) -> bool:
+    """Whether a group's staged rows are keyed by description too (not proven constant by its footers), so
+    one grain can have several staged rows and the rollup must aggregate them (the minimum description)."""
+    return any(not _is_constant(canonical_parts(layout)["line_item_line_item_description"]) for layout, _ in groups)
 
 
 def tags_collide(connection: duckdb.DuckDBPyConnection, groups: list[tuple[FileLayout, list[CurFile]]], staged: list[str]) -> bool:

@@ -407,8 +407,10 @@ def pull_cur(account: Account, billing_period: str, data_dir: Path | None = None
                 normalize.daily_sql(groups, staged) if groups else _empty_daily(),
                 account_id=account.settings["account_id"], account_name=account.name, account_key=account.key,
                 billing_period=billing_period, source_updated_at=manifest.last_modified, ingested_at=ingested_at,
-                # What the footers prove, else what the staged tags show (both give the same rows).
-                reaggregate=normalize.needs_reaggregation(groups) and normalize.tags_collide(connection, groups, staged))
+                # Tags or groups that can meet (what the footers prove, else what the staged tags show), or
+                # several descriptions of one grain.
+                reaggregate=(normalize.needs_reaggregation(groups) and normalize.tags_collide(connection, groups, staged))
+                or normalize.descriptions_vary(groups))
             metadata = partition_metadata(totals.billed, {"cur_manifest": manifest.key, "cur_assembly_id": manifest.assembly_id})
             try:
                 _checked(lambda: normalize.copy_to_parquet(connection, select, target, metadata), connection, groups, manifest, store)
