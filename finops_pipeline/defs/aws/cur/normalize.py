@@ -387,6 +387,24 @@ def _raw_tags(layout: FileLayout) -> str:
     return "CAST(NULL AS VARCHAR)"
 
 
+def _tag_parts(layout: FileLayout) -> dict[str, str]:
+    """The grouping keys for the tags: `tags_raw` (a map's JSON text, or CSV's text), or, for legacy per-tag
+    columns, each column as its own key (`tag_1` ...): grouping by a dozen mostly empty text columns is
+    cheaper than building a JSON array on every line; the array (`_raw_tags`) is built per staged row."""
+    if layout.tag_columns and not layout.tags_map:
+        return {f"tag_{i}": f"CAST({_q(raw)} AS VARCHAR)" for i, (_, raw) in enumerate(sorted(layout.tag_columns), start=1)}
+    return {"tags_raw": _raw_tags(layout)}
+
+
+def _with_raw_tags(layout: FileLayout, staged: str) -> str:
+    """The staged rows with `tags_raw` (built here from the `tag_N` keys for legacy per-tag columns)."""
+    parts = _tag_parts(layout)
+    if "tags_raw" in parts:
+        return staged
+    array = "CAST(to_json([" + ", ".join(parts) + "]) AS VARCHAR)"
+    return f"(SELECT * EXCLUDE ({', '.join(parts)}), {array} AS tags_raw FROM {staged})"
+
+
 def _tags(layout: FileLayout, raw: str = "tags_raw") -> str:
     """FOCUS Tags (JSON text of the map without empty values, keys sorted; NULL when none) from `_raw_tags`.
 
@@ -434,7 +452,7 @@ def canonical_parts(layout: FileLayout) -> dict[str, str]:
         "product_code": _text(layout, "line_item_product_code"),
         "product_name": _product_name(layout),
         "region": region,
-        "tags_raw": _raw_tags(layout),
+        **_tag_parts(layout),
         "unblended": _money(layout, "line_item_unblended_cost"),
         "usage_amount": _money(layout, "line_item_usage_amount"),
     }
@@ -512,12 +530,13 @@ def _stage_select(layout: FileLayout, paths: list[str]) -> str:
     suspect = _suspect(layout, paths)
     suspect_agg = "bool_or(suspect_line) AS suspect," if suspect != "false" else "false AS suspect,"
     projection = ", ".join(f"{expression} AS {alias}" for alias, expression in parts.items())
+    tag_keys = ", ".join(_tag_parts(layout))
     return f"""
-        SELECT usage_day AS day, {keys}tags_raw, {description_key} {billed_sum} {list_sum} {estimated_agg} {suspect_agg}
+        SELECT usage_day AS day, {keys}{tag_keys}, {description_key} {billed_sum} {list_sum} {estimated_agg} {suspect_agg}
                sum({_effective(parts)}) AS effective, sum(unblended) AS contracted,
                sum(usage_amount) AS usage_amount, count(*) AS line_items
         FROM (SELECT {projection}{f", {suspect} AS suspect_line" if suspect != "false" else ""} FROM {_source(layout, paths)})
-        GROUP BY day, {keys}tags_raw{", description" if description_key else ""}"""
+        GROUP BY day, {keys}{tag_keys}{", description" if description_key else ""}"""
 
 
 def _suspect(layout: FileLayout, paths: list[str]) -> str:
@@ -567,7 +586,8 @@ def _daily_select(layout: FileLayout, staged: str) -> str:
         SELECT s.day, {outputs}, t.tags,
                s.{"billed" if net else "contracted"} AS billed, s.effective, s.{"list" if public else "contracted"} AS list,
                s.contracted, s.usage_amount, {description_out}, {estimated_out}, s.line_items, s.suspect
-        FROM {staged} s LEFT JOIN (SELECT tags_raw, {_tags(layout)} AS tags FROM (SELECT DISTINCT tags_raw FROM {staged})) t
+        FROM {_with_raw_tags(layout, staged)} s
+             LEFT JOIN (SELECT tags_raw, {_tags(layout)} AS tags FROM (SELECT DISTINCT tags_raw FROM {_with_raw_tags(layout, staged)})) t
              ON s.tags_raw IS NOT DISTINCT FROM t.tags_raw"""
 
 
@@ -613,7 +633,7 @@ def tags_collide(connection: duckdb.DuckDBPyConnection, groups: list[tuple[FileL
     layout, table = groups[0][0], staged[0]
     distinct, normalized = connection.execute(f"""
         SELECT count(*), count(DISTINCT tags) + least(1, count(*) FILTER (WHERE tags IS NULL))
-        FROM (SELECT {_tags(layout)} AS tags FROM (SELECT DISTINCT tags_raw FROM {table}))""").fetchone()
+        FROM (SELECT {_tags(layout)} AS tags FROM (SELECT DISTINCT tags_raw FROM {_with_raw_tags(layout, table)}))""").fetchone()
     return distinct != normalized
 
 
