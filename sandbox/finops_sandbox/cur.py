@@ -384,19 +384,48 @@ def deliver(
 # --- large months for the benchmark -------------------------------------------------------------------
 
 def write_bulk_cur2(directory: Path, billing_period: str, rows: int, files: int = 8, seed: int = 7) -> list[Path]:
-    """A CUR 2.0 month of `rows` line items as Parquet files, generated inside DuckDB (no Python loop).
+    """A CUR 2.0 Parquet month of `rows` line items in the benchmark's simple shape (see `write_bulk`)."""
+    return write_bulk(directory, billing_period, rows, files=files, seed=seed)
+
+
+BULK_FORMATS = ("cur2-parquet", "cur2-csv-gz", "legacy-parquet", "legacy-csv-gz")
+# Real-shaped tags: (CUR 2.0 key, legacy CSV key, share of resources carrying it, distinct values)
+_BULK_TAGS = (
+    ("user_team", "user:Team", 2, 6), ("user_env", "user:Env", 2, 3), ("user_cost_center", "user:CostCenter", 3, 20),
+    ("user_owner", "user:Owner", 3, 50), ("user_application", "user:Application", 3, 30), ("user_name", "user:Name", 4, 0),
+    ("user_project", "user:Project", 5, 40), ("user_service", "user:Service", 5, 25), ("user_component", "user:Component", 7, 15),
+    ("user_created_by", "user:CreatedBy", 8, 10), ("aws_created_by", "aws:createdBy", 6, 12), ("user_backup", "user:Backup", 9, 2),
+)
+
+
+def write_bulk(directory: Path, billing_period: str, rows: int, fmt: str = "cur2-parquet", shape: str = "simple",
+               files: int = 8, seed: int = 7) -> list[Path]:
+    """A month of `rows` line items in one of `BULK_FORMATS`, generated inside DuckDB (no Python loop).
 
     Like a real month, each resource belongs to one usage account, service, region and usage type and
     bills every few hours, so hourly line items roll up about 15:1 to days (rows / 500 resources, 120
-    accounts, 40 services). Amounts are DOUBLE with 10 decimals, as AWS writes them.
+    accounts, 40 services). Parquet amounts are DOUBLE with 10 decimals, as AWS writes them; CSV amounts
+    are decimal strings with 10 decimals.
+
+    shape "simple": one description, one pricing unit, one tag key on every line (the footers prove
+    most of it constant). shape "real": what real CUR looks like: descriptions that vary with the usage
+    type, price and line item type, several pricing units, 12 tag keys of which each resource carries a
+    subset (a quarter none), a unique Name tag on some, long resource ARNs, commitment ARNs on covered
+    usage, account names, availability zones, rate codes and some columns the rollup does not read.
     """
     import duckdb
 
+    if fmt not in BULK_FORMATS:
+        raise ValueError(f"unknown bulk format {fmt!r}; one of {BULK_FORMATS}")
+    if shape not in ("simple", "real"):
+        raise ValueError(f"unknown shape {shape!r}: simple or real")
     directory.mkdir(parents=True, exist_ok=True)
     start, end = month_bounds(billing_period)
     hours = int((end - start).total_seconds() // 3600)
     paths = []
     connection = duckdb.connect(config={"memory_limit": "1GB", "preserve_insertion_order": False})
+    csv = fmt.endswith("csv-gz")
+    legacy = fmt.startswith("legacy")
     try:
         connection.execute("SET TimeZone = 'UTC'")
         per_file = -(-rows // files)
@@ -405,45 +434,144 @@ def write_bulk_cur2(directory: Path, billing_period: str, rows: int, files: int 
             first, last = number * per_file, min(rows, (number + 1) * per_file)
             if first >= last:
                 break
-            path = directory / f"bench-{number:05d}.snappy.parquet"
+            path = directory / (f"bench-{number:05d}" + (".csv.gz" if csv else ".snappy.parquet"))
+
             def h(salt: int, modulo: int) -> str:  # a deterministic pseudo-random 0..modulo-1 per line item
                 return f"CAST(hash(i, {seed + salt}) % {modulo} AS BIGINT)"
 
             def r(salt: int, modulo: int) -> str:  # the same, per resource
                 return f"CAST(hash(resource, {seed + salt}) % {modulo} AS BIGINT)"
 
+            def money(expression: str) -> str:  # DOUBLE in Parquet, a 10-decimal string in CSV (as AWS writes them)
+                return f"CAST(CAST({expression} AS DECIMAL(20,10)) AS VARCHAR)" if csv else expression
+
             fraction = f"CAST({h(6, 10**10)} AS DOUBLE) / 1e10"
+            kind = f"['Usage','Usage','Usage','Usage','SavingsPlanCoveredUsage','DiscountedUsage','Tax','Credit'][1 + {h(1, 8)}]"
+            columns: dict[str, str] = {
+                "identity_line_item_id": "md5(CAST(i AS VARCHAR))",
+                "bill_payer_account_id": "'111122223333'",
+                "bill_invoice_id": "'INV-1'",
+                "bill_invoicing_entity": "'Amazon Web Services, Inc.'",
+                "line_item_usage_account_id": f"CAST(100000000000 + {r(0, 120)} AS VARCHAR)",
+                "line_item_line_item_type": "kind",
+                "line_item_usage_start_date": f"TIMESTAMP '{start:%Y-%m-%d %H:%M:%S}' + to_hours({h(2, hours)})",
+                "line_item_product_code": f"'AmazonService' || CAST({r(3, 40)} AS VARCHAR)",
+                "line_item_usage_type": f"'Usage-' || CAST({r(3, 40)} AS VARCHAR)",
+                "line_item_resource_id": "'arn:aws:svc:us-east-1:1:r/' || CAST(resource AS VARCHAR)",
+                "line_item_usage_amount": money(f"CAST({h(5, 1000)} AS DOUBLE) / 100"),
+                "line_item_currency_code": "'USD'",
+                "line_item_unblended_cost": money(f"round({fraction} * 3, 10)"),
+                "pricing_public_on_demand_cost": money(f"round({fraction} * 3, 10)"),
+                "savings_plan_savings_plan_effective_cost": money(f"round({fraction} * 2, 10)"),
+                "reservation_effective_cost": money(f"round({fraction} * 2, 10)"),
+                "line_item_line_item_description": "'Service usage'",
+                "product_region_code": f"['us-east-1','eu-west-1','ap-south-1','us-west-2'][1 + {r(7, 4)}]",
+                "pricing_unit": "'Hrs'",
+            }
+            product = {"product_name": f"'Amazon Service ' || CAST({r(3, 40)} AS VARCHAR)"}
+            tags = {"user_team": f"['platform','data','web'][1 + {r(4, 3)}]"}
+            tag_share = {"user_team": 1}
+            legacy_tag = {"user_team": "user:Team"}
+            if shape == "real":
+                size = f"['nano','micro','small','medium','large','xlarge','2xlarge','4xlarge'][1 + {r(10, 8)}]"
+                region = columns["product_region_code"]
+                rate = f"CAST(round(0.0042 * (1 + {r(10, 8)}) * (1 + {r(3, 40)} % 5), 4) AS VARCHAR)"
+                columns.update({
+                    "bill_payer_account_name": "'Example Corp (payer)'",
+                    "bill_billing_entity": "CASE WHEN " + r(3, 40) + " = 39 THEN 'AWS Marketplace' ELSE 'AWS' END",
+                    "line_item_usage_account_name": f"'workload-' || CAST({r(0, 120)} AS VARCHAR) || '-prod'",
+                    "line_item_usage_end_date": f"TIMESTAMP '{start:%Y-%m-%d %H:%M:%S}' + to_hours({h(2, hours)} + 1)",
+                    "line_item_usage_type": f"upper(substr({region}, 1, 2)) || '-Usage' || CAST({r(3, 40)} AS VARCHAR) || ':' || {size}",
+                    "line_item_operation": f"'RunInstances:' || lpad(CAST({r(11, 30)} AS VARCHAR), 4, '0')",
+                    "line_item_resource_id": (f"'arn:aws:service' || CAST({r(3, 40)} AS VARCHAR) || ':' || {region} || ':' "
+                                              f"|| CAST(100000000000 + {r(0, 120)} AS VARCHAR) || ':resource/r-' "
+                                              "|| substr(md5(CAST(resource AS VARCHAR)), 1, 17)"),
+                    "line_item_line_item_description": (
+                        f"CASE kind WHEN 'Tax' THEN 'Tax for product code AmazonService' || CAST({r(3, 40)} AS VARCHAR) "
+                        f"WHEN 'Credit' THEN 'AWS Credit for ' || CAST({r(3, 40)} AS VARCHAR) "
+                        f"WHEN 'SavingsPlanCoveredUsage' THEN 'Savings Plan covered usage: ' || {size} || ' in ' || {region} "
+                        f"ELSE '$' || {rate} || ' per On Demand Linux ' || {size} || ' Instance Hour' END"),
+                    "line_item_legal_entity": f"CASE WHEN {r(0, 120)} % 7 = 0 THEN 'Amazon Web Services EMEA SARL' ELSE 'Amazon Web Services, Inc.' END",
+                    "line_item_availability_zone": f"CASE WHEN {r(12, 3)} > 0 THEN {region} || ['a','b','c'][1 + {r(13, 3)}] END",
+                    "line_item_blended_cost": columns["line_item_unblended_cost"],
+                    "line_item_blended_rate": money(f"round({fraction}, 10)"),
+                    "product_sku": f"upper(substr(md5(CAST({r(3, 40)} * 8 + {r(10, 8)} AS VARCHAR)), 1, 16))",
+                    "pricing_unit": f"['Hrs','GB-Mo','Requests','GB','LCU-Hrs'][1 + {r(3, 40)} % 5]",
+                    "pricing_term": "CASE WHEN kind IN ('Tax', 'Credit') THEN NULL ELSE 'OnDemand' END",
+                    "pricing_rate_code": ("CASE WHEN kind IN ('Tax', 'Credit') THEN NULL ELSE "
+                                          f"upper(substr(md5(CAST({r(3, 40)} * 8 + {r(10, 8)} AS VARCHAR)), 1, 16)) || '.JRTCKXETXF.6YS6EN2CT7' END"),
+                    "pricing_public_on_demand_rate": f"CASE WHEN kind IN ('Tax', 'Credit') THEN NULL ELSE {rate} END",
+                    "savings_plan_savings_plan_a_r_n": ("CASE WHEN kind = 'SavingsPlanCoveredUsage' THEN "
+                                                         f"'arn:aws:savingsplans::111122223333:savingsplan/sp-' || CAST({r(14, 4)} AS VARCHAR) END"),
+                    "reservation_reservation_a_r_n": ("CASE WHEN kind = 'DiscountedUsage' THEN "
+                                                       f"'arn:aws:ec2:us-east-1:111122223333:reserved-instances/ri-' || CAST({r(15, 6)} AS VARCHAR) END"),
+                    "savings_plan_savings_plan_effective_cost": money(f"CASE WHEN kind = 'SavingsPlanCoveredUsage' THEN round({fraction} * 2, 10) ELSE 0 END"),
+                    "reservation_effective_cost": money(f"CASE WHEN kind = 'DiscountedUsage' THEN round({fraction} * 2, 10) ELSE 0 END"),
+                })
+                product.update({"servicecode": columns["line_item_product_code"], "region": region,
+                                "instance_type": f"'m5.' || {size}", "operating_system": "'Linux'", "tenancy": "'Shared'",
+                                "product_family": "['Compute Instance','Storage','Data Transfer','API Request'][1 + " + r(3, 40) + " % 4]"})
+                tags, tag_share, legacy_tag = {}, {}, {}
+                for number_, (key, legacy_key, share, distinct) in enumerate(_BULK_TAGS):
+                    value = "'res-' || CAST(resource AS VARCHAR)" if not distinct else f"'{key[5:]}-' || CAST({r(20 + number_, distinct)} AS VARCHAR)"
+                    tags[key] = value
+                    tag_share[key] = share
+                    legacy_tag[key] = legacy_key
+            # Which tag keys a resource carries: each key on 1/share of the resources; in the real shape a
+            # quarter of the resources carry none.
+            untagged = f"{r(19, 4)} = 0" if shape == "real" else "false"
+            carried = {key: f"(NOT {untagged} AND {r(40 + n, tag_share[key])} = 0)" for n, key in enumerate(tags)}
+            if legacy:
+                select = {(legacy_header(k) if csv else k): v for k, v in columns.items()
+                          if k not in ("product_region_code", "bill_payer_account_name", "line_item_usage_account_name")}
+                select["product/region" if csv else "product_region"] = columns["product_region_code"]
+                for key, value in product.items():
+                    name = "product_" + key if key != "product_name" else "product_product_name"
+                    if key != "region":
+                        select[(("product/productName" if key == "product_name" else "product/" + key) if csv else name)] = value
+                for key, value in tags.items():
+                    if csv:
+                        select["resourceTags/" + legacy_tag[key]] = f"CASE WHEN {carried[key]} THEN {value} ELSE '' END"
+                    else:
+                        select["resource_tags_" + key] = f"CASE WHEN {carried[key]} THEN {value} END"
+            else:
+                select = dict(columns)
+                select["product"] = "MAP {" + ", ".join(f"'{k}': {v}" for k, v in product.items()) + "}"
+                entries = ", ".join(f"CASE WHEN {carried[k]} THEN {{'key': '{k}', 'value': {v}}} END" for k, v in tags.items())
+                select["resource_tags"] = f"map_from_entries(list_filter([{entries}], lambda e: e IS NOT NULL))"
+                if csv:
+                    select = {k: (f"CAST(to_json({v}) AS VARCHAR)" if k in ("product", "resource_tags") else v) for k, v in select.items()}
+            if csv:  # timestamps as AWS writes them in CSV
+                stamps = {"line_item_usage_start_date", "line_item_usage_end_date", "lineItem/UsageStartDate", "lineItem/UsageEndDate"}
+                select = {k: (f"strftime({v}, '%Y-%m-%dT%H:%M:%SZ')" if k in stamps else v) for k, v in select.items()}
+            body = ",\n                    ".join(f"{v} AS \"{k}\"" for k, v in select.items())
+            options = "FORMAT csv, HEADER true, COMPRESSION gzip" if csv else "FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE 122880"
             connection.execute(f"""
                 COPY (
                   SELECT
-                    md5(CAST(i AS VARCHAR)) AS identity_line_item_id,
-                    '{billing_period}' AS billing_period,
-                    '111122223333' AS bill_payer_account_id,
-                    'INV-1' AS bill_invoice_id,
-                    'Amazon Web Services, Inc.' AS bill_invoicing_entity,
-                    CAST(100000000000 + {r(0, 120)} AS VARCHAR) AS line_item_usage_account_id,
-                    ['Usage','Usage','Usage','Usage','SavingsPlanCoveredUsage','DiscountedUsage','Tax','Credit'][1 + {h(1, 8)}] AS line_item_line_item_type,
-                    TIMESTAMP '{start:%Y-%m-%d %H:%M:%S}' + to_hours({h(2, hours)}) AS line_item_usage_start_date,
-                    'AmazonService' || CAST({r(3, 40)} AS VARCHAR) AS line_item_product_code,
-                    'Usage-' || CAST({r(3, 40)} AS VARCHAR) AS line_item_usage_type,
-                    'arn:aws:svc:us-east-1:1:r/' || CAST(resource AS VARCHAR) AS line_item_resource_id,
-                    CAST({h(5, 1000)} AS DOUBLE) / 100 AS line_item_usage_amount,
-                    'USD' AS line_item_currency_code,
-                    round({fraction} * 3, 10) AS line_item_unblended_cost,
-                    round({fraction} * 3, 10) AS pricing_public_on_demand_cost,
-                    round({fraction} * 2, 10) AS savings_plan_savings_plan_effective_cost,
-                    round({fraction} * 2, 10) AS reservation_effective_cost,
-                    'Service usage' AS line_item_line_item_description,
-                    ['us-east-1','eu-west-1','ap-south-1','us-west-2'][1 + {r(7, 4)}] AS product_region_code,
-                    'Hrs' AS pricing_unit,
-                    MAP {{'product_name': 'Amazon Service ' || CAST({r(3, 40)} AS VARCHAR)}} AS product,
-                    MAP {{'user_team': ['platform','data','web'][1 + {r(4, 3)}]}} AS resource_tags
-                  FROM (SELECT i, {h(4, resources)} AS resource FROM range({first}, {last}) t(i))
-                ) TO '{path}' (FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE 122880)""")
+                    {body}
+                  FROM (SELECT i, resource, {kind} AS kind
+                        FROM (SELECT i, {h(4, resources)} AS resource FROM range({first}, {last}) t(i)))
+                ) TO '{path}' ({options})""")
             paths.append(path)
     finally:
         connection.close()
     return paths
+
+
+def bulk_manifest(root: Path, prefix: str, report: str, billing_period: str, fmt: str, paths: Sequence[Path]) -> Path:
+    """The manifest for files `write_bulk` wrote under `root` (a local bucket), at the key a refresh reads."""
+    keys = [str(p.relative_to(root)) for p in paths]
+    if fmt.startswith("legacy"):
+        key = legacy_manifest_key(prefix, report, billing_period)
+        document = {"assemblyId": "bench", "reportKeys": keys, "bucket": "bench-bucket", "reportName": report}
+    else:
+        key = cur2_manifest_key(prefix, report, billing_period)
+        document = {"executionId": "bench", "dataFiles": [f"s3://bench-bucket/{k}" for k in keys]}
+    manifest = root / key
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    manifest.write_text(json.dumps(document))
+    return manifest
 
 
 # --- the demo -----------------------------------------------------------------------------------------

@@ -375,35 +375,57 @@ def _utc_day(layout: FileLayout, name: str) -> str:
 
 
 def _raw_tags(layout: FileLayout) -> str:
-    """The line's tags as stored (map, JSON text or a list of per-tag columns): cheap to group by."""
+    """The line's tags as stored, as one text key that is cheap to group by: a CUR 2.0 map as its JSON
+    text, CSV's JSON text as it is, legacy per-tag columns as a JSON array of their values. Each is
+    injective (two different raw values give two different texts); `_tags` normalizes it afterwards, once
+    per distinct value."""
     if layout.tags_map:
         raw = _q(layout.tags_map)
-        return f"NULLIF({raw}, '')" if layout.kind == "csv" else f"CAST({raw} AS MAP(VARCHAR, VARCHAR))"
+        return f"NULLIF({raw}, '')" if layout.kind == "csv" else f"CAST(to_json(CAST({raw} AS MAP(VARCHAR, VARCHAR))) AS VARCHAR)"
     if layout.tag_columns:
-        return "[" + ", ".join(f"CAST({_q(raw)} AS VARCHAR)" for _, raw in sorted(layout.tag_columns)) + "]"
+        return "CAST(to_json([" + ", ".join(f"CAST({_q(raw)} AS VARCHAR)" for _, raw in sorted(layout.tag_columns)) + "]) AS VARCHAR)"
     return "CAST(NULL AS VARCHAR)"
 
 
-def _tags(layout: FileLayout, raw: str = "tags_raw") -> str:
-    """FOCUS tags from the raw value: a MAP(VARCHAR, VARCHAR) without empty values, keys sorted.
+def _tag_parts(layout: FileLayout) -> dict[str, str]:
+    """The grouping keys for the tags: `tags_raw` (a map's JSON text, or CSV's text), or, for legacy per-tag
+    columns, each column as its own key (`tag_1` ...): grouping by a dozen mostly empty text columns is
+    cheaper than building a JSON array on every line; the array (`_raw_tags`) is built per staged row."""
+    if layout.tag_columns and not layout.tags_map:
+        return {f"tag_{i}": f"CAST({_q(raw)} AS VARCHAR)" for i, (_, raw) in enumerate(sorted(layout.tag_columns), start=1)}
+    return {"tags_raw": _raw_tags(layout)}
 
-    Applied after the per-file-group aggregation, so it runs once per distinct tag set, not per line.
+
+def _with_raw_tags(layout: FileLayout, staged: str) -> str:
+    """The staged rows with `tags_raw` (built here from the `tag_N` keys for legacy per-tag columns)."""
+    parts = _tag_parts(layout)
+    if "tags_raw" in parts:
+        return staged
+    array = "CAST(to_json([" + ", ".join(parts) + "]) AS VARCHAR)"
+    return f"(SELECT * EXCLUDE ({', '.join(parts)}), {array} AS tags_raw FROM {staged})"
+
+
+def _tags(layout: FileLayout, raw: str = "tags_raw") -> str:
+    """FOCUS Tags (JSON text of the map without empty values, keys sorted; NULL when none) from `_raw_tags`.
+
+    Applied to the distinct raw tag values after the aggregation, not per line nor per daily row.
     """
     if layout.tags_map and layout.kind == "parquet" and layout.facts and layout.facts.tags_injective:
         # The footers prove every map has one key at most and no NULL or empty value: sorting and
         # dropping empty values would change nothing (see `_tags_injective`).
-        return raw
+        return f"NULLIF({raw}, '{{}}')"
     if layout.tags_map:
-        source = f"CAST(json({raw}) AS MAP(VARCHAR, VARCHAR))" if layout.kind == "csv" else raw
-        entries = f"list_sort(map_entries({source}))"
+        entries = f"list_sort(map_entries(CAST(json({raw}) AS MAP(VARCHAR, VARCHAR))))"
     elif layout.tag_columns:
         keys = [key for key, _ in sorted(layout.tag_columns)]
-        entries = "[" + ", ".join(f"{{'key': {_lit(k)}, 'value': {raw}[{i}]}}" for i, k in enumerate(keys, start=1)) + "]"
+        values = f"from_json({raw}, '[\"VARCHAR\"]')"
+        entries = "[" + ", ".join(f"{{'key': {_lit(k)}, 'value': {values}[{i}]}}" for i, k in enumerate(keys, start=1)) + "]"
         if keys != sorted(keys):
             entries = f"list_sort({entries})"
     else:
-        return "CAST(NULL AS MAP(VARCHAR, VARCHAR))"
-    return f"map_from_entries(list_filter({entries}, lambda e: e.value IS NOT NULL AND e.value <> ''))"
+        return "CAST(NULL AS VARCHAR)"
+    tags = f"map_from_entries(list_filter({entries}, lambda e: e.value IS NOT NULL AND e.value <> ''))"
+    return f"NULLIF(CAST(to_json({tags}) AS VARCHAR), '{{}}')"
 
 
 def _product_name(layout: FileLayout) -> str:
@@ -430,7 +452,7 @@ def canonical_parts(layout: FileLayout) -> dict[str, str]:
         "product_code": _text(layout, "line_item_product_code"),
         "product_name": _product_name(layout),
         "region": region,
-        "tags_raw": _raw_tags(layout),
+        **_tag_parts(layout),
         "unblended": _money(layout, "line_item_unblended_cost"),
         "usage_amount": _money(layout, "line_item_usage_amount"),
     }
@@ -481,50 +503,101 @@ GRAIN = ("currency", "bill_payer_account_id", "bill_payer_account_name", "usage_
          "savings_plan_savings_plan_a_r_n", "reservation_reservation_a_r_n")
 
 
-def _group_daily(layout: FileLayout, paths: list[str]) -> str:
-    """One file group's line items -> per day and raw grain (tags as stored), then its tags normalized.
+def _stage_select(layout: FileLayout, paths: list[str]) -> str:
+    """The one pass over a file group: its line items -> per day, raw grain and raw tag text.
 
-    Grain columns the files do not have are left out of the GROUP BY (hashing a constant NULL per
-    line costs time) and added back as NULL afterwards.
+    Besides the cost sums it counts the line items and flags lines whose amounts may be unusable
+    (`_suspect`), so the reconciliation totals and the value checks come from this result instead of
+    a second read of the files (`staged_totals`). Grain columns that are constant (absent, or one value
+    on every line per the Parquet footers) are left out of the GROUP BY (hashing a constant per line
+    costs time) and added back as literals by `_daily_select`.
     """
     parts = canonical_parts(layout)
-    # Grain columns that are constant (absent, or one value on every line per the Parquet footers) are
-    # left out of the GROUP BY too and added back as literals: the grouping is the same.
     present = [k for k in GRAIN if not _is_constant(parts[k])]
     keys = "".join(f"{k}, " for k in present)
-    outputs = ", ".join(k if k in present else f"{parts[k]} AS {k}" for k in GRAIN)
     # Without a net unblended (or public on-demand) column, BilledCost (ListCost) is the unblended sum:
     # computed once, which keeps the aggregate state, and so the memory, smaller.
     net = not _is_null(parts["line_item_net_unblended_cost"])
     public = not _is_null(parts["pricing_public_on_demand_cost"])
     billed_sum = f"sum({BILLED}) AS billed," if net else ""
     list_sum = "sum(coalesce(pricing_public_on_demand_cost, unblended)) AS list," if public else ""
-    # A constant description is every group's min; a constant (or absent) invoice id marks all or none estimated.
+    # A varying description is a group key here (its minimum is taken by the rollup's second aggregation,
+    # over the much smaller staged rows): a per-group min() of text keeps a copy of the string outside
+    # DuckDB's memory limit and costs several times the grouping itself on real CUR (measured). A constant
+    # (or absent) description is every group's min; a constant (or absent) invoice id marks all or none estimated.
+    description_key = "" if _is_constant(parts["line_item_line_item_description"]) else "line_item_line_item_description AS description,"
+    estimated_agg = "" if _is_constant(parts["bill_invoice_id"]) else "bool_or(bill_invoice_id IS NULL) AS estimated,"
+    suspect = _suspect(layout, paths)
+    suspect_agg = "bool_or(suspect_line) AS suspect," if suspect != "false" else "false AS suspect,"
+    projection = ", ".join(f"{expression} AS {alias}" for alias, expression in parts.items())
+    tag_keys = ", ".join(_tag_parts(layout))
+    return f"""
+        SELECT usage_day AS day, {keys}{tag_keys}, {description_key} {billed_sum} {list_sum} {estimated_agg} {suspect_agg}
+               sum({_effective(parts)}) AS effective, sum(unblended) AS contracted,
+               sum(usage_amount) AS usage_amount, count(*) AS line_items
+        FROM (SELECT {projection}{f", {suspect} AS suspect_line" if suspect != "false" else ""} FROM {_source(layout, paths)})
+        GROUP BY day, {keys}{tag_keys}{", description" if description_key else ""}"""
+
+
+def _suspect(layout: FileLayout, paths: list[str]) -> str:
+    """SQL: true for a line whose amounts might fail a value check of `_value_checks` (a cheap superset of
+    them: when no line is suspect, none fails; when one is, `raw_totals` runs the exact checks).
+
+    A value that is no number at all fails the per-line cast of the rollup itself, which also sends
+    the pull to the exact checks. DOUBLE amounts: the exact check itself (arithmetic only). Text
+    amounts: anything but plain digits with a sign and at most 10 decimals (trailing zeros aside).
+    """
+    types = _parquet_types(layout, paths)
+    facts = layout.facts
+    conditions = []
+    for name in dict.fromkeys(MONEY_CHECKED):
+        raw = layout.columns.get(name)
+        if not raw or (facts and raw in facts.all_null):
+            continue
+        column = _q(raw)
+        kind = types.get(raw)
+        if kind is not None and pa.types.is_floating(kind):
+            exact = f"CAST({column} AS {NARROW_MONEY_SQL if facts and raw in facts.narrow else MONEY_SQL})"
+            conditions.append(f"abs({column} - CAST({exact} AS DOUBLE)) > greatest(1e-11, abs({column}) * 1e-15)")
+        elif kind is None or pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            text = f"NULLIF(trim(CAST({column} AS VARCHAR)), '')"
+            plain = (f"(ltrim({text}, '0123456789.+-') = '' AND ltrim({text}, '+-.') <> '' "
+                     f"AND TRY_CAST({text} AS {MONEY_SQL}) IS NOT NULL "
+                     f"AND (strpos({text}, '.') = 0 OR length(rtrim({text}, '0')) - strpos({text}, '.') <= 10))")
+            conditions.append(f"({text} IS NOT NULL AND NOT {plain})")
+        else:
+            conditions.append(f"({column} IS NOT NULL AND TRY_CAST({column} AS {MONEY_SQL}) IS NULL)")
+    return " OR ".join(conditions) if conditions else "false"
+
+
+def _daily_select(layout: FileLayout, staged: str) -> str:
+    """A group's staged rows in the rollup's input shape: constant grain columns as literals, and Tags
+    normalized once per distinct raw tag value (joined back), not per row."""
+    parts = canonical_parts(layout)
+    present = [k for k in GRAIN if not _is_constant(parts[k])]
+    outputs = ", ".join(f"s.{k}" if k in present else f"{parts[k]} AS {k}" for k in GRAIN)
+    net = not _is_null(parts["line_item_net_unblended_cost"])
+    public = not _is_null(parts["pricing_public_on_demand_cost"])
     description = parts["line_item_line_item_description"]
     invoice = parts["bill_invoice_id"]
-    description_agg = "" if _is_constant(description) else "min(line_item_line_item_description) AS description,"
-    estimated_agg = "" if _is_constant(invoice) else "bool_or(bill_invoice_id IS NULL) AS estimated,"
-    description_out = f"{description} AS description" if description_agg == "" else "description"
-    estimated_out = ("true" if _is_null(invoice) else "false") + " AS estimated" if estimated_agg == "" else "estimated"
+    description_out = f"{description} AS description" if _is_constant(description) else "s.description"
+    estimated_out = (("true" if _is_null(invoice) else "false") + " AS estimated") if _is_constant(invoice) else "s.estimated"
     return f"""
-        SELECT day, {outputs}, NULLIF(CAST(to_json({_tags(layout)}) AS VARCHAR), '{{}}') AS tags,
-               {"billed" if net else "contracted"} AS billed, effective, {"list" if public else "contracted"} AS list,
-               contracted, usage_amount, {description_out}, {estimated_out}
-        FROM (
-            SELECT usage_day AS day, {keys}tags_raw, {billed_sum} {list_sum} {description_agg} {estimated_agg}
-                   sum({_effective(parts)}) AS effective, sum(unblended) AS contracted,
-                   sum(usage_amount) AS usage_amount
-            FROM ({canonical_select(layout, paths)})
-            GROUP BY day, {keys}tags_raw
-        )"""
+        SELECT s.day, {outputs}, t.tags,
+               s.{"billed" if net else "contracted"} AS billed, s.effective, s.{"list" if public else "contracted"} AS list,
+               s.contracted, s.usage_amount, {description_out}, {estimated_out}, s.line_items, s.suspect
+        FROM {_with_raw_tags(layout, staged)} s
+             LEFT JOIN (SELECT tags_raw, {_tags(layout)} AS tags FROM (SELECT DISTINCT tags_raw FROM {_with_raw_tags(layout, staged)})) t
+             ON s.tags_raw IS NOT DISTINCT FROM t.tags_raw"""
 
 
 def needs_reaggregation(groups: list[tuple[FileLayout, list[CurFile]]]) -> bool:
     """Whether two daily rows can meet in one final grain, so the rollup must aggregate them again.
 
-    Each group's daily rows are unique per day, grain and raw tags. Rows of two groups can share a grain,
-    and two raw tag values can normalize alike; with one group whose footers prove tag normalization
-    injective (`ParquetFacts.tags_injective`), neither can happen.
+    Each group's daily rows are unique per day, grain and raw tags (and description, when it varies: see
+    `descriptions_vary`). Rows of two groups can share a grain, and two raw tag values can normalize
+    alike; with one group whose footers prove tag normalization injective (`ParquetFacts.tags_injective`),
+    neither can happen.
     """
     if len(groups) != 1:
         return True
@@ -532,9 +605,91 @@ def needs_reaggregation(groups: list[tuple[FileLayout, list[CurFile]]]) -> bool:
     return not (facts and facts.tags_injective)
 
 
-def daily_sql(groups: list[tuple[FileLayout, list[CurFile]]]) -> str:
-    """Every file group's daily pre-aggregate, in one relation (the rollup's input)."""
-    return "\nUNION ALL BY NAME\n".join(_group_daily(layout, [str(f.path) for f in files]) for layout, files in groups)
+def daily_sql(groups: list[tuple[FileLayout, list[CurFile]]], staged: list[str] | None = None) -> str:
+    """Every file group's daily pre-aggregate, in one relation (the rollup's input).
+
+    `staged`: the tables `stage` wrote, one per group (the pull's path: the files were read once);
+    without it each group's pass over its files is a subquery here.
+    """
+    sources = staged or [f"({_stage_select(layout, [str(f.path) for f in files])})" for layout, files in groups]
+    return "\nUNION ALL BY NAME\n".join(_daily_select(layout, source) for (layout, _), source in zip(groups, sources))
+
+
+def descriptions_vary(groups: list[tuple[FileLayout, list[CurFile]]]) -> bool:
+    """Whether a group's staged rows are keyed by description too (not proven constant by its footers), so
+    one grain can have several staged rows and the rollup must aggregate them (the minimum description)."""
+    return any(not _is_constant(canonical_parts(layout)["line_item_line_item_description"]) for layout, _ in groups)
+
+
+def tags_collide(connection: duckdb.DuckDBPyConnection, groups: list[tuple[FileLayout, list[CurFile]]], staged: list[str]) -> bool:
+    """Whether the staged rows can meet in one final grain, looked up in the data rather than proven by footers.
+
+    One group's staged rows are unique per day, grain and raw tag text; they stay unique after the tags
+    are normalized unless two distinct raw values normalize alike. That is checked on the distinct raw
+    values only (a few thousand, against millions of line items). Two groups can always meet.
+    """
+    if len(groups) != 1:
+        return True
+    layout, table = groups[0][0], staged[0]
+    distinct, normalized = connection.execute(f"""
+        SELECT count(*), count(DISTINCT tags) + least(1, count(*) FILTER (WHERE tags IS NULL))
+        FROM (SELECT {_tags(layout)} AS tags FROM (SELECT DISTINCT tags_raw FROM {_with_raw_tags(layout, table)}))""").fetchone()
+    return distinct != normalized
+
+
+def stage(connection: duckdb.DuckDBPyConnection, groups: list[tuple[FileLayout, list[CurFile]]]) -> list[str]:
+    """Read each file group once into a temporary table of its daily pre-aggregate (DuckDB keeps it
+    within its memory limit, spilling to the temporary directory); returns the tables' names."""
+    tables = []
+    for number, (layout, files) in enumerate(groups):
+        name = f"cur_stage_{number}"
+        connection.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {_stage_select(layout, [str(f.path) for f in files])}")
+        tables.append(name)
+    return tables
+
+
+def staged_totals(connection: duckdb.DuckDBPyConnection, groups: list[tuple[FileLayout, list[CurFile]]], tables: list[str],
+                  billing_period: str | None = None) -> RawTotals:
+    """The reconciliation figures from the staged pre-aggregates: exact, since decimal sums of sums are the sums.
+
+    The totals need no second read of the files unless something may be wrong (a line without a
+    currency or a date, a date outside the period, a suspect amount): then `raw_totals` reads the files
+    again with the exact checks, which name the file, the column and a sample, as they always did.
+    """
+    if billing_period:
+        start, end = month_bounds(billing_period)
+        dated = (f"count(*) FILTER (WHERE day >= DATE '{end.date().isoformat()}' OR day < DATE '{start.date().isoformat()}' "
+                 f"AND coalesce(line_item_type, '') NOT IN {_in(CORRECTION_TYPES)})")
+    else:
+        dated = "0"
+    rows = []
+    for (layout, _), table in zip(groups, tables):
+        rows += connection.execute(f"""
+            SELECT currency, line_item_type, sum(line_items), sum(billed), sum(contracted),
+                   count(*) FILTER (WHERE day IS NULL) + count(*) FILTER (WHERE currency IS NULL) + {dated} + count(*) FILTER (WHERE suspect)
+            FROM ({_daily_select(layout, table)}) GROUP BY ALL""").fetchall()
+    if any(problems for *_, problems in rows):
+        return raw_totals(connection, groups, billing_period)
+    totals = RawTotals()
+    for currency, kind, count, billed, unblended, _ in rows:
+        kind = kind or "(empty)"
+        totals.line_items += int(count)
+        totals.by_type[kind] = totals.by_type.get(kind, 0) + int(count)
+        totals.billed[currency] = totals.billed.get(currency, Decimal(0)) + (billed or Decimal(0))
+        totals.unblended[currency] = totals.unblended.get(currency, Decimal(0)) + (unblended or Decimal(0))
+    return totals
+
+
+def stage_and_total(connection: duckdb.DuckDBPyConnection, groups: list[tuple[FileLayout, list[CurFile]]],
+                    billing_period: str | None = None) -> tuple[list[str], RawTotals]:
+    """`stage` then `staged_totals`. When the one pass fails (a value the per-line casts refuse), the exact
+    checks of `raw_totals` run first so the error names the file, the column and a sample."""
+    try:
+        tables = stage(connection, groups)
+    except duckdb.Error:
+        raw_totals(connection, groups, billing_period)  # raises CurFileError when a value check fails
+        raise
+    return tables, staged_totals(connection, groups, tables, billing_period)
 
 
 # --- FOCUS rules ------------------------------------------------------------------------------------
@@ -606,7 +761,8 @@ def focus_12_outputs() -> dict[str, str]:
                             "WHEN pricing_term = 'OnDemand' OR line_item_type = 'Usage' THEN 'Standard' ELSE 'Other' END"),
         # AWS prices in USD; tax, credits and refunds are charged in the billing currency.
         "PricingCurrency": f"CASE WHEN {priced} THEN 'USD' ELSE currency END",
-        "ServiceSubcategory": service_subcategory_sql("coalesce(product_name, product_code)"),
+        # The mapping's key here; the mapping itself runs once per distinct key (`rollup_sql`'s subcategories).
+        "ServiceSubcategory": "coalesce(product_name, product_code)",
         "SkuMeter": "CASE WHEN line_item_type <> 'Tax' THEN line_item_usage_type END",
         "SkuPriceId": "CASE WHEN line_item_type <> 'Tax' THEN pricing_rate_code END",
         "SubAccountType": "CASE WHEN usage_account_id IS NOT NULL THEN 'Linked Account' END",
@@ -680,7 +836,9 @@ def rollup_sql(daily: str, *, account_id: str, account_name: str, account_key: s
                 "pricing_unit, bill_invoicing_entity, line_item_legal_entity, tags, " + ", ".join(GRAIN[GRAIN.index("bill_invoice_id"):]))
     return f"""
     WITH rolled AS MATERIALIZED (SELECT {select}\n    FROM ({daily})\n    {"GROUP BY " + grouping if reaggregate else ""}),
-    categories AS (SELECT name, {service_category_sql("name")} AS category FROM (SELECT DISTINCT "ServiceName" AS name FROM rolled))
+    categories AS (SELECT name, {service_category_sql("name")} AS category FROM (SELECT DISTINCT "ServiceName" AS name FROM rolled)),
+    subcategories AS (SELECT name, {service_subcategory_sql("name")} AS subcategory
+                      FROM (SELECT DISTINCT "ServiceSubcategory" AS name FROM rolled))
     SELECT rolled.* REPLACE (CAST(coalesce(categories.category, 'Other') AS VARCHAR) AS "ServiceCategory",
                              {_subcategory()} AS "ServiceSubcategory",
                              {_purchase_effective()} AS "EffectiveCost",
@@ -689,13 +847,14 @@ def rollup_sql(daily: str, *, account_id: str, account_name: str, account_key: s
                              CASE WHEN rolled."PricingCurrency" = rolled."BillingCurrency" THEN rolled."ListUnitPrice" END
                                  AS "PricingCurrencyListUnitPrice")
     FROM rolled LEFT JOIN categories ON rolled."ServiceName" = categories.name
+         LEFT JOIN subcategories ON rolled."ServiceSubcategory" IS NOT DISTINCT FROM subcategories.name
     UNION ALL
     {_unused_commitment()}"""
 
 
 def _subcategory() -> str:
     """FOCUS: ServiceSubcategory is never NULL; a service the mapping does not know is 'Other (<its category>)'."""
-    return """CAST(coalesce(rolled."ServiceSubcategory", 'Other (' || coalesce(categories.category, 'Other') || ')') AS VARCHAR)"""
+    return """CAST(coalesce(subcategories.subcategory, 'Other (' || coalesce(categories.category, 'Other') || ')') AS VARCHAR)"""
 
 
 def _purchase_effective() -> str:
@@ -723,6 +882,7 @@ def _unused_commitment() -> str:
                              CAST(NULL AS {MONEY_SQL}) AS "PricingQuantity", CAST(NULL AS VARCHAR) AS "PricingUnit",
                              CAST(NULL AS {MONEY_SQL}) AS "ConsumedQuantity", CAST(NULL AS VARCHAR) AS "ConsumedUnit")
     FROM rolled LEFT JOIN categories ON rolled."ServiceName" = categories.name
+         LEFT JOIN subcategories ON rolled."ServiceSubcategory" IS NOT DISTINCT FROM subcategories.name
     WHERE rolled."x_SourceChargeType" IN {_in(COMMITMENT_FEES)} AND rolled."EffectiveCost" <> 0"""
 
 
