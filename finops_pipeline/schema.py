@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from typing import Any
 
 import pyarrow as pa
@@ -23,6 +23,7 @@ MONEY = pa.decimal128(MONEY_PRECISION, MONEY_SCALE)
 QUANTITY = pa.decimal128(MONEY_PRECISION, MONEY_SCALE)
 UTC_TS = pa.timestamp("us", tz="UTC")
 _QUANTUM = Decimal(1).scaleb(-MONEY_SCALE)
+_MONEY_CONTEXT = Context(prec=MONEY_PRECISION, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation])  # exactly what DECIMAL(38, 10) holds
 
 # FOCUS 1.2 ChargeCategory values.
 CHARGE_CATEGORIES = ("Usage", "Purchase", "Tax", "Credit", "Adjustment")
@@ -211,8 +212,11 @@ def to_decimal(value: Any, *, field: str = "amount") -> Decimal:
 
 def quantize_money(value: Decimal) -> Decimal:
     """Fit an amount into DECIMAL(38, 10). Raises if that would change it by more than rounding."""
-    quantized = value.quantize(_QUANTUM, rounding=ROUND_HALF_EVEN)
-    if len(quantized.as_tuple().digits) > MONEY_PRECISION:
+    try:  # the default context's 28 digits would refuse amounts the column holds; quantize traps past 38
+        quantized = value.quantize(_QUANTUM, rounding=ROUND_HALF_EVEN, context=_MONEY_CONTEXT)
+    except InvalidOperation:
+        raise SchemaError(f"amount {value} does not fit DECIMAL({MONEY_PRECISION},{MONEY_SCALE})") from None
+    if not quantized.is_finite() or len(quantized.as_tuple().digits) > MONEY_PRECISION:
         raise SchemaError(f"amount {value} does not fit DECIMAL({MONEY_PRECISION},{MONEY_SCALE})")
     return quantized
 

@@ -6,7 +6,8 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "finops_pipeline"
-CORE = ("catalog", "charts", "config", "dashboard", "diagnosis", "display", "lake", "marts", "pulls", "refresh", "schema", "status", "throttle", "tls")
+CORE = ("catalog", "charts", "config", "dashboard", "delivery_sensor", "diagnosis", "display", "lake", "marts", "pulls", "refresh",
+        "schema", "status", "throttle", "tls")
 
 
 def module_name(path: Path) -> str:

@@ -14,6 +14,7 @@ from finops_pipeline.schema import (
     conform,
     day_bounds,
     month_bounds,
+    quantize_money,
     rows_to_table,
     service_category,
     tags_json,
@@ -40,6 +41,22 @@ def test_money_is_exact_decimal() -> None:
     table = rows_to_table([row(BilledCost="0.1"), row(BilledCost="0.2"), row(BilledCost=Decimal("0.0000000001"))])
     assert table.schema.field("BilledCost").type == pa.decimal128(38, 10)
     assert totals_by_currency(table) == {"USD": Decimal("0.3000000001")}  # 0.1 + 0.2 is not 0.30000000000000004
+
+
+def test_any_amount_that_fits_decimal_38_10_quantizes_exactly() -> None:
+    # 28 integer digits + 10 decimals = 38 significant digits: past the default context's 28, inside the column's 38.
+    big = Decimal("1234567890123456789012345678.0123456789")
+    assert quantize_money(big) == big and str(quantize_money(big)) == "1234567890123456789012345678.0123456789"
+    assert quantize_money(-big) == -big
+    assert quantize_money(Decimal("9" * 28)) == Decimal("9" * 28)
+    # Half to even at the 10th decimal, with all 38 digits kept.
+    assert str(quantize_money(Decimal("1234567890123456789012345678.01234567885"))) == "1234567890123456789012345678.0123456788"
+    assert str(quantize_money(Decimal("1234567890123456789012345678.01234567895"))) == "1234567890123456789012345678.0123456790"
+    table = rows_to_table([row(BilledCost=str(big))])
+    assert table.column("BilledCost").to_pylist() == [big]
+    for too_big in ("1" + "0" * 28, "99999999999999999999999999999.5"):  # 29 integer digits: not DECIMAL(38,10)
+        with pytest.raises(SchemaError, match=r"does not fit DECIMAL\(38,10\)"):
+            quantize_money(Decimal(too_big))
 
 
 def test_float_input_goes_through_its_shortest_repr() -> None:

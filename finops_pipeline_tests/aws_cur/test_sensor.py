@@ -41,6 +41,9 @@ def test_ticks_new_same_and_rewritten_manifests(moto, bucket, tmp_path):
 
     first = _tick(config, tmp_path, None)
     assert first.run_requests == []
+    # Nothing delivered is no problem; the bucket that does not exist is, and the tick's skip reason says so.
+    assert first.skip_reason.skip_message.startswith("cur-denied: cannot look for CUR manifest deliveries:")
+    assert "cur-v2" not in first.skip_reason.skip_message
 
     sandbox_cur.deliver(bucket, BUCKET, "exports", "rep", "2026-11", lines_for("2026-11"), "cur2-parquet")
     sandbox_cur.deliver(bucket, BUCKET, "exports", "old", "2026-10", lines_for("2026-10"), "legacy-csv-gz")

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from finops_pipeline.dagster_sources import SourceDagsterSpec, source_definitions
+from finops_pipeline.defs.azure.exports.sensor import exports_run_sensor
 from finops_pipeline.defs.azure.exports.source import SOURCE
 
 
@@ -30,4 +31,4 @@ SPEC = SourceDagsterSpec(
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return source_definitions(SPEC)
+    return source_definitions(SPEC, sensors=lambda job: [exports_run_sensor(job)])

@@ -65,6 +65,14 @@ class Run:
     rows: int | None  # dataRowCount, when the manifest says
 
 
+def export_roles(account: Account) -> tuple[tuple[str, str], ...]:
+    """(role, export name) of every export the account reads: the FOCUS one, or ActualCost and AmortizedCost."""
+    settings = account.settings
+    if settings.get("dataset", "focus") == "cost_details":
+        return (("actual", settings["export_name"]), ("amortized", settings["amortized_export_name"]))
+    return (("focus", settings["export_name"]),)
+
+
 def export_root(account: Account, export: str) -> str:
     root = account.settings.get("root_path", "")
     return f"{root}/{export}/" if root else f"{export}/"
@@ -216,7 +224,7 @@ def _file_error(exc: focus.FocusFileError, store: BlobStore | None, runs: list[R
     return focus.file_error(exc, provider="azure", title=TITLE, where=where, context=context)
 
 
-def _secrets(account: Account) -> list[str]:
+def secrets(account: Account) -> list[str]:
     return [account.env(name) for name in ("client_secret_env", "sas_token_env", "connection_string_env") if account.settings.get(name)]
 
 
@@ -225,8 +233,7 @@ def pull_exports(account: Account, billing_period: str, data_dir: Path | None = 
     deadline = Deadline.for_account(account)
     settings = account.settings
     cost_details_kind = settings.get("dataset", "focus") == "cost_details"
-    roles = (("actual", settings["export_name"]), ("amortized", settings["amortized_export_name"])) if cost_details_kind \
-        else (("focus", settings["export_name"]),)
+    roles = export_roles(account)
     workdir = make_workdir(data_dir, "azexp")
 
     def cleanup() -> None:
@@ -235,7 +242,7 @@ def pull_exports(account: Account, billing_period: str, data_dir: Path | None = 
     connection, store, runs = None, None, []
     notes: list[str] = []
     try:
-        with secrets_kept_out_of_logs(_secrets(account)):
+        with secrets_kept_out_of_logs(secrets(account)):
             store = open_store(account, deadline)
             try:
                 fetched_by_role: dict[str, list[focus.FocusFile]] = {}
