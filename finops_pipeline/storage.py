@@ -63,7 +63,8 @@ class StorageSettings(BaseModel):
     (the blob endpoint with the account, e.g. Azurite's http://127.0.0.1:10000/devstoreaccount1),
     FINOPS_LAKE_GCS_ENDPOINT; FINOPS_LAKE_CONNECT_TIMEOUT and FINOPS_LAKE_REQUEST_TIMEOUT (seconds),
     FINOPS_LAKE_MAX_ATTEMPTS (tries per request, retries included); FINOPS_LAKE_STAGING_DIR (local
-    staging files of uploads; default the system's temporary directory).
+    staging files of uploads; default the system's temporary directory); FINOPS_LAKE_WHOLE_READ_MAX_BYTES
+    (files up to this size are read by DuckDB in one request, see `_WholeObjectReads`).
     """
 
     model_config = {"frozen": True}
@@ -76,6 +77,7 @@ class StorageSettings(BaseModel):
     request_timeout: float = Field(60.0, gt=0)
     max_attempts: int = Field(3, ge=1, le=10)
     staging_dir: str | None = None
+    whole_read_max_bytes: int = Field(256 * 1024 * 1024, ge=0)
 
     @classmethod
     def from_env(cls) -> StorageSettings:
@@ -88,7 +90,7 @@ class StorageSettings(BaseModel):
             "staging_dir": env.get("FINOPS_LAKE_STAGING_DIR"),
         }
         for field, name in (("connect_timeout", "FINOPS_LAKE_CONNECT_TIMEOUT"), ("request_timeout", "FINOPS_LAKE_REQUEST_TIMEOUT"),
-                            ("max_attempts", "FINOPS_LAKE_MAX_ATTEMPTS")):
+                            ("max_attempts", "FINOPS_LAKE_MAX_ATTEMPTS"), ("whole_read_max_bytes", "FINOPS_LAKE_WHOLE_READ_MAX_BYTES")):
             if env.get(name):
                 values[field] = env[name]
         return cls(**values)
@@ -168,6 +170,27 @@ def filesystem(location: Location, settings: StorageSettings | None = None) -> t
     return _filesystem(backend, settings), path
 
 
+class _WholeObjectReads:
+    """Mixin for the backends' filesystems: a file opened for reading (by DuckDB, pyarrow) that is not
+    larger than `whole_read_max_bytes` is fetched whole, in one request, and served from memory.
+
+    One request is one version of the object, so a scan never mixes the old and the new version of a
+    partition replaced meanwhile (ranged reads of a replaced object could), and a Parquet file costs
+    one round trip instead of one per column chunk. Larger files are read by ranges: only immutable,
+    never-rewritten names (the serving layer's versions) should be that large.
+    """
+
+    whole_read_max_bytes: int = 256 * 1024 * 1024
+
+    def _read_whole(self, path: str) -> bytes:
+        return self.cat_file(path)  # type: ignore[attr-defined]
+
+    def _open(self, path: str, mode: str = "rb", *args: Any, **kwargs: Any) -> Any:
+        if mode == "rb" and int(self.info(path)["size"]) <= self.whole_read_max_bytes:  # type: ignore[attr-defined]
+            return io.BytesIO(self._read_whole(self._strip_protocol(path)))  # type: ignore[attr-defined]
+        return super()._open(path, mode, *args, **kwargs)  # type: ignore[misc]
+
+
 @functools.lru_cache(maxsize=16)
 def _filesystem(backend: str, settings: StorageSettings) -> Any:
     """One client per backend and settings (the clients keep connection pools)."""
@@ -185,10 +208,14 @@ def _s3(settings: StorageSettings) -> Any:
     from fsspec.implementations.arrow import ArrowFSWrapper
     from pyarrow import fs as pafs
 
-    class S3ArrowFileSystem(ArrowFSWrapper):
+    class S3ArrowFileSystem(_WholeObjectReads, ArrowFSWrapper):
         """pyarrow's S3 client under the s3:// protocol, so DuckDB's registered filesystem matches s3:// URLs."""
 
         protocol = ("s3", "s3a")
+        whole_read_max_bytes = settings.whole_read_max_bytes
+
+        def _read_whole(self, path: str) -> bytes:
+            return _s3_get(settings, path)
 
     options: dict[str, Any] = {
         "connect_timeout": settings.connect_timeout,
@@ -230,8 +257,10 @@ def _azure(settings: StorageSettings) -> Any:
         "read_timeout": settings.request_timeout,
     }
 
-    class BoundedAzureBlobFileSystem(AzureBlobFileSystem):
+    class BoundedAzureBlobFileSystem(_WholeObjectReads, AzureBlobFileSystem):
         """adlfs with the client built here: bounded retries and timeouts, and an endpoint override (Azurite)."""
+
+        whole_read_max_bytes = settings.whole_read_max_bytes
 
         def do_connect(self) -> None:
             if connection_string:
@@ -257,11 +286,18 @@ def _azure(settings: StorageSettings) -> Any:
 
 
 def _gcs(settings: StorageSettings) -> Any:
-    import gcsfs
+    # gcsfs's plain filesystem: its package default (ExtendedGcsFileSystem) first asks a bucket's type over
+    # gRPC (zonal / hierarchical buckets), which waits a minute on an endpoint that does not speak it.
+    from gcsfs.core import DEFAULT_PROJECT, GCSFileSystem
+
+    # An endpoint override (an emulator) without credentials: anonymous, never a metadata-server lookup.
+    token = "anon" if settings.gcs_endpoint and not os.environ.get("GOOGLE_APPLICATION_CREDENTIALS") else None
+    class WholeReadGCSFileSystem(_WholeObjectReads, GCSFileSystem):
+        whole_read_max_bytes = settings.whole_read_max_bytes
 
     # gcsfs retries a failed request a bounded number of times itself (its retry_request decorator).
-    return gcsfs.GCSFileSystem(endpoint_url=settings.gcs_endpoint, requests_timeout=settings.request_timeout,
-                               project=os.environ.get("GOOGLE_CLOUD_PROJECT") or gcsfs.core.DEFAULT_PROJECT, skip_instance_cache=True)
+    return WholeReadGCSFileSystem(endpoint_url=settings.gcs_endpoint, requests_timeout=settings.request_timeout, token=token,
+                         project=os.environ.get("GOOGLE_CLOUD_PROJECT") or DEFAULT_PROJECT, skip_instance_cache=True)
 
 
 def register_duckdb(connection: Any, location: Location) -> None:
@@ -310,16 +346,21 @@ def read_bytes(location: Location) -> bytes:
         return Path(location).read_bytes()
     backend, path = _split(str(location))
     if backend == "s3":
-        bucket, _, key = path.partition("/")
-        client = _s3_client(StorageSettings.from_env())
-        try:
-            response = client.get_object(Bucket=bucket, Key=key)
-        except client.exceptions.NoSuchKey as exc:
-            raise FileNotFoundError(str(location)) from exc
-        with response["Body"] as body:
-            return body.read()
+        return _s3_get(StorageSettings.from_env(), path)
     fs, path = filesystem(location)
     return fs.cat_file(path)
+
+
+def _s3_get(settings: StorageSettings, path: str) -> bytes:
+    """`bucket/key` in one GetObject."""
+    bucket, _, key = path.partition("/")
+    client = _s3_client(settings)
+    try:
+        response = client.get_object(Bucket=bucket, Key=key)
+    except client.exceptions.NoSuchKey as exc:
+        raise FileNotFoundError(f"s3://{path}") from exc
+    with response["Body"] as body:
+        return body.read()
 
 
 def info(location: Location) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""The lake's backends for the storage tests: a local directory, S3 (moto's server) and Azure Blob
-Storage (Azurite), all on 127.0.0.1; each test gets an empty bucket or container.
+"""The lake's backends for the storage tests: a local directory, S3 (moto's server), Azure Blob
+Storage (Azurite) and Google Cloud Storage (the gcp-storage-emulator package's server), all on
+127.0.0.1; each test gets an empty bucket or container.
 
 Azurite comes from finops_sandbox.azurite when that module is there (the Azure exports branch adds
 it, with `npm ci --prefix sandbox/azurite` in `make setup`). Until then `_MinimalAzurite` below starts
@@ -29,7 +30,7 @@ from finops_pipeline import storage
 
 REPO = Path(__file__).resolve().parents[2]
 AZURITE_EXECUTABLE = os.environ.get("FINOPS_AZURITE")  # read at import: the root conftest clears FINOPS_* for each test
-BACKENDS = ["local", "s3", "azure"]
+BACKENDS = ["local", "s3", "azure", "gcs"]
 
 
 class _MinimalAzurite:
@@ -119,6 +120,33 @@ def azure_lake(azurite_server: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator
         client.create_container(container)
     storage.reset_clients()
     yield f"az://{container}/finops/data"
+    storage.reset_clients()
+
+
+@pytest.fixture(scope="session")
+def gcs_server() -> Iterator[str]:
+    """gcp-storage-emulator's JSON API server, in memory, on a free 127.0.0.1 port; yields its URL."""
+    import logging
+
+    from gcp_storage_emulator.server import create_server
+
+    logging.getLogger("gcp_storage_emulator").setLevel(logging.ERROR)
+    server = create_server("127.0.0.1", 0, in_memory=True)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{server._api._httpd.server_address[1]}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def gcs_lake(gcs_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    bucket = f"lake-{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv("FINOPS_LAKE_GCS_ENDPOINT", gcs_server)
+    storage.reset_clients()
+    fs, _ = storage.filesystem(f"gs://{bucket}")
+    fs.mkdir(bucket)
+    yield f"gs://{bucket}/finops/data"
     storage.reset_clients()
 
 
