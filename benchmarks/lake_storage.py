@@ -4,7 +4,7 @@ registered fsspec filesystem, local directory vs S3 (moto's server), Azure Blob 
 
     PYTHONPATH=.:sandbox .venv/bin/python benchmarks/lake_storage.py                       # 20 accounts x 3 months x 2,000 rows
     PYTHONPATH=.:sandbox .venv/bin/python benchmarks/lake_storage.py --accounts 50 --rows 5000
-    FINOPS_AZURITE=<azurite-blob> ... --backends local,s3,azure,gcs
+    PYTHONPATH=.:sandbox .venv/bin/python benchmarks/lake_storage.py --backends local,s3     # without Azurite (make setup installs it)
 
 The emulators are local processes (moto and the GCS emulator in Python, Azurite in Node.js), so the
 remote figures show the cost of the client path and the protocol round trips, not a cloud's latency
@@ -65,9 +65,9 @@ def backend(name: str, scratch: Path) -> Iterator[storage.Location]:
     elif name == "azure":
         from azure.storage.blob import BlobServiceClient
 
-        from finops_pipeline_tests.storage.conftest import AZURITE_EXECUTABLE, _MinimalAzurite
+        from finops_sandbox.azurite import Azurite
 
-        server = _MinimalAzurite(AZURITE_EXECUTABLE or str(Path(__file__).resolve().parents[1] / "sandbox/azurite/node_modules/.bin/azurite-blob"))
+        server = Azurite().start()
         try:
             os.environ["AZURE_STORAGE_CONNECTION_STRING"] = server.connection_string
             with BlobServiceClient.from_connection_string(server.connection_string) as client:

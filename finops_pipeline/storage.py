@@ -36,9 +36,10 @@ import os
 import re
 import socket
 import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -64,7 +65,8 @@ class StorageSettings(BaseModel):
     FINOPS_LAKE_GCS_ENDPOINT; FINOPS_LAKE_CONNECT_TIMEOUT and FINOPS_LAKE_REQUEST_TIMEOUT (seconds),
     FINOPS_LAKE_MAX_ATTEMPTS (tries per request, retries included); FINOPS_LAKE_STAGING_DIR (local
     staging files of uploads; default the system's temporary directory); FINOPS_LAKE_WHOLE_READ_MAX_BYTES
-    (files up to this size are read by DuckDB in one request, see `_WholeObjectReads`).
+    (files up to this size are read by DuckDB in one request) and FINOPS_LAKE_READ_CACHE_SECONDS (how
+    long file sizes and times are kept for readers), see `_WholeObjectReads`.
     """
 
     model_config = {"frozen": True}
@@ -78,6 +80,7 @@ class StorageSettings(BaseModel):
     max_attempts: int = Field(3, ge=1, le=10)
     staging_dir: str | None = None
     whole_read_max_bytes: int = Field(256 * 1024 * 1024, ge=0)
+    read_cache_seconds: float = Field(5.0, ge=0)
 
     @classmethod
     def from_env(cls) -> StorageSettings:
@@ -90,7 +93,8 @@ class StorageSettings(BaseModel):
             "staging_dir": env.get("FINOPS_LAKE_STAGING_DIR"),
         }
         for field, name in (("connect_timeout", "FINOPS_LAKE_CONNECT_TIMEOUT"), ("request_timeout", "FINOPS_LAKE_REQUEST_TIMEOUT"),
-                            ("max_attempts", "FINOPS_LAKE_MAX_ATTEMPTS"), ("whole_read_max_bytes", "FINOPS_LAKE_WHOLE_READ_MAX_BYTES")):
+                            ("max_attempts", "FINOPS_LAKE_MAX_ATTEMPTS"), ("whole_read_max_bytes", "FINOPS_LAKE_WHOLE_READ_MAX_BYTES"),
+                            ("read_cache_seconds", "FINOPS_LAKE_READ_CACHE_SECONDS")):
             if env.get(name):
                 values[field] = env[name]
         return cls(**values)
@@ -171,24 +175,115 @@ def filesystem(location: Location, settings: StorageSettings | None = None) -> t
 
 
 class _WholeObjectReads:
-    """Mixin for the backends' filesystems: a file opened for reading (by DuckDB, pyarrow) that is not
-    larger than `whole_read_max_bytes` is fetched whole, in one request, and served from memory.
+    """Mixin for the backends' filesystems, for readers (DuckDB, pyarrow) of the lake.
 
-    One request is one version of the object, so a scan never mixes the old and the new version of a
-    partition replaced meanwhile (ranged reads of a replaced object could), and a Parquet file costs
-    one round trip instead of one per column chunk. Larger files are read by ranges: only immutable,
-    never-rewritten names (the serving layer's versions) should be that large.
+    A file opened for reading that is not larger than `whole_read_max_bytes` is fetched whole, in
+    one request, at its first read. One request is one version of the object, so a scan never mixes
+    the old and the new version of a partition replaced meanwhile (ranged reads of a replaced object
+    could), and a Parquet file costs one round trip instead of one per column chunk. Larger files are
+    read by ranges: only immutable, never-rewritten names (the serving layer's versions) should be
+    that large.
+
+    File metadata (size, modification time) is kept `read_cache_seconds` (also when a listing gave
+    it): DuckDB asks a file's size and time several times per scan, each a request otherwise. Our own
+    writes and deletes drop it at once; a change by another process is seen after that delay.
     """
 
     whole_read_max_bytes: int = 256 * 1024 * 1024
+    read_cache_seconds: float = 5.0
 
     def _read_whole(self, path: str) -> bytes:
         return self.cat_file(path)  # type: ignore[attr-defined]
 
+    def _info_cache(self) -> tuple[threading.Lock, dict[str, tuple[float, dict[str, Any]]]]:
+        state = self.__dict__.get("_finops_info_cache")
+        if state is None:
+            state = self.__dict__.setdefault("_finops_info_cache", (threading.Lock(), {}))
+        return state
+
+    def _remember(self, entries: list[dict[str, Any]]) -> None:
+        lock, cache = self._info_cache()
+        now = time.monotonic()
+        with lock:
+            if len(cache) > 100_000:
+                cache.clear()
+            for entry in entries:
+                if entry.get("type") == "file":
+                    cache[self._strip_protocol(entry["name"]).strip("/")] = (now, entry)  # type: ignore[attr-defined]
+
+    def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
+        key = self._strip_protocol(path).strip("/")  # type: ignore[attr-defined]
+        lock, cache = self._info_cache()
+        with lock:
+            hit = cache.get(key)
+        if hit is not None and time.monotonic() - hit[0] < self.read_cache_seconds:
+            return dict(hit[1])
+        entry = super().info(path, **kwargs)  # type: ignore[misc]
+        self._remember([entry])
+        return entry
+
+    def modified(self, path: str) -> Any:
+        entry = self.info(path)
+        return entry.get("mtime") or entry.get("last_modified") or entry.get("updated")
+
+    def glob(self, path: str, maxdepth: int | None = None, **kwargs: Any) -> Any:
+        detail = kwargs.pop("detail", False)
+        found = super().glob(path, maxdepth=maxdepth, detail=True, **kwargs)  # type: ignore[misc]
+        self._remember(list(found.values()))
+        return found if detail else list(found)
+
+    def invalidate_cache(self, path: str | None = None) -> None:
+        lock, cache = self._info_cache()
+        with lock:
+            if path is None:
+                cache.clear()
+            else:
+                cache.pop(self._strip_protocol(path).strip("/"), None)  # type: ignore[attr-defined]
+        super().invalidate_cache(path)  # type: ignore[misc]
+
     def _open(self, path: str, mode: str = "rb", *args: Any, **kwargs: Any) -> Any:
-        if mode == "rb" and int(self.info(path)["size"]) <= self.whole_read_max_bytes:  # type: ignore[attr-defined]
-            return io.BytesIO(self._read_whole(self._strip_protocol(path)))  # type: ignore[attr-defined]
+        if mode == "rb" and int(self.info(path)["size"]) <= self.whole_read_max_bytes:
+            stripped = self._strip_protocol(path)  # type: ignore[attr-defined]
+            return _WholeFile(lambda: self._read_whole(stripped))
         return super()._open(path, mode, *args, **kwargs)  # type: ignore[misc]
+
+
+class _WholeFile(io.RawIOBase):
+    """A read-only file whose content is fetched whole at the first read (DuckDB opens files it then
+    serves from its own cache without reading them)."""
+
+    def __init__(self, fetch: Callable[[], bytes]) -> None:
+        super().__init__()
+        self._fetch = fetch
+        self._content: io.BytesIO | None = None
+        self._position = 0
+
+    def _loaded(self) -> io.BytesIO:
+        if self._content is None:
+            self._content = io.BytesIO(self._fetch())
+            self._content.seek(self._position)
+        return self._content
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if self._content is None and whence == io.SEEK_SET:
+            self._position = offset
+            return offset
+        return self._loaded().seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._position if self._content is None else self._content.tell()
+
+    def readinto(self, buffer: Any) -> int:
+        return self._loaded().readinto(buffer)
+
+    def read(self, size: int = -1) -> bytes:
+        return self._loaded().read(size)
 
 
 @functools.lru_cache(maxsize=16)
@@ -213,9 +308,28 @@ def _s3(settings: StorageSettings) -> Any:
 
         protocol = ("s3", "s3a")
         whole_read_max_bytes = settings.whole_read_max_bytes
+        read_cache_seconds = settings.read_cache_seconds
 
         def _read_whole(self, path: str) -> bytes:
             return _s3_get(settings, path)
+
+        def find(self, path: str, maxdepth: int | None = None, withdirs: bool = False, detail: bool = False, **kwargs: Any) -> Any:
+            """One recursive listing (ListObjectsV2 pages) instead of one request per directory level."""
+            path = self._strip_protocol(path).rstrip("/")
+            try:
+                infos = self.fs.get_file_info(pafs.FileSelector(path, recursive=True))
+            except (FileNotFoundError, NotADirectoryError):
+                infos = []
+            depth = path.count("/")
+            found = {}
+            for info in infos:
+                entry = self._make_entry(info)
+                if (entry["type"] == "directory" and not withdirs) or (maxdepth is not None and entry["name"].count("/") - depth > maxdepth):
+                    continue
+                found[entry["name"]] = entry
+            if not found and self.isfile(path):
+                found[path] = self.info(path)
+            return {name: found[name] for name in sorted(found)} if detail else sorted(found)
 
     options: dict[str, Any] = {
         "connect_timeout": settings.connect_timeout,
@@ -237,7 +351,7 @@ def _s3_client(settings: StorageSettings) -> Any:
     from botocore.config import Config
 
     config = Config(connect_timeout=settings.connect_timeout, read_timeout=settings.request_timeout,
-                    retries={"max_attempts": settings.max_attempts, "mode": "standard"})
+                    retries={"total_max_attempts": settings.max_attempts, "mode": "standard"})
     return boto3.session.Session().client("s3", endpoint_url=settings.s3_endpoint, region_name=settings.s3_region, config=config)
 
 
@@ -261,6 +375,7 @@ def _azure(settings: StorageSettings) -> Any:
         """adlfs with the client built here: bounded retries and timeouts, and an endpoint override (Azurite)."""
 
         whole_read_max_bytes = settings.whole_read_max_bytes
+        read_cache_seconds = settings.read_cache_seconds
 
         def do_connect(self) -> None:
             if connection_string:
@@ -294,6 +409,7 @@ def _gcs(settings: StorageSettings) -> Any:
     token = "anon" if settings.gcs_endpoint and not os.environ.get("GOOGLE_APPLICATION_CREDENTIALS") else None
     class WholeReadGCSFileSystem(_WholeObjectReads, GCSFileSystem):
         whole_read_max_bytes = settings.whole_read_max_bytes
+        read_cache_seconds = settings.read_cache_seconds
 
     # gcsfs retries a failed request a bounded number of times itself (its retry_request decorator).
     return WholeReadGCSFileSystem(endpoint_url=settings.gcs_endpoint, requests_timeout=settings.request_timeout, token=token,
@@ -302,7 +418,14 @@ def _gcs(settings: StorageSettings) -> Any:
 
 def register_duckdb(connection: Any, location: Location) -> None:
     """Let a DuckDB connection read `location`'s URLs (s3://..., az://..., gs://...) through our fsspec
-    filesystem: no httpfs extension needed. A no-op for a local location."""
+    filesystem: no httpfs extension needed. A no-op for a local location.
+
+    It also turns off DuckDB's external file cache for the connection's database: that cache would keep
+    byte ranges of a remote file across queries, validated by its modification time, which object
+    storage gives to the second, so a partition replaced within the same second could be read half
+    from the old version. Our filesystem reads a file whole in one request anyway; local files are
+    not cached by DuckDB (cache_local_files is off), so local reads are unaffected.
+    """
     if not is_remote(location):
         return
     fs, _ = filesystem(location)
@@ -310,6 +433,7 @@ def register_duckdb(connection: Any, location: Location) -> None:
     if name in connection.list_filesystems():  # this or another client of the backend (other settings): use this one
         connection.unregister_filesystem(name)
     connection.register_filesystem(fs)
+    connection.execute("SET enable_external_file_cache = false")
 
 
 def reset_clients() -> None:
@@ -386,6 +510,8 @@ def delete(location: Location, missing_ok: bool = True) -> None:
     except FileNotFoundError:
         if not missing_ok:
             raise
+    finally:
+        fs.invalidate_cache(path)
 
 
 def glob(location: Location, pattern: str) -> list[Location]:
@@ -534,9 +660,11 @@ def upload(local: Path, target: str) -> None:
         with open(local, "rb") as body:
             client.put_object(Bucket=bucket, Key=key, Body=body, ContentLength=size)
         stored = int(client.head_object(Bucket=bucket, Key=key)["ContentLength"])
+        filesystem(target)[0].invalidate_cache(path)
     else:
         fs, path = filesystem(target)
         fs.put_file(str(local), path)
+        fs.invalidate_cache(path)
         stored = int(fs.info(path)["size"])
     if stored != size:
         raise StorageError(f"{target}: stored {stored} bytes of {size}; the upload was not whole")

@@ -212,14 +212,20 @@ def test_duckdb_reads_the_hive_layout_through_the_registered_filesystem(data_dir
             key = PartitionKey("aws", "cost_explorer", account, period)
             write_partition(data_dir, key, table(*amounts, x_AccountKey=account), {"USD": sum(map(Decimal, amounts), Decimal(0))})
             written[(account, period)] = sum(map(Decimal, amounts), Decimal(0))
+    sql = (f"SELECT account, billing_period, sum(BilledCost), count(*) FROM read_parquet('{cost_daily_glob(data_dir)}', hive_partitioning = true) "
+           f"GROUP BY ALL ORDER BY ALL")
     connection = duckdb.connect()
     try:
         storage.register_duckdb(connection, data_dir)
         storage.register_duckdb(connection, data_dir)  # twice is harmless
-        rows = connection.execute(
-            f"SELECT account, billing_period, sum(BilledCost), count(*) FROM read_parquet('{cost_daily_glob(data_dir)}', hive_partitioning = true) "
-            f"GROUP BY ALL ORDER BY ALL").fetchall()
+        rows = connection.execute(sql).fetchall()
+        assert {(a, p): total for a, p, total, _ in rows} == written
+        assert [count for *_, count in rows] == [2, 2, 2, 2]
+        # A partition replaced by this process is read anew at once (the readers' metadata cache is dropped).
+        key = PartitionKey("aws", "cost_explorer", "aws-dev", "2026-11")
+        write_partition(data_dir, key, table("42.0000000001", "1", "1", x_AccountKey="aws-dev"), {"USD": Decimal("44.0000000001")})
+        again = {(a, p): (total, count) for a, p, total, count in connection.execute(sql).fetchall()}
     finally:
         connection.close()
-    assert {(a, p): total for a, p, total, _ in rows} == written
-    assert [count for *_, count in rows] == [2, 2, 2, 2]
+    assert again[("aws-dev", "2026-11")] == (Decimal("44.0000000001"), 3)
+    assert again[("aws-main", "2026-11")] == (written[("aws-main", "2026-11")], 2)
