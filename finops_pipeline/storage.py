@@ -395,9 +395,8 @@ def _azure(settings: StorageSettings) -> Any:
                 credential = DefaultAzureCredential()
             self.service_client = BlobServiceClient(url, credential=credential, **client_options)
 
-    return BoundedAzureBlobFileSystem(account_name=account or "from-connection-string", skip_instance_cache=True,
-                                      connection_timeout=int(settings.connect_timeout), read_timeout=int(settings.request_timeout),
-                                      timeout=int(settings.request_timeout))
+    # The time limits are the client's (every call); adlfs's own per-call timeouts stay unset.
+    return BoundedAzureBlobFileSystem(account_name=account or "from-connection-string", skip_instance_cache=True)
 
 
 def _gcs(settings: StorageSettings) -> Any:

@@ -91,3 +91,22 @@ def test_a_refused_s3_endpoint_fails_with_a_connection_error(monkeypatch: pytest
         with storage.atomic_replace("s3://bucket/data/lake/state.json") as temporary:
             temporary.write_text("{}")
     assert list(tmp_path.iterdir()) == []  # the staging file went with the failed upload
+
+
+def test_a_hanging_azure_endpoint_times_out_after_bounded_tries(monkeypatch: pytest.MonkeyPatch) -> None:
+    from azure.core.exceptions import AzureError
+
+    silent = SilentEndpoint().start()
+    try:
+        monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_NAME", "devstoreaccount1")
+        monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_KEY", "c2VjcmV0LWtleS1ub3QtdXNlZA==")
+        monkeypatch.setenv("FINOPS_LAKE_AZURE_ENDPOINT", f"{silent.url}/devstoreaccount1")
+        monkeypatch.setenv("FINOPS_LAKE_REQUEST_TIMEOUT", "0.5")
+        monkeypatch.setenv("FINOPS_LAKE_CONNECT_TIMEOUT", "0.5")
+        monkeypatch.setenv("FINOPS_LAKE_MAX_ATTEMPTS", "2")
+        with pytest.raises(AzureError) as raised:
+            storage.read_bytes("az://container/data/lake/state.json")
+        assert "c2VjcmV0" not in str(raised.value)
+        assert silent.accepted == 2
+    finally:
+        silent.stop()
