@@ -475,15 +475,26 @@ def read_bytes(location: Location) -> bytes:
 
 
 def _s3_get(settings: StorageSettings, path: str) -> bytes:
-    """`bucket/key` in one GetObject."""
+    """`bucket/key` in one GetObject. botocore retries getting the answer; a body cut or stalled midway is
+    fetched again, up to `max_attempts` in all, then a StorageError (never a partial object)."""
+    from botocore.exceptions import ReadTimeoutError, ResponseStreamingError
+    from urllib3.exceptions import HTTPError as Urllib3Error
+
     bucket, _, key = path.partition("/")
     client = _s3_client(settings)
-    try:
-        response = client.get_object(Bucket=bucket, Key=key)
-    except client.exceptions.NoSuchKey as exc:
-        raise FileNotFoundError(f"s3://{path}") from exc
-    with response["Body"] as body:
-        return body.read()
+    for attempt in range(1, settings.max_attempts + 1):
+        try:
+            response = client.get_object(Bucket=bucket, Key=key)
+        except client.exceptions.NoSuchKey as exc:
+            raise FileNotFoundError(f"s3://{path}") from exc
+        try:
+            with response["Body"] as body:
+                return body.read()
+        except (ReadTimeoutError, ResponseStreamingError, Urllib3Error, OSError) as exc:
+            if attempt == settings.max_attempts:
+                raise StorageError(f"s3://{path}: the download was cut or stalled mid-body {attempt} times "
+                                   f"({type(exc).__name__}); the object is unchanged, read it again later") from exc
+    raise AssertionError("unreachable")
 
 
 def info(location: Location) -> dict[str, Any]:
