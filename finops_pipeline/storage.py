@@ -30,6 +30,7 @@ endpoint) and timeouts come from the environment variables of `StorageSettings`.
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import io
 import os
@@ -39,7 +40,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -498,16 +499,75 @@ def _s3_get(settings: StorageSettings, path: str) -> bytes:
 
 
 def info(location: Location) -> dict[str, Any]:
-    """size, and what tells versions apart: mtime (and inode) locally, the ETag / generation remotely."""
+    """size, mtime and `version`, what tells two versions of a file apart (a replaced partition), asked
+    now (not from the readers' cache): size, mtime and inode locally; the ETag on S3 and Azure, the
+    generation on GCS. FileNotFoundError when absent."""
     if not is_remote(location):
         stat = Path(location).stat()
         return {"size": stat.st_size, "mtime": stat.st_mtime, "version": f"{stat.st_size}-{stat.st_mtime_ns}-{stat.st_ino}"}
+    backend, path = _split(str(location))
+    if backend == "s3":
+        from botocore.exceptions import ClientError
+
+        bucket, _, key = path.partition("/")
+        try:
+            head = _s3_client(StorageSettings.from_env()).head_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                raise FileNotFoundError(str(location)) from exc
+            raise
+        return {"size": int(head["ContentLength"]), "mtime": head["LastModified"].timestamp(), "version": head["ETag"].strip('"')}
     fs, path = filesystem(location)
+    fs.invalidate_cache(path)
     entry = fs.info(path)
     if entry.get("type") == "directory":
         raise FileNotFoundError(str(location))
-    version = entry.get("etag") or entry.get("ETag") or entry.get("generation") or entry.get("mtime") or entry.get("last_modified")
-    return {"size": int(entry["size"]), "mtime": entry.get("mtime") or entry.get("last_modified"), "version": str(version)}
+    return _entry_info(entry)
+
+
+def _entry_info(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """size, mtime, version of an adlfs / gcsfs listing or info entry."""
+    mtime = entry.get("last_modified") or entry.get("mtime") or entry.get("updated")
+    if hasattr(mtime, "timestamp"):
+        mtime = mtime.timestamp()
+    version = entry.get("etag") or entry.get("generation") or entry.get("md5Hash") or f"{entry.get('size')}-{mtime}"
+    return {"size": int(entry["size"]), "mtime": mtime, "version": str(version).strip('"')}
+
+
+def glob_info(location: Location, pattern: str) -> list[tuple[Location, dict[str, Any]]]:
+    """`glob` with each file's `info`, from the listing itself where the backend gives it (one paginated
+    listing on S3 and Azure, not a request per file)."""
+    if not is_remote(location):
+        found = []
+        for path in glob(location, pattern):
+            try:
+                found.append((path, info(path)))
+            except FileNotFoundError:  # replaced or removed since the listing
+                continue
+        return found
+    backend, root = _split(str(location))
+    wanted = pattern.split("/")
+
+    def matches(relative: str) -> bool:
+        parts = relative.split("/")
+        return len(parts) == len(wanted) and not parts[-1].startswith(".") and all(fnmatch.fnmatchcase(p, w) for p, w in zip(parts, wanted))
+
+    if backend == "s3":
+        bucket, _, prefix = root.partition("/")
+        prefix = prefix + "/" if prefix else ""
+        found = []
+        pages = _s3_client(StorageSettings.from_env()).get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        for page in pages:
+            for item in page.get("Contents", []):
+                if matches(item["Key"][len(prefix):]):
+                    found.append((f"{_URL.match(str(location))['scheme']}://{bucket}/{item['Key']}",  # type: ignore[index]
+                                  {"size": int(item["Size"]), "mtime": item["LastModified"].timestamp(), "version": item["ETag"].strip('"')}))
+        return sorted(found, key=lambda item: str(item[0]))
+    fs, _ = filesystem(location)
+    fs.invalidate_cache(root)
+    entries = fs.glob(f"{root}/{pattern}", detail=True)
+    return sorted(((_url(str(location), p), _entry_info(e)) for p, e in entries.items()
+                   if e.get("type") != "directory" and matches(p.strip("/")[len(root) + 1:])), key=lambda item: str(item[0]))
 
 
 def delete(location: Location, missing_ok: bool = True) -> None:
@@ -657,10 +717,12 @@ def atomic_replace(target: Location) -> Iterator[Path]:
 def upload(local: Path, target: str) -> None:
     """Send a local file to `target` in one upload (atomic for readers) and check the stored size.
 
-    S3: one PutObject (up to 5 GB; botocore sends a checksum the server verifies), so no multipart
-    upload is ever left behind by a crash. Azure: adlfs's upload_blob (one Put Blob up to 64 MB, else
-    blocks committed by one Put Block List). GCS: gcsfs's upload (one request, or a resumable upload
-    finalized at once).
+    S3: one PutObject (up to 5 GB; botocore sends a CRC32 checksum header that S3 verifies before it
+    stores the object), so no multipart upload is ever left behind by a crash. Azure: adlfs's
+    upload_blob with validate_content (an MD5 per request, verified by the service; one Put Blob up
+    to 64 MB, else blocks committed by one Put Block List). GCS: gcsfs's upload (one request, or a
+    resumable upload finalized at once). The size check after the upload catches what a server that
+    does not verify checksums (moto) would store short; it cannot bring the previous object back.
     """
     backend, path = _split(target)
     size = local.stat().st_size
@@ -673,7 +735,8 @@ def upload(local: Path, target: str) -> None:
         filesystem(target)[0].invalidate_cache(path)
     else:
         fs, path = filesystem(target)
-        fs.put_file(str(local), path)
+        # Azure: an MD5 with each request, checked by the service before it stores anything.
+        fs.put_file(str(local), path, **({"validate_content": True} if backend == "az" else {}))
         fs.invalidate_cache(path)
         stored = int(fs.info(path)["size"])
     if stored != size:

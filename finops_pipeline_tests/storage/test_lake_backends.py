@@ -23,6 +23,7 @@ from finops_pipeline.lake import (
     PartitionKey,
     atomic_file,
     cost_daily_glob,
+    cost_daily_root,
     list_partitions,
     mart_path,
     read_json,
@@ -229,3 +230,22 @@ def test_duckdb_reads_the_hive_layout_through_the_registered_filesystem(data_dir
         connection.close()
     assert again[("aws-dev", "2026-11")] == (Decimal("44.0000000001"), 3)
     assert again[("aws-main", "2026-11")] == (written[("aws-main", "2026-11")], 2)
+
+
+def test_versions_tell_a_replaced_partition_and_listings_give_them(data_dir: storage.Location) -> None:
+    """What a reader (the serving layer) compares to see that a partition changed: `info`'s version, or
+    the same from one listing (`glob_info`), on every backend."""
+    other = PartitionKey("aws", "cost_explorer", "aws-dev", "2026-11")
+    write_partition(data_dir, KEY, table("1"), {"USD": Decimal("1")})
+    write_partition(data_dir, other, table("2"), {"USD": Decimal("2")})
+    first = storage.info(KEY.path(data_dir))
+    assert first["size"] == len(storage.read_bytes(KEY.path(data_dir)))
+    assert storage.info(KEY.path(data_dir))["version"] == first["version"]  # unchanged: the same version
+    listed = dict(storage.glob_info(cost_daily_root(data_dir), "*/*/*/*/data.parquet"))
+    assert sorted(map(str, listed)) == sorted([str(KEY.path(data_dir)), str(other.path(data_dir))])
+    assert listed[KEY.path(data_dir)]["version"] == first["version"] and listed[KEY.path(data_dir)]["size"] == first["size"]
+    write_partition(data_dir, KEY, table("1", "3"), {"USD": Decimal("4")})
+    assert storage.info(KEY.path(data_dir))["version"] != first["version"]
+    assert dict(storage.glob_info(cost_daily_root(data_dir), "*/*/*/*/data.parquet"))[KEY.path(data_dir)]["version"] != first["version"]
+    with pytest.raises(FileNotFoundError):
+        storage.info(PartitionKey("aws", "cost_explorer", "nobody", "2026-11").path(data_dir))
