@@ -116,10 +116,17 @@ def is_remote(location: Location) -> bool:
 
 
 def as_location(value: Location) -> Location:
-    """A URL stays a string (without a trailing '/'); anything else becomes a Path."""
+    """A URL stays a string (without a trailing '/'); anything else becomes a Path.
+
+    A URL that went through `Path()` (`s3:/bucket/...`: one slash left) is refused rather than
+    written to a local directory named `s3:`."""
     if isinstance(value, str) and is_remote(value):
         return value.rstrip("/")
-    return Path(value)
+    path = Path(value)
+    scheme = path.parts[0].rstrip(":") if path.parts and path.parts[0].endswith(":") else None
+    if scheme in SCHEMES:
+        raise StorageError(f"'{value}' is an object-storage URL made into a local path; pass the URL as a string ({scheme}://...)")
+    return path
 
 
 def join(location: Location, *parts: str) -> Location:

@@ -37,6 +37,8 @@ def test_locations_are_paths_or_urls(tmp_path: Path) -> None:
     assert cost_daily_glob("s3://b/d") == "s3://b/d/lake/cost_daily/*/*/*/*/data.parquet"
     with pytest.raises(storage.StorageError, match="unsupported storage URL scheme 'ftp://'"):
         storage.is_remote("ftp://host/data")
+    with pytest.raises(storage.StorageError, match="object-storage URL made into a local path"):
+        lake_root(Path("s3://bucket/data"))  # Path() keeps one slash: never a local directory named 's3:'
 
 
 def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
