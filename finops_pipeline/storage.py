@@ -392,8 +392,8 @@ def _azure(settings: StorageSettings) -> Any:
             url = settings.azure_endpoint or f"https://{account}.blob.core.windows.net"
             sas = env.get("AZURE_STORAGE_SAS_TOKEN")
             key = env.get("AZURE_STORAGE_ACCOUNT_KEY")
-            if sas:
-                self.service_client = BlobServiceClient(url + ("" if sas.startswith("?") else "?") + sas, **client_options)
+            if sas:  # as the credential, not in the URL: error messages may show the URL
+                self.service_client = BlobServiceClient(url, credential=sas.lstrip("?"), **client_options)
                 return
             if key:
                 credential: Any = {"account_name": account, "account_key": key}
@@ -414,6 +414,7 @@ def _gcs(settings: StorageSettings) -> Any:
 
     # An endpoint override (an emulator) without credentials: anonymous, never a metadata-server lookup.
     token = "anon" if settings.gcs_endpoint and not os.environ.get("GOOGLE_APPLICATION_CREDENTIALS") else None
+
     class WholeReadGCSFileSystem(_WholeObjectReads, GCSFileSystem):
         whole_read_max_bytes = settings.whole_read_max_bytes
         read_cache_seconds = settings.read_cache_seconds

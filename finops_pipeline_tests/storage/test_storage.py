@@ -3,15 +3,17 @@ hangs, refuses, or the credentials are missing."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 from pydantic import ValidationError
 
 from finops_pipeline import storage
-from finops_pipeline.lake import PartitionKey, cost_daily_glob, lake_root, mart_path
+from finops_pipeline.lake import PartitionKey, cost_daily_glob, lake_root, mart_path, read_json, write_json
 from finops_sandbox.server import SilentEndpoint
 
 
@@ -112,3 +114,28 @@ def test_a_hanging_azure_endpoint_times_out_after_bounded_tries(monkeypatch: pyt
         assert silent.accepted == 2
     finally:
         silent.stop()
+
+
+@pytest.mark.parametrize("credential", ["account_key", "sas_token"])
+def test_an_azure_lake_by_account_name_with_a_key_or_a_sas_token(credential: str, azurite_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The other Azure credential variables (not the connection string), against Azurite's endpoint."""
+    from datetime import datetime, timedelta, timezone
+
+    from azure.storage.blob import AccountSasPermissions, BlobServiceClient, ResourceTypes, generate_account_sas
+
+    container = f"lake-{uuid.uuid4().hex[:12]}"
+    with BlobServiceClient.from_connection_string(azurite_server.connection_string) as client:
+        client.create_container(container)
+    monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_NAME", azurite_server.account_name)
+    monkeypatch.setenv("FINOPS_LAKE_AZURE_ENDPOINT", azurite_server.account_url)
+    if credential == "account_key":
+        monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_KEY", azurite_server.account_key)
+    else:
+        sas = generate_account_sas(azurite_server.account_name, azurite_server.account_key, ResourceTypes(container=True, object=True),
+                                   AccountSasPermissions(read=True, write=True, list=True, delete=True),
+                                   expiry=datetime.now(timezone.utc) + timedelta(hours=1))
+        monkeypatch.setenv("AZURE_STORAGE_SAS_TOKEN", sas)
+    document = storage.join(f"az://{container}/data", "state", "pulls", "main.json")
+    write_json(document, {"total": "1.10"})
+    assert read_json(document) == {"total": "1.10"}
+    assert storage.glob(f"az://{container}/data", "state/pulls/*.json") == [document]
