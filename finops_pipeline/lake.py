@@ -1,9 +1,14 @@
 """Every write to the data directory: Parquet partitions of `cost_daily`, mart tables, pull records.
 
-One rule holds for all of them: write a temporary file beside the target, check it, then
-`os.replace` it over the target. The rename is atomic on POSIX, so a reader (DuckDB, a person with
-the catalog open) sees either the old file or the new one, never half of one, and a crash or an
-exception mid-write leaves the last good file in place.
+One rule holds for all of them: write a temporary file, check it, then replace the target in one
+step (storage.atomic_replace): locally `os.replace` of a temporary beside the target (atomic on
+POSIX); on object storage (a data directory `s3://...`, `az://...`, `gs://...`) one upload of the
+checked file to the final name. A reader (DuckDB, a person with the catalog open) sees either the
+old file or the new one, never half of one, and a crash or an exception mid-write leaves the last
+good file in place.
+
+Every function takes the data directory (and returns file locations) as a `Path` for a local lake
+or as a URL string for one on object storage (storage.Location).
 
 Layout (hive-style, readable as-is by DuckDB, Athena, BigQuery external tables, Spark):
 
@@ -16,12 +21,8 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import socket
 import time
-import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -30,12 +31,26 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from finops_pipeline import storage
 from finops_pipeline.schema import COST_DAILY_SCHEMA, conform
+
+# The temporary-file and process helpers live in storage.py; these names stay importable from here.
+from finops_pipeline.storage import (  # noqa: F401
+    _HOST,
+    _TEMP_NAME,
+    Location,
+    _process_start_time,
+    _process_started_after,
+    _remove_stale_temporaries,
+    is_stale_temporary,
+    pid_alive,
+    temporary_name,
+)
+from finops_pipeline.storage import atomic_replace as atomic_file
 
 PARTITION_FILE = "data.parquet"
 META_SOURCE_TOTALS = "finops.source_totals"
 META_WRITTEN_AT = "finops.written_at"
-_TMP_MAX_AGE_SECONDS = 24 * 3600
 
 
 class LakeError(RuntimeError):
@@ -49,135 +64,28 @@ class PartitionKey:
     account: str
     billing_period: str  # YYYY-MM
 
-    def directory(self, data_dir: Path) -> Path:
-        return (
-            cost_daily_root(data_dir)
-            / f"provider={self.provider}"
-            / f"source={self.source}"
-            / f"account={self.account}"
-            / f"billing_period={self.billing_period}"
-        )
+    def directory(self, data_dir: Location) -> Location:
+        return storage.join(cost_daily_root(data_dir), f"provider={self.provider}", f"source={self.source}",
+                            f"account={self.account}", f"billing_period={self.billing_period}")
 
-    def path(self, data_dir: Path) -> Path:
-        return self.directory(data_dir) / PARTITION_FILE
+    def path(self, data_dir: Location) -> Location:
+        return storage.join(self.directory(data_dir), PARTITION_FILE)
 
 
-def lake_root(data_dir: Path) -> Path:
-    return Path(data_dir) / "lake"
+def lake_root(data_dir: Location) -> Location:
+    return storage.join(data_dir, "lake")
 
 
-def cost_daily_root(data_dir: Path) -> Path:
-    return lake_root(data_dir) / "cost_daily"
+def cost_daily_root(data_dir: Location) -> Location:
+    return storage.join(lake_root(data_dir), "cost_daily")
 
 
-def cost_daily_glob(data_dir: Path) -> str:
-    return str(cost_daily_root(data_dir) / "*" / "*" / "*" / "*" / PARTITION_FILE)
+def cost_daily_glob(data_dir: Location) -> str:
+    return str(storage.join(cost_daily_root(data_dir), "*", "*", "*", "*", PARTITION_FILE))
 
 
-def mart_path(data_dir: Path, name: str) -> Path:
-    return lake_root(data_dir) / "marts" / f"{name}.parquet"
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:32] or "host"
-_TEMP_NAME = re.compile(r"^\.(?P<target>.+)\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.[0-9a-f]{32}\.tmp(?P<suffix>\.wal)?$")
-
-
-def temporary_name(target_name: str) -> str:
-    """`.<target>.<host>.<pid>.<random>.tmp`: the writer's host and pid tell a later writer whether it is alive."""
-    return f".{target_name}.{_HOST}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
-
-
-def pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
-
-
-def _process_start_time(pid: int) -> float | None:
-    """When process `pid` started (Linux /proc), or None when that cannot be told."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime "))
-        ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22, starttime, counted after the command name
-        return boot + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, StopIteration):
-        return None
-
-
-def _process_started_after(pid: int, moment: float) -> bool:
-    """True when process `pid` started after `moment` (so it reused the pid of the writer that made the file)."""
-    started = _process_start_time(pid)
-    return started is not None and started > moment + 2
-
-
-def is_stale_temporary(path: Path, now: float | None = None) -> bool:
-    """A temporary left by a writer that can no longer finish it.
-
-    Ours (host and pid in the name): stale when that process is gone, or the pid now belongs to a
-    process started after the file was made. Any temporary (other hosts, older names without a pid,
-    DuckDB's `.tmp.wal` beside a temporary catalog): stale when untouched for a day.
-    """
-    try:
-        stat = path.stat()
-    except FileNotFoundError:
-        return False
-    if (now or time.time()) - stat.st_mtime > _TMP_MAX_AGE_SECONDS:
-        return True
-    match = _TEMP_NAME.match(path.name)
-    if match is None or match["host"] != _HOST:
-        return False
-    pid = int(match["pid"])
-    if pid == os.getpid():
-        return False
-    return not pid_alive(pid) or _process_started_after(pid, min(stat.st_mtime, stat.st_ctime))
-
-
-def _remove_stale_temporaries(directory: Path) -> list[Path]:
-    """Remove temporaries (and DuckDB `.wal` files of temporary catalogs) whose writer is dead or a day old."""
-    removed = []
-    for leftover in [*directory.glob(".*.tmp"), *directory.glob(".*.tmp.wal")]:
-        if is_stale_temporary(leftover):
-            try:
-                leftover.unlink()
-                removed.append(leftover)
-            except FileNotFoundError:
-                pass
-    return removed
-
-
-@contextmanager
-def atomic_file(target: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `target`; on success it replaces `target` in one rename.
-
-    Temporary names start with '.' and end in '.tmp', so no '*.parquet' glob ever sees them. A
-    DuckDB database written there may leave `<temporary>.wal`; it goes with the temporary.
-    """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(target.parent)
-    temporary = target.parent / temporary_name(target.name)
-    try:
-        yield temporary
-        with open(temporary, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
-        _fsync_dir(target.parent)
-    finally:
-        temporary.unlink(missing_ok=True)
-        temporary.with_name(temporary.name + ".wal").unlink(missing_ok=True)
+def mart_path(data_dir: Location, name: str) -> Location:
+    return storage.join(lake_root(data_dir), "marts", f"{name}.parquet")
 
 
 def partition_metadata(source_totals: Mapping[str, Decimal], extra: Mapping[str, Any] | None = None) -> dict[str, str]:
@@ -219,7 +127,7 @@ def _check_partition_file(path: Path) -> pq.FileMetaData:
 
 
 def write_partition(
-    data_dir: Path,
+    data_dir: Location,
     key: PartitionKey,
     batches: pa.Table | Iterable[pa.RecordBatch | pa.Table],
     source_totals: Mapping[str, Decimal],
@@ -245,7 +153,7 @@ def write_partition(
     return rows
 
 
-def write_partition_with(data_dir: Path, key: PartitionKey, produce: Callable[[Path], None]) -> int:
+def write_partition_with(data_dir: Location, key: PartitionKey, produce: Callable[[Path], None]) -> int:
     """Replace a partition with a file that `produce(path)` writes (e.g. a DuckDB COPY).
 
     The producer must write the cost_daily schema and embed `partition_metadata(...)`; the file is
@@ -257,17 +165,23 @@ def write_partition_with(data_dir: Path, key: PartitionKey, produce: Callable[[P
     return metadata.num_rows
 
 
-def read_partition_totals(path: Path) -> dict[str, Decimal]:
+def read_partition_totals(path: Location) -> dict[str, Decimal]:
     """The raw source totals recorded when the partition was written."""
-    metadata = pq.ParquetFile(path).schema_arrow.metadata or {}
+    if storage.is_remote(path):
+        metadata = pq.ParquetFile(pa.BufferReader(storage.read_bytes(path))).schema_arrow.metadata or {}
+    else:
+        metadata = pq.ParquetFile(path).schema_arrow.metadata or {}
     raw = metadata.get(META_SOURCE_TOTALS.encode())
     return {c: Decimal(v) for c, v in json.loads(raw).items()} if raw else {}
 
 
-def read_partition_extra(path: Path, name: str) -> Any:
+def read_partition_extra(path: Location, name: str) -> Any:
     """A value a source stored beside the totals (`partition_metadata`'s `extra`), or None."""
     try:
-        metadata = pq.ParquetFile(path).schema_arrow.metadata or {}
+        if storage.is_remote(path):
+            metadata = pq.ParquetFile(pa.BufferReader(storage.read_bytes(path))).schema_arrow.metadata or {}
+        else:
+            metadata = pq.ParquetFile(path).schema_arrow.metadata or {}
     except FileNotFoundError:
         return None
     raw = metadata.get(f"finops.{name}".encode())
@@ -295,7 +209,11 @@ def _subdirectories(directory: str, prefix: str, wanted: str | None) -> list[tup
 
 def partition_files(data_dir: Path, provider: str | None = None, source: str | None = None) -> list[tuple[PartitionKey, str, os.stat_result]]:
     """Every partition file (its path as a string) with its stat, sorted by path. os.scandir, level by level, and one stat per
-    file: a lake of 10,000 partitions is listed in a fraction of what a four-level glob takes."""
+    file: a lake of 10,000 partitions is listed in a fraction of what a four-level glob takes.
+
+    A local lake only: on object storage, `storage.glob_info` gives each partition's size and version from one listing."""
+    if storage.is_remote(data_dir):
+        raise storage.StorageError(f"partition_files lists a local lake; for {data_dir} use storage.glob_info")
     found = []
     for provider_name, provider_dir in _subdirectories(str(cost_daily_root(data_dir)), "provider", provider):
         for source_name, source_dir in _subdirectories(provider_dir, "source", source):
@@ -311,29 +229,43 @@ def partition_files(data_dir: Path, provider: str | None = None, source: str | N
     return [(key, path, stat) for path, key, stat in found]
 
 
-def list_partitions(data_dir: Path, provider: str | None = None, source: str | None = None) -> list[tuple[PartitionKey, Path]]:
-    return [(key, Path(path)) for key, path, _ in partition_files(data_dir, provider, source)]
+def list_partitions(data_dir: Location, provider: str | None = None, source: str | None = None) -> list[tuple[PartitionKey, Location]]:
+    if not storage.is_remote(data_dir):
+        return [(key, Path(path)) for key, path, _ in partition_files(Path(data_dir), provider, source)]
+    found = []
+    root = cost_daily_root(data_dir)
+    for path in storage.glob(root, f"*/*/*/*/{PARTITION_FILE}"):
+        parts = dict(p.split("=", 1) for p in storage.relative_parts(path, root)[:-1])
+        key = PartitionKey(parts["provider"], parts["source"], parts["account"], parts["billing_period"])
+        if (provider is None or key.provider == provider) and (source is None or key.source == source):
+            found.append((key, path))
+    return found
 
 
-def read_partition(data_dir: Path, key: PartitionKey) -> pa.Table | None:
+def read_partition(data_dir: Location, key: PartitionKey) -> pa.Table | None:
     path = key.path(data_dir)
-    return pq.read_table(path) if path.exists() else None
+    if storage.is_remote(path):
+        try:
+            return pq.read_table(pa.BufferReader(storage.read_bytes(path)))
+        except FileNotFoundError:
+            return None
+    return pq.read_table(path) if Path(path).exists() else None
 
 
-def write_table(path: Path, table: pa.Table) -> None:
+def write_table(path: Location, table: pa.Table) -> None:
     """Replace a whole small table (a mart) atomically."""
     with atomic_file(path) as temporary:
         pq.write_table(table, temporary, compression="zstd")
 
 
-def write_json(path: Path, document: Mapping[str, Any], indent: int | None = 2) -> None:
+def write_json(path: Location, document: Mapping[str, Any], indent: int | None = 2) -> None:
     """Replace a JSON document atomically (`indent=None`: compact, for large machine-read state)."""
     with atomic_file(path) as temporary:
         temporary.write_text(json.dumps(document, indent=indent, sort_keys=True, default=str), encoding="utf-8")
 
 
-def read_json(path: Path) -> dict[str, Any] | None:
+def read_json(path: Location) -> dict[str, Any] | None:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(storage.read_bytes(path).decode("utf-8"))
     except FileNotFoundError:
         return None
