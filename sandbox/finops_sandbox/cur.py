@@ -557,13 +557,13 @@ def write_bulk(directory: Path, billing_period: str, rows: int, fmt: str = "cur2
                         select["resource_tags_" + key] = f"CASE WHEN {carried[key]} THEN {value} END"
             else:
                 select = dict(columns)
-                if shape == "real":  # a tenth of the resources run in a capacity reservation (CUR 2.0 only), a few hours unused
+                if shape == "real":  # a tenth of the resources run in a capacity reservation (CUR 2.0 only), some of them unused
                     arn = f"'arn:aws:ec2:us-east-1:111122223333:capacity-reservation/cr-' || CAST({r(16, 10)} AS VARCHAR)"
                     reserved = f"kind = 'Usage' AND {r(17, 10)} = 0"
                     select.update({
                         "capacity_reservation_capacity_reservation_arn": f"CASE WHEN {reserved} THEN {arn} END",
                         "capacity_reservation_capacity_reservation_status":
-                            f"CASE WHEN {reserved} THEN (CASE WHEN {h(18, 8)} = 0 THEN 'Unused' ELSE 'Used' END) END",
+                            f"CASE WHEN {reserved} THEN (CASE WHEN {r(18, 4)} = 0 THEN 'Unused' ELSE 'Used' END) END",
                         "capacity_reservation_capacity_reservation_type": f"CASE WHEN {reserved} THEN 'ODCR' END",
                     })
                 select["product"] = "MAP {" + ", ".join(f"'{k}': {v}" for k, v in product.items()) + "}"
