@@ -48,7 +48,8 @@ GRAIN_COLUMNS = ("line_item_currency_code", "bill_payer_account_id", "bill_payer
                  "product_region", "line_item_resource_id", "line_item_line_item_type", "line_item_usage_type", "product_sku",
                  "pricing_unit", "bill_invoicing_entity", "line_item_legal_entity", "bill_invoice_id", "line_item_availability_zone",
                  "pricing_rate_code", "pricing_term", "pricing_public_on_demand_rate", "savings_plan_savings_plan_a_r_n",
-                 "reservation_reservation_a_r_n")
+                 "reservation_reservation_a_r_n", "line_item_unblended_rate", "capacity_reservation_capacity_reservation_arn",
+                 "capacity_reservation_capacity_reservation_status")
 COST_COLUMNS = ("line_item_unblended_cost", "line_item_net_unblended_cost", "pricing_public_on_demand_cost", "line_item_usage_amount",
                 "savings_plan_savings_plan_effective_cost", "reservation_effective_cost")
 

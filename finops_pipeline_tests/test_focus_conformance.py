@@ -67,6 +67,11 @@ def check_focus(table: pa.Table) -> None:
         assert all(present) or not any(present), [row[c] for c in COMMITMENT_COLUMNS]
         if row["CommitmentDiscountStatus"] is not None:
             assert row["CommitmentDiscountId"] is not None and row["ChargeCategory"] == "Usage"
+        # CapacityReservationStatus: NULL without an id, set on Usage rows with one.
+        if row["CapacityReservationId"] is None:
+            assert row["CapacityReservationStatus"] is None, row["CapacityReservationStatus"]
+        elif row["ChargeCategory"] == "Usage":
+            assert row["CapacityReservationStatus"] is not None, row["CapacityReservationId"]
         if row["Tags"] is not None:
             assert isinstance(json.loads(row["Tags"]), dict)
         if row["SkuPriceDetails"] is not None:
@@ -110,6 +115,13 @@ def test_aws_cur_conforms_and_reconciles() -> None:
         assert {r["PricingCategory"] for r in rows} >= {"Standard", "Committed"}
         assert all(r["SkuMeter"] for r in rows if r["ChargeCategory"] == "Usage" and r["CommitmentDiscountStatus"] != "Unused")
         assert any(r["AvailabilityZone"] for r in rows) and any(r["ListUnitPrice"] is not None for r in rows)
+        # ContractedUnitPrice from the unblended rate: ContractedCost = ContractedUnitPrice x PricingQuantity (rate to 10 decimals).
+        priced = [r for r in rows if r["ContractedUnitPrice"] is not None and r["PricingQuantity"] is not None]
+        assert priced and all(abs(r["ContractedCost"] - r["ContractedUnitPrice"] * r["PricingQuantity"]) <= Decimal("1e-9") for r in priced)
+        assert all(r["PricingCurrencyContractedUnitPrice"] == r["ContractedUnitPrice"] for r in rows)
+        # Capacity reservations: CUR 2.0 only.
+        statuses = {r["CapacityReservationStatus"] for r in rows if r["CapacityReservationId"]}
+        assert statuses == ({"Used", "Unused"} if fmt.startswith("cur2") else set()), statuses
         # One tag key convention across legacy CUR and CUR 2.0.
         keys = {k for r in rows if r["Tags"] for k in json.loads(r["Tags"])}
         assert keys <= {"user_name", "user_team"}, keys

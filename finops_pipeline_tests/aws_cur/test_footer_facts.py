@@ -96,7 +96,8 @@ def test_footer_shortcuts_give_the_same_partition(tmp_path, monkeypatch, fmt, ca
     assert sum(fast.column("BilledCost").to_pylist()) == sandbox_cur.expected_totals(lines)["USD"]
 
     grains = [(r["ChargePeriodStart"], r["SubAccountId"], r["ServiceName"], r["x_SourceChargeType"], r["ResourceId"],
-               r["Tags"], r["SkuId"], r["RegionId"], r["PricingUnit"], r["ChargeDescription"], r["CommitmentDiscountStatus"]) for r in fast.to_pylist()]
+               r["Tags"], r["SkuId"], r["RegionId"], r["PricingUnit"], r["ChargeDescription"], r["CommitmentDiscountStatus"],
+               r["SkuMeter"]) for r in fast.to_pylist()]
     assert len(grains) == len(set(grains))
     if case == "colliding":
         key = "user_name"  # both Parquet layouts snake_case the tag key

@@ -73,7 +73,7 @@ def test_each_format_rolls_up_to_the_oracle(tmp_path, fmt):
 
     # Hourly items became one row per day and grain: no two rows share a grain.
     grains = [(r["ChargePeriodStart"], r["SubAccountId"], r["ServiceName"], r["x_SourceChargeType"], r["ResourceId"], r["Tags"],
-               r["SkuId"], r["RegionId"], r["CommitmentDiscountStatus"]) for r in rows]
+               r["SkuId"], r["RegionId"], r["CommitmentDiscountStatus"], r["SkuMeter"]) for r in rows]
     assert len(grains) == len(set(grains))
     assert len(rows) < len(lines)
 

@@ -70,7 +70,7 @@ def test_real_shaped_month_matches_a_python_oracle(tmp_path, fmt):
     rows = pq.read_table(target).to_pylist()
 
     lines = _lines(paths)
-    expected: dict[tuple, dict] = defaultdict(lambda: {"billed": Decimal(0), "descriptions": set(), "lines": 0})
+    expected: dict[tuple, dict] = defaultdict(lambda: {"billed": Decimal(0), "descriptions": set(), "lines": 0, "priced": set()})
     for line in lines:
         start = line["line_item_usage_start_date"]
         day = start[:10] if isinstance(start, str) else start.date().isoformat()
@@ -79,6 +79,11 @@ def test_real_shaped_month_matches_a_python_oracle(tmp_path, fmt):
         expected[key]["billed"] += _amount(line["line_item_unblended_cost"])
         expected[key]["descriptions"].add(line["line_item_line_item_description"])
         expected[key]["lines"] += 1
+        # ContractedUnitPrice: the unblended rate, except on tax, credits and refunds; the capacity reservation as CUR 2.0 states it.
+        rate = line.get("line_item_unblended_rate")
+        price = None if rate in (None, "") or line["line_item_line_item_type"] in ("Tax", "Credit", "Refund") else Decimal(rate)
+        expected[key]["priced"].add((price, line.get("capacity_reservation_capacity_reservation_arn") or None,  # CSV: '' is NULL
+                                     line.get("capacity_reservation_capacity_reservation_status") or None))
 
     got = {}
     for row in rows:
@@ -89,6 +94,11 @@ def test_real_shaped_month_matches_a_python_oracle(tmp_path, fmt):
     for key, want in expected.items():
         assert got[key]["BilledCost"] == want["billed"], key
         assert got[key]["ChargeDescription"] == min(want["descriptions"]), key
+        row = got[key]
+        assert want["priced"] == {(row["ContractedUnitPrice"], row["CapacityReservationId"], row["CapacityReservationStatus"])}, key
+    priced = [r for r in rows if r["ContractedUnitPrice"] is not None]
+    assert priced and any(r["ContractedUnitPrice"] > 0 for r in priced)
+    assert {r["CapacityReservationStatus"] for r in rows if r["CapacityReservationId"]} == (set() if fmt.startswith("legacy") else {"Used", "Unused"})
     assert len({row["Tags"] for row in rows}) > 50  # many distinct tag sets (100 resources), untagged ones among them
     assert any(row["Tags"] is None for row in rows)
     assert len({row["ChargeDescription"] for row in rows}) > 20

@@ -57,8 +57,11 @@ TEXT_COLUMNS = (
     "line_item_product_code", "line_item_usage_type", "line_item_operation", "line_item_resource_id",
     "line_item_currency_code", "line_item_line_item_description", "line_item_legal_entity", "product_sku", "pricing_unit",
     "reservation_reservation_a_r_n", "savings_plan_savings_plan_a_r_n", "pricing_rate_code", "pricing_term",
-    "pricing_public_on_demand_rate", "line_item_availability_zone",
+    "pricing_public_on_demand_rate", "line_item_availability_zone", "line_item_unblended_rate",
 )
+# CUR 2.0 only (an export with "INCLUDE CAPACITY RESERVATION DATA").
+CUR2_TEXT_COLUMNS = ("capacity_reservation_capacity_reservation_arn", "capacity_reservation_capacity_reservation_status",
+                     "capacity_reservation_capacity_reservation_type")
 TIME_COLUMNS = ("line_item_usage_start_date", "line_item_usage_end_date")
 _LEGACY_SPECIAL = {"product_region": "product/region", "product_sku": "product/sku", "pricing_unit": "pricing/unit",
                    "pricing_public_on_demand_cost": "pricing/publicOnDemandCost"}
@@ -122,6 +125,10 @@ def line_items(
         pieces = _split(charge.amount, len(hours))
         effective = _split(charge.amortized, len(hours))
         mode = ("Usage", "SavingsPlanCoveredUsage", "DiscountedUsage")[index % 3] if extras else "Usage"
+        # The unblended rate per pricing unit: each hour's cost is (to the rate's 10 decimals) rate x 1.5 units.
+        rate = (charge.amount / (Decimal("1.5") * len(hours))).quantize(Decimal("0.0000000001"))
+        # EC2 on-demand usage runs in a capacity reservation (ODCR): used in the first hours, unused in the last.
+        reserved = extras and mode == "Usage" and code == "AmazonEC2"
         for hour, amount, amortized in zip(hours, pieces, effective):
             line = base(charge.day, hour, charge.account_id, charge.account_name, charge.service, charge.region)
             line.update({"line_item_line_item_type": mode, "line_item_usage_type": f"{code}-Usage", "line_item_resource_id": resource,
@@ -129,7 +136,16 @@ def line_items(
                          "pricing_public_on_demand_cost": amount, "line_item_line_item_description": f"{charge.service} usage",
                          "tags": tags, "pricing_rate_code": f"{code}.RATE.{index % 3}", "pricing_public_on_demand_rate": "0.0960000000",
                          "pricing_term": "OnDemand" if mode == "Usage" else None,
-                         "line_item_availability_zone": f"{charge.region}a" if charge.region else None})
+                         "line_item_availability_zone": f"{charge.region}a" if charge.region else None,
+                         "line_item_unblended_rate": format(rate, "f")})
+            if reserved:
+                unused = hour == hours[-1]
+                line.update({"capacity_reservation_capacity_reservation_arn":
+                             f"arn:aws:ec2:{charge.region}:{charge.account_id}:capacity-reservation/cr-{index % 2}",
+                             "capacity_reservation_capacity_reservation_status": "Unused" if unused else "Used",
+                             "capacity_reservation_capacity_reservation_type": "ODCR"})
+                if unused:
+                    line["line_item_usage_type"] = f"{code}-UnusedBox:m5.large"
             if mode == "SavingsPlanCoveredUsage":
                 line["savings_plan_savings_plan_a_r_n"] = f"arn:aws:savingsplans::{payer_account_id}:savingsplan/sp-1"
                 line["savings_plan_savings_plan_effective_cost"] = amortized
@@ -216,6 +232,8 @@ def _arrow(lines: Sequence[dict[str, Any]], cur2: bool, drop: Sequence[str] = ()
     for name in MONEY_COLUMNS:  # AWS writes amounts as DOUBLE in Parquet
         columns[name] = pa.array([None if l.get(name) is None else float(l[name]) for l in lines], pa.float64())
     if cur2:
+        for name in CUR2_TEXT_COLUMNS:
+            columns[name] = pa.array([l.get(name) for l in lines], pa.string())
         columns["line_item_usage_account_name"] = pa.array([l.get("line_item_usage_account_name") for l in lines], pa.string())
         columns["bill_payer_account_name"] = pa.array([l.get("bill_payer_account_name") for l in lines], pa.string())
         columns["product_region_code"] = pa.array([l.get("product_region") for l in lines], pa.string())
@@ -501,6 +519,9 @@ def write_bulk(directory: Path, billing_period: str, rows: int, fmt: str = "cur2
                     "pricing_rate_code": ("CASE WHEN kind IN ('Tax', 'Credit') THEN NULL ELSE "
                                           f"upper(substr(md5(CAST({r(3, 40)} * 8 + {r(10, 8)} AS VARCHAR)), 1, 16)) || '.JRTCKXETXF.6YS6EN2CT7' END"),
                     "pricing_public_on_demand_rate": f"CASE WHEN kind IN ('Tax', 'Credit') THEN NULL ELSE {rate} END",
+                    # The unblended rate: the public rate, 0 on reserved usage (its cost is in the RI fee), as AWS writes it.
+                    "line_item_unblended_rate": (f"CASE WHEN kind IN ('Tax', 'Credit') THEN NULL WHEN kind = 'DiscountedUsage' THEN '0.0000000000' "
+                                                 f"ELSE {rate} END"),
                     "savings_plan_savings_plan_a_r_n": ("CASE WHEN kind = 'SavingsPlanCoveredUsage' THEN "
                                                          f"'arn:aws:savingsplans::111122223333:savingsplan/sp-' || CAST({r(14, 4)} AS VARCHAR) END"),
                     "reservation_reservation_a_r_n": ("CASE WHEN kind = 'DiscountedUsage' THEN "
@@ -536,6 +557,15 @@ def write_bulk(directory: Path, billing_period: str, rows: int, fmt: str = "cur2
                         select["resource_tags_" + key] = f"CASE WHEN {carried[key]} THEN {value} END"
             else:
                 select = dict(columns)
+                if shape == "real":  # a tenth of the resources run in a capacity reservation (CUR 2.0 only), some of them unused
+                    arn = f"'arn:aws:ec2:us-east-1:111122223333:capacity-reservation/cr-' || CAST({r(16, 10)} AS VARCHAR)"
+                    reserved = f"kind = 'Usage' AND {r(17, 10)} = 0"
+                    select.update({
+                        "capacity_reservation_capacity_reservation_arn": f"CASE WHEN {reserved} THEN {arn} END",
+                        "capacity_reservation_capacity_reservation_status":
+                            f"CASE WHEN {reserved} THEN (CASE WHEN {r(18, 4)} = 0 THEN 'Unused' ELSE 'Used' END) END",
+                        "capacity_reservation_capacity_reservation_type": f"CASE WHEN {reserved} THEN 'ODCR' END",
+                    })
                 select["product"] = "MAP {" + ", ".join(f"'{k}': {v}" for k, v in product.items()) + "}"
                 entries = ", ".join(f"CASE WHEN {carried[k]} THEN {{'key': '{k}', 'value': {v}}} END" for k, v in tags.items())
                 select["resource_tags"] = f"map_from_entries(list_filter([{entries}], lambda e: e IS NOT NULL))"

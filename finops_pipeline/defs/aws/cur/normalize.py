@@ -71,6 +71,11 @@ OPTIONAL_TEXT = (
     "pricing_term",
     "pricing_public_on_demand_rate",
     "savings_plan_savings_plan_a_r_n",
+    # ContractedUnitPrice (a decimal string in CUR 2.0, as the public on-demand rate is).
+    "line_item_unblended_rate",
+    # CUR 2.0 only, with "INCLUDE CAPACITY RESERVATION DATA" (NULL otherwise).
+    "capacity_reservation_capacity_reservation_arn",
+    "capacity_reservation_capacity_reservation_status",
 )
 OPTIONAL_MONEY = (
     "line_item_net_unblended_cost",
@@ -500,7 +505,8 @@ GRAIN = ("currency", "bill_payer_account_id", "bill_payer_account_name", "usage_
          "product_code", "product_name", "region", "line_item_resource_id", "line_item_type", "line_item_usage_type",
          "product_sku", "pricing_unit", "bill_invoicing_entity", "line_item_legal_entity", "bill_invoice_id",
          "line_item_availability_zone", "pricing_rate_code", "pricing_term", "pricing_public_on_demand_rate",
-         "savings_plan_savings_plan_a_r_n", "reservation_reservation_a_r_n")
+         "savings_plan_savings_plan_a_r_n", "reservation_reservation_a_r_n", "line_item_unblended_rate",
+         "capacity_reservation_capacity_reservation_arn", "capacity_reservation_capacity_reservation_status")
 
 
 def _stage_select(layout: FileLayout, paths: list[str]) -> str:
@@ -737,6 +743,17 @@ COMMITMENT_FEES = ("RIFee", "SavingsPlanRecurringFee")
 ONE_TIME = ("Fee", "SavingsPlanUpfrontFee")
 
 
+# FOCUS allows Used and Unused only. CUR 2.0 also writes Reserved and Cancelled (a future-dated reservation
+# reserved or cancelled): on a Usage charge the capacity was not consumed, so Unused; on other charges NULL.
+# Without a status (older files) the unused-capacity lines are told by their usage type (`...UnusedBox...`).
+CAPACITY_RESERVATION_STATUS = f"""CASE
+    WHEN capacity_reservation_capacity_reservation_arn IS NULL THEN NULL
+    WHEN capacity_reservation_capacity_reservation_status IN ('Used', 'Unused') THEN capacity_reservation_capacity_reservation_status
+    WHEN ({CHARGE_CATEGORY}) <> 'Usage' THEN NULL
+    WHEN capacity_reservation_capacity_reservation_status IS NULL AND coalesce(line_item_usage_type, '') NOT LIKE '%Unused%' THEN 'Used'
+    ELSE 'Unused' END"""
+
+
 def focus_12_outputs() -> dict[str, str]:
     """FOCUS 1.2's pricing and commitment columns from the CUR line (AWS's FOCUS 1.2 mapping; see docs/aws_cur.md)."""
     arn = COMMITMENT_ARN
@@ -754,6 +771,11 @@ def focus_12_outputs() -> dict[str, str]:
         "CommitmentDiscountStatus": f"CASE WHEN {commitment} AND line_item_type IN {_in(COMMITTED_USAGE)} THEN 'Used' END",
         "CommitmentDiscountType": f"CASE WHEN {commitment} THEN {kind} END",
         "InvoiceId": "bill_invoice_id",
+        "CapacityReservationId": "capacity_reservation_capacity_reservation_arn",
+        "CapacityReservationStatus": CAPACITY_RESERVATION_STATUS,
+        # The unblended rate is what line_item_unblended_cost (ContractedCost) is priced at per pricing unit, so
+        # ContractedCost = ContractedUnitPrice x PricingQuantity, on DiscountedUsage too (rate and cost both 0 there).
+        "ContractedUnitPrice": f"CASE WHEN {priced} THEN TRY_CAST(line_item_unblended_rate AS {MONEY_SQL}) END",
         "ListUnitPrice": f"CASE WHEN {priced} THEN TRY_CAST(pricing_public_on_demand_rate AS {MONEY_SQL}) END",
         "PricingCategory": (f"CASE WHEN NOT {priced} THEN NULL "
                             f"WHEN line_item_type IN {_in(COMMITTED_USAGE)} THEN 'Committed' "
@@ -845,7 +867,9 @@ def rollup_sql(daily: str, *, account_id: str, account_name: str, account_key: s
                              CASE WHEN rolled."PricingCurrency" = rolled."BillingCurrency" THEN {_purchase_effective()} END
                                  AS "PricingCurrencyEffectiveCost",
                              CASE WHEN rolled."PricingCurrency" = rolled."BillingCurrency" THEN rolled."ListUnitPrice" END
-                                 AS "PricingCurrencyListUnitPrice")
+                                 AS "PricingCurrencyListUnitPrice",
+                             CASE WHEN rolled."PricingCurrency" = rolled."BillingCurrency" THEN rolled."ContractedUnitPrice" END
+                                 AS "PricingCurrencyContractedUnitPrice")
     FROM rolled LEFT JOIN categories ON rolled."ServiceName" = categories.name
          LEFT JOIN subcategories ON rolled."ServiceSubcategory" IS NOT DISTINCT FROM subcategories.name
     UNION ALL
@@ -874,6 +898,9 @@ def _unused_commitment() -> str:
                              CASE WHEN rolled."PricingCurrency" = rolled."BillingCurrency" THEN rolled."EffectiveCost" END
                                  AS "PricingCurrencyEffectiveCost",
                              CAST(NULL AS {MONEY_SQL}) AS "PricingCurrencyListUnitPrice",
+                             CAST(NULL AS {MONEY_SQL}) AS "PricingCurrencyContractedUnitPrice",
+                             CAST(NULL AS {MONEY_SQL}) AS "ContractedUnitPrice",
+                             CAST(NULL AS VARCHAR) AS "CapacityReservationId", CAST(NULL AS VARCHAR) AS "CapacityReservationStatus",
                              {zero} AS "BilledCost", {zero} AS "ListCost", {zero} AS "ContractedCost",
                              'Usage' AS "ChargeCategory", 'Usage-Based' AS "ChargeFrequency",
                              CASE WHEN "CommitmentDiscountId" IS NOT NULL THEN 'Unused' END AS "CommitmentDiscountStatus",
