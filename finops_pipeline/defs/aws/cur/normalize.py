@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 
 from finops_pipeline.defs.aws import PROVIDER
 from finops_pipeline.defs.aws.regions import region_name_sql
+from finops_pipeline.defs.aws.resource_types import resource_type_sql
 from finops_pipeline.defs.aws.services import service_name_sql
 from finops_pipeline.schema import COLUMNS, month_bounds, service_category_sql, service_subcategory_sql
 
@@ -772,6 +773,7 @@ def focus_12_outputs() -> dict[str, str]:
         "CommitmentDiscountType": f"CASE WHEN {commitment} THEN {kind} END",
         "InvoiceId": "bill_invoice_id",
         "CapacityReservationId": "capacity_reservation_capacity_reservation_arn",
+        "ResourceType": resource_type_sql("line_item_resource_id", "product_code"),
         "CapacityReservationStatus": CAPACITY_RESERVATION_STATUS,
         # The unblended rate is what line_item_unblended_cost (ContractedCost) is priced at per pricing unit, so
         # ContractedCost = ContractedUnitPrice x PricingQuantity, on DiscountedUsage too (rate and cost both 0 there).
