@@ -22,6 +22,29 @@ so when cost_daily gains a FOCUS column the reader fills it without a change her
   and dropped otherwise (`describe_files` lists what was dropped, for the materialization's metadata).
 - **Reconciliation**: `raw_totals` sums BilledCost per currency straight from the files, with the same
   per-line cast, so the partition's totals equal them exactly.
+- **Derivations** (`derived`): a source may supply, per column, a SQL expression over the row's cost_daily
+  columns that fills the column where its export leaves it NULL (AWS: ResourceType from ResourceId; GCP:
+  ResourceType from the resource name, SubAccountType `Project`). A value the export gives is kept.
+- **FOCUS 1.2 conformance** (`CONFORMANCE`, applied to every row after the derivations): exports write what
+  their providers write, and some of it breaks FOCUS 1.2's column rules; only descriptive columns, unit
+  prices and quantities are changed, never a `...Cost` column, so the totals reconcile exactly:
+  - Tax rows: SkuId, SkuPriceId, PricingQuantity, PricingCategory, ListUnitPrice, ContractedUnitPrice and
+    their PricingCurrency twins NULL (each "MUST be null when ChargeCategory is Tax"; on Credit and
+    Adjustment rows the spec lets them be, so they are kept).
+  - SkuMeter NULL when SkuId is; SkuPriceDetails NULL when SkuPriceId is; PricingUnit NULL when
+    PricingQuantity is.
+  - ConsumedQuantity NULL when ChargeCategory is not Usage, or is Usage with CommitmentDiscountStatus
+    Unused; ConsumedUnit NULL when ConsumedQuantity is.
+  - CommitmentDiscountCategory, -Type, -Name and -Status NULL when CommitmentDiscountId is;
+    CommitmentDiscountQuantity NULL unless ChargeCategory is Usage or Purchase with a CommitmentDiscountId;
+    CommitmentDiscountUnit NULL when CommitmentDiscountQuantity is.
+  - ResourceType NULL when ResourceId is; SubAccountName and SubAccountType NULL when SubAccountId is;
+    RegionName NULL when RegionId is.
+  - One ServiceCategory per ServiceName: where a month's rows give one service several categories, all take
+    the shared mapping's (`schema.service_category_sql`, the one every source uses).
+  - ServiceSubcategory `Other (<ServiceCategory>)` where the export gives none (FOCUS 1.2's value for a
+    service no other subcategory fits; the column MUST NOT be null).
+  docs/focus_conformance.md quotes the spec's rule behind each, and the validator's where it differs.
 - **Bad input** raises `FocusFileError` naming the file, the column and the problem; the caller turns it
   into a ProviderError (see `file_error`), and nothing is written, so the month keeps its last good data.
 
@@ -314,8 +337,11 @@ def line_select(layout: Layout, paths: list[str]) -> str:
 
 def rollup_sql(groups: list[tuple[Layout, list[FocusFile]]], *, provider_name: str, invoice_issuer: str, provider_key: str,
                source: str, account_key: str, account_name: str, billing_period: str, source_updated_at: datetime | None,
-               ingested_at: datetime) -> str:
-    """Every group's lines -> one row per UTC day and grain, in exactly cost_daily's columns, order and types."""
+               ingested_at: datetime, derived: Mapping[str, str] | None = None) -> str:
+    """Every group's lines -> one row per UTC day and grain, in exactly cost_daily's columns, order and types.
+
+    `derived`: column -> SQL expression over the row's cost_daily columns (by quoted name), filling the column
+    where the export left it NULL; then `conformance_sql` applies FOCUS 1.2's column rules."""
     period_start, period_end = month_bounds(billing_period)
 
     def ts(value: datetime | None) -> str:
@@ -374,11 +400,73 @@ def rollup_sql(groups: list[tuple[Layout, list[FocusFile]]], *, provider_name: s
     # Rolled up on the files' own values first (tags as maps), then once more after the tags become JSON (two maps
     # can differ only in order); the constants and the ServiceCategory mapping are applied once per output row (the
     # mapping once per distinct service), not once per line.
-    return f"""
+    select = f"""
     WITH raw AS (SELECT {', '.join(inner)} FROM ({lines}) GROUP BY ALL),
     rolled AS MATERIALIZED (SELECT {', '.join(again)} FROM raw GROUP BY ALL),
     categories AS (SELECT name, {service_category_sql("name")} AS category FROM (SELECT DISTINCT "ServiceName" AS name FROM rolled))
     SELECT {', '.join(outputs)} FROM rolled LEFT JOIN categories ON rolled."ServiceName" = categories.name"""
+    return conformance_sql(select, derived)
+
+
+# --- FOCUS 1.2 conformance ---------------------------------------------------------------------------------
+
+_TAX = "\"ChargeCategory\" = 'Tax'"
+_NOT_CONSUMED = "(\"ChargeCategory\" IS DISTINCT FROM 'Usage' OR \"CommitmentDiscountStatus\" = 'Unused')"
+_NO_COMMITMENT_QUANTITY = "(\"ChargeCategory\" NOT IN ('Usage', 'Purchase') OR \"CommitmentDiscountId\" IS NULL)"
+
+# column -> the condition under which FOCUS 1.2 says it MUST be null (the spec's wording; the validator's rule id).
+CONFORMANCE: dict[str, str] = {
+    "SkuId": _TAX,  # SkuId-C-004-C
+    "SkuPriceId": _TAX,  # SkuPriceId-C-004-C
+    "SkuMeter": f'({_TAX} OR "SkuId" IS NULL)',  # SkuMeter-C-004-C
+    "SkuPriceDetails": f'({_TAX} OR "SkuPriceId" IS NULL)',  # SkuPriceDetails-C-004-C
+    "PricingQuantity": _TAX,  # PricingQuantity-C-004-C
+    "PricingUnit": f'({_TAX} OR "PricingQuantity" IS NULL)',  # PricingUnit-C-005-C
+    "PricingCategory": _TAX,  # PricingCategory-C-003-C
+    "ListUnitPrice": _TAX,  # ListUnitPrice-C-004-C
+    "ContractedUnitPrice": _TAX,  # ContractedUnitPrice-C-005-C
+    "PricingCurrencyListUnitPrice": _TAX,  # PricingCurrencyListUnitPrice-C-004-C
+    "PricingCurrencyContractedUnitPrice": _TAX,  # PricingCurrencyContractedUnitPrice-C-004-C
+    "ConsumedQuantity": _NOT_CONSUMED,  # ConsumedQuantity-C-004-C
+    "ConsumedUnit": f'({_NOT_CONSUMED} OR "ConsumedQuantity" IS NULL)',  # ConsumedUnit-C-005-C
+    "CommitmentDiscountCategory": '"CommitmentDiscountId" IS NULL',  # CommitmentDiscountCategory-C-003-C
+    "CommitmentDiscountType": '"CommitmentDiscountId" IS NULL',  # CommitmentDiscountType-C-004-C
+    "CommitmentDiscountName": '"CommitmentDiscountId" IS NULL',  # CommitmentDiscountName-C-004-C
+    "CommitmentDiscountStatus": '"CommitmentDiscountId" IS NULL',  # CommitmentDiscountStatus-C-003-C (spec wording)
+    # CommitmentDiscountQuantity-C-007-C; the spec lets a Correction keep it (-C-006-C), the validator's encoding does not
+    "CommitmentDiscountQuantity": _NO_COMMITMENT_QUANTITY,
+    "CommitmentDiscountUnit": f'({_NO_COMMITMENT_QUANTITY} OR "CommitmentDiscountQuantity" IS NULL)',  # -C-005-C
+    "ResourceType": '"ResourceId" IS NULL',  # ResourceType-C-004-C
+    "SubAccountName": '"SubAccountId" IS NULL',  # SubAccountName-C-004-C
+    "SubAccountType": '"SubAccountId" IS NULL',  # SubAccountType-C-004-C
+    "RegionName": '"RegionId" IS NULL',  # RegionName-C-004-C
+}
+assert not [name for name in CONFORMANCE if name.endswith("Cost")], "conformance never changes a cost"
+
+
+def conformance_sql(select: str, derived: Mapping[str, str] | None = None) -> str:
+    """`select` (rows in cost_daily's columns) with a source's derivations, then FOCUS 1.2's column rules
+    (`CONFORMANCE`, one ServiceCategory per ServiceName, ServiceSubcategory `Other (<ServiceCategory>)`
+    where NULL). Same columns, order and types; the costs are untouched."""
+    types = {c.name: _sql_type(c) for c in COLUMNS}
+    unknown = sorted(set(derived or {}) - set(types))
+    if unknown:
+        raise ValueError(f"derivations for columns cost_daily does not have: {', '.join(unknown)}")
+    fills = [f"CAST(coalesce({_q(name)}, {expression}) AS {types[name]}) AS {_q(name)}"
+             for name, expression in (derived or {}).items()]
+    nulls = [f"CAST(CASE WHEN {condition} THEN NULL ELSE {_q(name)} END AS {types[name]}) AS {_q(name)}"
+             for name, condition in CONFORMANCE.items()]
+    several = 'min("ServiceCategory") OVER (PARTITION BY "ServiceName") <> max("ServiceCategory") OVER (PARTITION BY "ServiceName")'
+    category = (f'CAST(CASE WHEN {several} THEN {service_category_sql(_q("ServiceName"))} ELSE "ServiceCategory" END AS VARCHAR) '
+                'AS "ServiceCategory"')
+    subcategory = 'CAST(coalesce("ServiceSubcategory", \'Other (\' || "ServiceCategory" || \')\') AS VARCHAR) AS "ServiceSubcategory"'
+    derived_rows = f"SELECT * REPLACE ({', '.join(fills)}) FROM exported" if fills else "SELECT * FROM exported"
+    return f"""
+    WITH exported AS ({select}),
+    derived AS ({derived_rows}),
+    categorized AS (SELECT * REPLACE ({category}) FROM derived),
+    conformed AS (SELECT * REPLACE ({', '.join(nulls)}, {subcategory}) FROM categorized)
+    SELECT * FROM conformed"""
 
 
 def _no_lines() -> str:

@@ -268,7 +268,7 @@ _SERVICE_CATEGORY_RULES: tuple[tuple[str, str], ...] = (
     ("cognitive", "AI and Machine Learning"),
     ("gradient", "AI and Machine Learning"),
     ("genai", "AI and Machine Learning"),
-    ("bigquery", "Analytics"),
+    ("bigquery", "Databases"),  # its ServiceSubcategory Data Warehouses is a Databases subcategory in FOCUS 1.2
     ("athena", "Analytics"),
     ("redshift", "Analytics"),
     ("glue", "Analytics"),

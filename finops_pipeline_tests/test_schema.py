@@ -107,7 +107,7 @@ def test_charge_periods_are_utc_days_and_months() -> None:
         ("Amazon Elastic Compute Cloud - Compute", "Compute"),
         ("Amazon Simple Storage Service", "Storage"),
         ("Amazon Relational Database Service", "Databases"),
-        ("BigQuery", "Analytics"),
+        ("BigQuery", "Databases"),
         ("Tax", "Other"),
         ("Something new", "Other"),
         (None, "Other"),

@@ -29,12 +29,19 @@ from finops_pipeline.defs.aws.cur.pull import (
     open_store,
     parse_manifest,
 )
+from finops_pipeline.defs.aws.resource_types import resource_type_sql
 from finops_pipeline.defs.aws.session import Deadline
 from finops_pipeline.diagnosis import PENDING, Diagnosis, ProviderError
 from finops_pipeline.lake import partition_metadata
 from finops_pipeline.refresh import Pull
 
 SOURCE = "focus"
+# AWS's FOCUS export leaves ResourceType NULL where it has a ResourceId (FOCUS 1.2: MUST NOT be null then): the type
+# is read from the id as for CUR (defs/aws/resource_types.py). The export's x_ServiceCode is not a cost_daily column,
+# so the product code that explains bare ids (an S3 bucket name) comes from the ServiceName of those products.
+_PRODUCT_CODES = {"Amazon Simple Storage Service": "AmazonS3", "Amazon CloudFront": "AmazonCloudFront", "Amazon Route 53": "AmazonRoute53"}
+DERIVED = {"ResourceType": resource_type_sql(
+    '"ResourceId"', "CASE \"ServiceName\" " + " ".join(f"WHEN '{name}' THEN '{code}'" for name, code in _PRODUCT_CODES.items()) + " END")}
 DUCKDB_MEMORY_LIMIT = "1400MB"  # FINOPS_FOCUS_MEMORY_LIMIT overrides it; DuckDB spills past it to the work directory
 
 
@@ -106,7 +113,7 @@ def pull_focus(account: Account, billing_period: str, data_dir: Path | None = No
             select = focus.rollup_sql(
                 groups, provider_name=PROVIDER.focus_name, invoice_issuer=PROVIDER.invoice_issuer, provider_key=PROVIDER.key,
                 source=SOURCE, account_key=account.key, account_name=account.name, billing_period=billing_period,
-                source_updated_at=manifest.last_modified, ingested_at=ingested_at)
+                source_updated_at=manifest.last_modified, ingested_at=ingested_at, derived=DERIVED)
             metadata = partition_metadata(totals.billed, {"focus_manifest": manifest.key, "focus_execution_id": manifest.assembly_id})
             try:
                 focus.copy_to_parquet(connection, select, target, metadata, groups)

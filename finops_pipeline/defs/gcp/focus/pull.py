@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from finops_pipeline import focus
 from finops_pipeline.config import Account
 from finops_pipeline.defs.gcp import PROVIDER, day_cache
+from finops_pipeline.defs.gcp.bigquery_export.normalize import resource_type
 from finops_pipeline.defs.gcp.client import Budget, bigquery_client
 from finops_pipeline.defs.gcp.focus.focus_query import (
     ALIASES,
@@ -62,8 +63,14 @@ if TYPE_CHECKING:  # google-cloud-bigquery is imported where a query runs: loadi
 
 SOURCE = "focus"
 # Changed when the rows a day becomes change: a cache built by another version is read again, once.
-MAPPING_VERSION = "focus-1"
+MAPPING_VERSION = "focus-2"  # 2: FOCUS 1.2 conformance and the derivations below
 MARGIN_DAYS = 15
+# Google's FOCUS export leaves ResourceType (and on some rows SubAccountType) NULL: ResourceType from the resource
+# name the way the billing export's source names it (bigquery_export.normalize.resource_type, once per distinct id,
+# looked up from a table registered on the connection), SubAccountType `Project` (a GCP sub account is a project).
+RESOURCE_TYPES = "gcp_resource_types"
+DERIVED = {"ResourceType": f'(SELECT t.type FROM {RESOURCE_TYPES} AS t WHERE t.id = "ResourceId")',
+           "SubAccountType": "CASE WHEN \"SubAccountId\" IS NOT NULL THEN 'Project' END"}
 
 
 def charge_days(billing_period: str, today: date) -> list[date]:
@@ -169,12 +176,16 @@ def unified_days(lines: list[dict[str, Any]], columns: dict[str, str], table: Fo
     path = work / "lines.parquet"
     pq.write_table(pa.table(arrays), path)
     connection = focus.connect(work / "spill")
+    ids = sorted({str(line["ResourceId"]) for line in lines if line.get("ResourceId")})
+    connection.register(RESOURCE_TYPES, pa.table({"id": pa.array(ids, pa.string()),
+                                                  "type": pa.array([resource_type(i) for i in ids], pa.string())}))
     try:
         groups = focus.group_files(connection, [focus.FocusFile(table.id, path)])
         focus.raw_totals(connection, groups, billing_period)  # the value checks, on what BigQuery answered
         select = focus.rollup_sql(groups, provider_name=PROVIDER.focus_name, invoice_issuer=PROVIDER.invoice_issuer,
                                   provider_key=PROVIDER.key, source=SOURCE, account_key=account.key, account_name=account.name,
-                                  billing_period=billing_period, source_updated_at=updated_at, ingested_at=datetime.now(timezone.utc))
+                                  billing_period=billing_period, source_updated_at=updated_at, ingested_at=datetime.now(timezone.utc),
+                                  derived=DERIVED)
         rows = connection.sql(select).to_arrow_table()
     except focus.FocusFileError as exc:
         raise file_error(exc, table) from None
