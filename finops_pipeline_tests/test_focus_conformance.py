@@ -83,6 +83,53 @@ def check_focus(table: pa.Table) -> None:
             assert row["ChargeClass"] == "Correction"
         assert row["ChargePeriodStart"] < row["ChargePeriodEnd"]
         assert row["BillingPeriodStart"] < row["BillingPeriodEnd"]
+        check_nullability_12(row)
+
+
+TAX_NULL = ("SkuId", "SkuPriceId", "PricingQuantity", "PricingUnit", "PricingCategory", "ListUnitPrice", "ContractedUnitPrice",
+            "PricingCurrencyListUnitPrice", "PricingCurrencyContractedUnitPrice")
+
+
+def check_nullability_12(row: dict) -> None:
+    """FOCUS 1.2's "MUST be null when ..." column rules, as the spec words them, on one row."""
+    if row["ChargeCategory"] == "Tax":
+        assert [c for c in TAX_NULL if row[c] is not None] == [], row
+    if row["SkuId"] is None:
+        assert row["SkuMeter"] is None, row["SkuMeter"]
+    if row["SkuPriceId"] is None:
+        assert row["SkuPriceDetails"] is None
+    if row["PricingQuantity"] is None:
+        assert row["PricingUnit"] is None
+    if row["ChargeCategory"] != "Usage" or row["CommitmentDiscountStatus"] == "Unused":
+        assert row["ConsumedQuantity"] is None, (row["ChargeCategory"], row["ConsumedQuantity"])
+    if row["ConsumedQuantity"] is None:
+        assert row["ConsumedUnit"] is None
+    if row["CommitmentDiscountId"] is None:
+        assert [row[c] for c in ("CommitmentDiscountCategory", "CommitmentDiscountType", "CommitmentDiscountName",
+                                 "CommitmentDiscountStatus", "CommitmentDiscountQuantity")] == [None] * 5, row
+    if row["ChargeCategory"] not in ("Usage", "Purchase"):
+        assert row["CommitmentDiscountQuantity"] is None
+    if row["CommitmentDiscountQuantity"] is None:
+        assert row["CommitmentDiscountUnit"] is None
+    if row["ResourceId"] is None:
+        assert row["ResourceType"] is None
+    if row["SubAccountId"] is None:
+        assert row["SubAccountType"] is None and row["SubAccountName"] is None
+
+
+def check_native_export(table: pa.Table) -> None:
+    """What the shared reader's conformance step adds for a native FOCUS export's rows (finops_pipeline.focus):
+    a type for every resource, a subcategory on every row, one ServiceCategory per ServiceName."""
+    check_focus(table)
+    categories: dict[str, set] = defaultdict(set)
+    for row in table.to_pylist():
+        if row["ResourceId"] is not None:
+            assert row["ResourceType"] is not None, row["ResourceId"]
+        if row["SubAccountId"] is not None:
+            assert row["SubAccountType"] is not None, row["SubAccountId"]
+        assert row["ServiceSubcategory"] is not None, row["ServiceName"]
+        categories[row["ServiceName"]].add(row["ServiceCategory"])
+    assert {name: found for name, found in categories.items() if len(found) > 1} == {}
 
 
 # --- every source ---------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from finops_pipeline import focus
+from finops_pipeline.defs.aws.focus.pull import DERIVED
 from finops_pipeline.lake import _check_partition_file, partition_metadata
 from finops_pipeline.schema import COLUMN_NAMES, totals_by_currency
 from finops_sandbox import focus as sf
@@ -33,7 +34,7 @@ def _read(tmp_path: Path, files, declared: str | None = None):
     target = tmp_path / "out.parquet"
     select = focus.rollup_sql(groups, provider_name="AWS", invoice_issuer="Amazon Web Services", provider_key="aws", source="focus",
                               account_key="k", account_name="Acme", billing_period=PERIOD, source_updated_at=None,
-                              ingested_at=datetime(2026, 11, 1, tzinfo=timezone.utc))
+                              ingested_at=datetime(2026, 11, 1, tzinfo=timezone.utc), derived=DERIVED)
     focus.copy_to_parquet(connection, select, target, partition_metadata(totals.billed), groups)
     _check_partition_file(target)  # the lake's own check: exactly cost_daily's schema, required columns filled
     return totals, pq.read_table(target), groups
@@ -243,3 +244,50 @@ def test_tags_as_a_list_of_key_value_records_read_as_a_json_object(tmp_path):
     assert totals.billed == sf.expected_totals(lines)
     tags = {t for t in out.column("Tags").to_pylist() if t}
     assert tags and all(set(json.loads(t)) == {"env", "team"} for t in tags)
+
+
+def test_rows_are_made_focus_12_conformant_without_touching_a_cost(tmp_path):
+    """The export's own values that break FOCUS 1.2's column rules (the stand-in's Tax and Credit lines carry the usage
+    line's SKU, price and quantities; its ResourceType is NULL) come out conformant; every cost reconciles exactly."""
+    from finops_pipeline_tests.test_focus_conformance import check_native_export
+
+    lines = sf.rows(PERIOD, days=2)
+    tax = next(line for line in lines if line["ChargeCategory"] == "Tax")
+    credit = next(line for line in lines if line["ChargeCategory"] == "Credit")
+    assert tax["SkuId"] and tax["ListUnitPrice"] and credit["ConsumedQuantity"] and credit["ResourceType"] is None  # the input breaks them
+    lines.append({**lines[0], "ServiceCategory": "Other", "ServiceSubcategory": None, "BilledCost": 0.25, "EffectiveCost": 0.25,
+                  "ListCost": 0.25, "ContractedCost": 0.25, "ResourceId": "i-0123456789abcdef0"})  # a second category, no subcategory
+    totals, table, _ = _read(tmp_path, [_write(tmp_path, lines)])
+    assert totals.billed == sf.expected_totals(lines) == totals_by_currency(table)
+    for measure in ("EffectiveCost", "ListCost", "ContractedCost"):
+        assert sum(table.column(measure).to_pylist(), Decimal(0)) == sum((Decimal(repr(line[measure])) for line in lines), Decimal(0))
+    check_native_export(table)
+    rows = table.to_pylist()
+    tax_row = next(r for r in rows if r["ChargeCategory"] == "Tax")
+    assert tax_row["SkuId"] is tax_row["ListUnitPrice"] is tax_row["PricingCategory"] is tax_row["PricingUnit"] is None
+    credit_row = next(r for r in rows if r["ChargeCategory"] == "Credit")
+    assert credit_row["ConsumedQuantity"] is credit_row["ConsumedUnit"] is None
+    assert credit_row["SkuId"] == credit["SkuId"]  # the spec lets a Credit keep its SKU: kept
+    # ResourceType from the id (defs/aws/resource_types.py), as for CUR.
+    types = {r["ResourceId"]: r["ResourceType"] for r in rows if r["ResourceId"]}
+    assert types["i-0123456789abcdef0"] == "ec2:instance"
+    assert {types[i] for i in types if i.startswith("arn:aws:amazonec2:")} == {"amazonec2:res"}
+    # One ServiceCategory per ServiceName: the shared mapping's where the file gave two.
+    assert {r["ServiceCategory"] for r in rows if r["ServiceName"] == lines[0]["ServiceName"]} == {"Compute"}
+    # ServiceSubcategory where the export gives none: FOCUS 1.2's 'Other (<ServiceCategory>)', after that category.
+    assert next(r for r in rows if r["ResourceId"] == "i-0123456789abcdef0")["ServiceSubcategory"] == "Other (Compute)"
+
+
+def test_an_exports_own_value_wins_over_a_derivation(tmp_path):
+    lines = [{**line, "ResourceType": "Virtual Machine"} if line["ChargeCategory"] == "Usage" else line for line in sf.rows(PERIOD, days=1)]
+    connection = focus.connect(tmp_path / "spill")
+    groups = focus.group_files(connection, [_write(tmp_path, lines)])
+    select = focus.rollup_sql(groups, provider_name="AWS", invoice_issuer="AWS", provider_key="aws", source="focus", account_key="k",
+                              account_name="Acme", billing_period=PERIOD, source_updated_at=None,
+                              ingested_at=datetime(2026, 11, 1, tzinfo=timezone.utc), derived={"ResourceType": "'derived'"})
+    types = {r[0] for r in connection.sql(f"SELECT DISTINCT ResourceType, ChargeCategory FROM ({select})").fetchall() if r[1] == "Usage"}
+    assert types == {"Virtual Machine"}
+    with pytest.raises(ValueError, match="NoSuchColumn"):
+        focus.rollup_sql(groups, provider_name="AWS", invoice_issuer="AWS", provider_key="aws", source="focus", account_key="k",
+                         account_name="Acme", billing_period=PERIOD, source_updated_at=None,
+                         ingested_at=datetime(2026, 11, 1, tzinfo=timezone.utc), derived={"NoSuchColumn": "1"})

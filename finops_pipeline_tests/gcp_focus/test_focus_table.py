@@ -233,3 +233,26 @@ def test_inside_48_hours_no_focus_table_is_not_there_yet_and_after_it_the_fix(bi
 
     evaluation = next(e for (asset, name), e in check_results(later).items() if name == "billing_data_within_48h")
     assert not evaluation.passed and "enable the FOCUS usage cost export" in evaluation.metadata["fix"].value
+
+
+def test_rows_are_made_focus_12_conformant_and_carry_the_derived_columns(scenario, bigquery, tmp_path):
+    """Google's export leaves ResourceType NULL, gives its committed use discount credits a category without an id and
+    its tax no SubAccountType: the shared reader's conformance step and this source's derivations fix each."""
+    from finops_pipeline.defs.gcp.bigquery_export.normalize import resource_type
+    from finops_pipeline.schema import service_category
+    from finops_pipeline_tests.test_focus_conformance import check_native_export
+
+    raw = [r for r in scenario.rows[USD_BILLING] if r["ChargeCategory"] == "Credit"]
+    assert raw and all(r["CommitmentDiscountCategory"] and not r.get("CommitmentDiscountId") for r in raw)  # the input breaks it
+    pull = _pull(entry("usd", USD_BILLING, bigquery.url), "2026-10", tmp_path)
+    check_native_export(pull.batches)
+    rows = pull.batches.to_pylist()
+    assert pull.source_totals == totals_by_currency(pull.batches)
+    with_id = [r for r in rows if r["ResourceId"]]
+    assert with_id and all(r["ResourceType"] == resource_type(r["ResourceId"]) for r in with_id)  # as the billing export names it
+    assert {r["SubAccountType"] for r in rows if r["ChargeCategory"] == "Tax"} == {"Project"}
+    credits = [r for r in rows if r["ChargeCategory"] == "Credit"]
+    assert credits and {(r["CommitmentDiscountCategory"], r["CommitmentDiscountType"], r["CommitmentDiscountStatus"]) for r in credits} == {
+        (None, None, None)}
+    # BigQuery: one ServiceCategory with the billing export's source (schema.service_category), Databases as Google's file says.
+    assert {r["ServiceCategory"] for r in rows if r["ServiceName"] == "BigQuery"} == {service_category("BigQuery")} == {"Databases"}

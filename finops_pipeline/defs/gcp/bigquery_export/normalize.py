@@ -36,7 +36,7 @@ SOURCE = "bigquery_export"
 ZERO = Decimal(0)
 # The version of what unified_row puts in a row. The day cache keeps rows between refreshes and is
 # dropped when its version differs, so a new mapping reaches months whose export no longer changes.
-MAPPING_VERSION = "3"  # 3: BigQuery is Databases. 2: ResourceType, AvailabilityZone, commitment credits, PricingCategory, list/contracted prices
+MAPPING_VERSION = "3"  # 3: BigQuery Databases, no quantities on Tax. 2: ResourceType, zones, commitment credits, prices
 
 # Committed use discount credit types -> FOCUS CommitmentDiscountCategory.
 CUD_CATEGORIES = {"COMMITTED_USAGE_DISCOUNT": "Usage", "COMMITTED_USAGE_DISCOUNT_DOLLAR_BASE": "Spend"}
@@ -149,6 +149,10 @@ def unified_row(
         source_type = cost_type
         pricing_quantity, consumed_quantity = _decimal_or_none(line["pricing_amount"]), _decimal_or_none(line["usage_amount"])
         pricing_unit, consumed_unit = line["pricing_unit"], line["usage_unit"]
+        if category != "Usage":  # FOCUS 1.2: ConsumedQuantity is null off Usage rows, PricingQuantity on Tax rows
+            consumed_quantity = consumed_unit = None
+        if category == "Tax":
+            pricing_quantity = pricing_unit = None
     service = line["service_name"] or "Unknown"
     rate = line["currency_conversion_rate"]
     list_price, contracted_price = unit_prices(line) if category == "Usage" else (None, None)
