@@ -254,5 +254,5 @@ def test_rows_are_made_focus_12_conformant_and_carry_the_derived_columns(scenari
     credits = [r for r in rows if r["ChargeCategory"] == "Credit"]
     assert credits and {(r["CommitmentDiscountCategory"], r["CommitmentDiscountType"], r["CommitmentDiscountStatus"]) for r in credits} == {
         (None, None, None)}
-    # BigQuery: one ServiceCategory with the billing export's source (schema.service_category), Databases as Google's file says.
+    # BigQuery: one ServiceCategory with the billing export's source (schema.service_category), Databases as the FOCUS file (its stand-in) says.
     assert {r["ServiceCategory"] for r in rows if r["ServiceName"] == "BigQuery"} == {service_category("BigQuery")} == {"Databases"}
