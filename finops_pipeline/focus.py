@@ -40,8 +40,9 @@ so when cost_daily gains a FOCUS column the reader fills it without a change her
     CommitmentDiscountUnit NULL when CommitmentDiscountQuantity is.
   - ResourceType NULL when ResourceId is; SubAccountName and SubAccountType NULL when SubAccountId is;
     RegionName NULL when RegionId is.
-  - One ServiceCategory per ServiceName: where a month's rows give one service several categories, all take
-    the shared mapping's (`schema.service_category_sql`, the one every source uses).
+  - One ServiceCategory per ServiceName across the table (FOCUS: one category per service): the shared
+    mapping's (`schema.service_category_sql`, the one every other source uses) wherever it knows the service;
+    the export's own category for a service the mapping does not know (unless a month gives it several).
   - ServiceSubcategory `Other (<ServiceCategory>)` where the export gives none (FOCUS 1.2's value for a
     service no other subcategory fits; the column MUST NOT be null).
   docs/focus_conformance.md quotes the spec's rule behind each, and the validator's where it differs.
@@ -457,14 +458,15 @@ def conformance_sql(select: str, derived: Mapping[str, str] | None = None) -> st
     nulls = [f"CAST(CASE WHEN {condition} THEN NULL ELSE {_q(name)} END AS {types[name]}) AS {_q(name)}"
              for name, condition in CONFORMANCE.items()]
     several = 'min("ServiceCategory") OVER (PARTITION BY "ServiceName") <> max("ServiceCategory") OVER (PARTITION BY "ServiceName")'
-    category = (f'CAST(CASE WHEN {several} THEN {service_category_sql(_q("ServiceName"))} ELSE "ServiceCategory" END AS VARCHAR) '
-                'AS "ServiceCategory"')
+    category = ('CAST(CASE WHEN mapped.category <> \'Other\' OR ' + several + ' THEN mapped.category ELSE "ServiceCategory" END '
+                'AS VARCHAR) AS "ServiceCategory"')
     subcategory = 'CAST(coalesce("ServiceSubcategory", \'Other (\' || "ServiceCategory" || \')\') AS VARCHAR) AS "ServiceSubcategory"'
     derived_rows = f"SELECT * REPLACE ({', '.join(fills)}) FROM exported" if fills else "SELECT * FROM exported"
     return f"""
     WITH exported AS ({select}),
     derived AS ({derived_rows}),
-    categorized AS (SELECT * REPLACE ({category}) FROM derived),
+    mapped AS (SELECT name, {service_category_sql("name")} AS category FROM (SELECT DISTINCT "ServiceName" AS name FROM derived)),
+    categorized AS (SELECT derived.* REPLACE ({category}) FROM derived LEFT JOIN mapped ON derived."ServiceName" = mapped.name),
     conformed AS (SELECT * REPLACE ({', '.join(nulls)}, {subcategory}) FROM categorized)
     SELECT * FROM conformed"""
 
