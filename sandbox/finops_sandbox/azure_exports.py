@@ -37,9 +37,9 @@ SERVICES = (
     ("Azure SQL Database", "Databases", "SQL Database", "vCore", "1 Hour", 6.92),
     ("Azure App Service", "Web", "Azure App Service", "P1 v3 App", "1 Hour", 2.18),
 )
-# ServiceName -> FOCUS 1.2 ServiceSubcategory (FocusCost 1.2-preview writes the column)
-SUBCATEGORIES = {"Virtual Machines": "Virtual Machines", "Storage": "Object Storage", "Azure SQL Database": "Relational Databases",
-                 "Azure App Service": "Application Platforms"}
+# ServiceName -> FOCUS 1.2 ServiceSubcategory (FocusCost 1.2-preview writes the column; Services.csv's Other is "Other (<category>)")
+SUBCATEGORIES = {"Virtual Machines": "Virtual Machines", "Storage": "Other (Storage)", "Azure SQL Database": "Relational Databases",
+                 "Azure App Service": "Other (Web)"}
 REGIONS = (("eastus", "East US"), ("westeurope", "West Europe"))
 TEAMS = ("platform", "data", "web")
 FOCUS_VERSIONS = {"1.0r2": "1.0r2", "1.2-preview": "1.2-preview", "1.0": "1.0"}
