@@ -106,6 +106,11 @@ def test_cost_details_fill_billed_from_actual_and_effective_from_amortized(azuri
     assert {r["ServiceName"]: r["ServiceSubcategory"] for r in rows}["Virtual Machines"] == "Virtual Machines"
     assert {r["ServiceName"]: r["ServiceCategory"] for r in rows}["Azure App Service"] == "Web"
     assert [r["EffectiveCost"] for r in rows if r["ChargeCategory"] == "Purchase"] == [Decimal(0)]
+    assert {r["ServiceName"]: r["ServiceSubcategory"] for r in rows}["Azure App Service"] == "Other (Web)"
+    if pascal:  # priced in the billing currency: the same amount; another pricing currency is not converted back
+        assert all(r["PricingCurrencyEffectiveCost"] == r["EffectiveCost"] for r in rows)
+    else:
+        assert {r["PricingCurrencyEffectiveCost"] for r in rows} == {None}
 
 
 def test_a_newer_run_replaces_the_month_never_adds_to_it(azurite, container, tmp_path):

@@ -44,7 +44,7 @@ REGIONS = (("eastus", "East US"), ("westeurope", "West Europe"))
 TEAMS = ("platform", "data", "web")
 FOCUS_VERSIONS = {"1.0r2": "1.0r2", "1.2-preview": "1.2-preview", "1.0": "1.0"}
 MONEY = {"BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "PricingQuantity", "ConsumedQuantity", "ListUnitPrice",
-         "ContractedUnitPrice"}
+         "ContractedUnitPrice", "PricingCurrencyEffectiveCost", "PricingCurrencyListUnitPrice"}
 
 
 def _amount(value: float) -> str:
@@ -83,11 +83,13 @@ def focus_rows(billing_period: str, seed: str = "azure-focus", days: int | None 
                         "BilledCost": _amount(billed), "EffectiveCost": _amount(billed), "ListCost": _amount(list_cost),
                         "ContractedCost": _amount(billed), "BillingAccountId": BILLING_ACCOUNT, "BillingAccountName": "Contoso",
                         "BillingAccountType": "Billing Profile", "BillingCurrency": currency, "PricingCurrency": currency,
+                        "PricingCurrencyEffectiveCost": _amount(billed),
                         "BillingPeriodStart": start, "BillingPeriodEnd": end, "ChargeCategory": "Usage", "ChargeClass": None,
                         "ChargeDescription": f"{meter} - {region_name}", "ChargeFrequency": "Usage-Based",
                         "ChargePeriodStart": moment, "ChargePeriodEnd": moment + timedelta(days=1),
                         "ConsumedQuantity": _amount(quantity), "ConsumedUnit": unit, "InvoiceIssuerName": "Microsoft",
-                        "ListUnitPrice": _amount(round(list_cost / quantity, 8)), "PricingCategory": "Standard",
+                        "ListUnitPrice": _amount(round(list_cost / quantity, 8)),
+                        "PricingCurrencyListUnitPrice": _amount(round(list_cost / quantity, 8)), "PricingCategory": "Standard",
                         "PricingQuantity": _amount(quantity), "PricingUnit": unit, "ProviderName": "Microsoft",
                         "PublisherName": "Microsoft", "RegionId": region, "RegionName": region_name, "ResourceId": resource,
                         "ResourceName": resource.rsplit("/", 1)[-1], "ResourceType": "Virtual machine", "ServiceCategory": category,
@@ -99,11 +101,12 @@ def focus_rows(billing_period: str, seed: str = "azure-focus", days: int | None 
                     })
     if out:  # a monthly tax line and a marketplace purchase, as real months have
         out.append({**out[0], "ChargeCategory": "Tax", "BilledCost": "3.21", "EffectiveCost": "3.21", "ListCost": "3.21",
-                    "ContractedCost": "3.21", "ServiceName": "Tax", "ServiceCategory": "Other", "ServiceSubcategory": "Other (Other)", "Tags": {},
+                    "ContractedCost": "3.21", "PricingCurrencyEffectiveCost": "3.21", "ResourceType": None,
+                    "ServiceName": "Tax", "ServiceCategory": "Other", "ServiceSubcategory": "Other (Other)", "Tags": {},
                     "ResourceId": None,
                     "ResourceName": None, "ChargeDescription": "Sales tax", "ConsumedQuantity": None, "PricingQuantity": None})
         out.append({**out[1], "ChargeCategory": "Purchase", "ChargeFrequency": "One-Time", "BilledCost": "120", "EffectiveCost": "120",
-                    "ListCost": "120", "ContractedCost": "120", "ChargeDescription": "Marketplace purchase", "Tags": {}})
+                    "ListCost": "120", "ContractedCost": "120", "PricingCurrencyEffectiveCost": "120", "ChargeDescription": "Marketplace purchase", "Tags": {}})
     return out
 
 

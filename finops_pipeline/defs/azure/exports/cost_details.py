@@ -26,7 +26,7 @@ import duckdb
 from finops_pipeline import focus
 from finops_pipeline.defs.azure.cost_management.pull import CHARGE_TYPES
 from finops_pipeline.defs.azure.regions import region_name_sql, resource_type_sql
-from finops_pipeline.schema import service_subcategory_sql
+from finops_pipeline.schema import service_category_sql, service_subcategory_sql
 
 MONEY = focus.MONEY_SQL
 # FOCUS column -> the cost details columns that fill it, first found wins (compared case-insensitively).
@@ -135,6 +135,8 @@ def convert(connection: duckdb.DuckDBPyConnection, file: focus.FocusFile, amorti
     account_column = (col["BillingAccountId"] or "").lower()
     account_type = {"billingaccountid": "Billing Account", "billingprofileid": "Billing Profile"}.get(account_column, "Subscription")
     billing_currency = _text(currency)
+    # MCA names its price list's currency (pricingCurrency); EA prices in the billing currency and has no such column.
+    pricing_currency = f"coalesce({_text(col['pricingCurrency'])}, {billing_currency})"
     parts = {
         "BilledCost": zero if amortized else text_amount,
         "EffectiveCost": text_amount if amortized else zero,
@@ -146,8 +148,10 @@ def convert(connection: duckdb.DuckDBPyConnection, file: focus.FocusFile, amorti
         "PricingUnit": _text(col["unit"]),
         "ConsumedUnit": _text(col["unit"]),
         "BillingCurrency": billing_currency,
-        # MCA names its price list's currency (pricingCurrency); EA prices in the billing currency and has no such column.
-        "PricingCurrency": f"coalesce({_text(col['pricingCurrency'])}, {billing_currency})",
+        "PricingCurrency": pricing_currency,
+        # In the pricing currency only where it is the billing currency: converting back through
+        # exchangeRatePricingToBilling would not be exact, so another pricing currency leaves it NULL.
+        "PricingCurrencyEffectiveCost": f"CASE WHEN {pricing_currency} = {billing_currency} THEN {text_amount if amortized else zero} END",
         "ChargePeriodStart": f"strftime({day}, '%Y-%m-%dT00:00:00Z')",
         "ChargeCategory": _case(col["chargeType"], charge_types, "Usage"),
         "ChargeClass": _case(col["chargeType"], charge_classes, None),
@@ -161,8 +165,9 @@ def convert(connection: duckdb.DuckDBPyConnection, file: focus.FocusFile, amorti
         "SubAccountType": f"CASE WHEN {subscription} IS NULL THEN NULL ELSE 'Subscription' END",
         "ServiceName": _text(col["ServiceName"]),
         # meterSubCategory is a meter family ("Dv5 Series"), not a FOCUS ServiceSubcategory: from the service, as for
-        # the other sources (schema.focus_rules makes what stays NULL "Other (<ServiceCategory>)").
-        "ServiceSubcategory": service_subcategory_sql(_text(col["ServiceName"])),
+        # the other sources, and "Other (<ServiceCategory>)" where the mapping has none (FOCUS: never NULL).
+        "ServiceSubcategory": f"coalesce({service_subcategory_sql(_text(col['ServiceName']))}, "
+                              f"'Other (' || {service_category_sql(_text(col['ServiceName']))} || ')')",
         "RegionId": region,
         "RegionName": region_name_sql(region),
         "ResourceId": resource,
