@@ -94,7 +94,8 @@ def focus_rows(billing_period: str, seed: str = "azure-focus", days: int | None 
                         "PublisherName": "Microsoft", "RegionId": region, "RegionName": region_name, "ResourceId": resource,
                         "ResourceName": resource.rsplit("/", 1)[-1], "ResourceType": "Virtual machine", "ServiceCategory": category,
                         "ServiceName": service,
-                        "ServiceSubcategory": SUBCATEGORIES[service], "SkuId": f"DZH318Z0{abs(hash((meter, region))) % 10**4:04d}", "SkuPriceId": None,
+                        "ServiceSubcategory": SUBCATEGORIES[service], "SkuMeter": meter,
+                        "SkuId": f"DZH318Z0{abs(hash((meter, region))) % 10**4:04d}", "SkuPriceId": None,
                         "SubAccountId": f"/subscriptions/{sub_id}", "SubAccountName": sub_name, "SubAccountType": "Subscription",
                         "Tags": {"team": team, "env": "prod" if "Production" in sub_name else "dev"},
                         "x_ResourceGroupName": group, "x_SkuMeterCategory": meter_category, "x_SkuMeterName": meter,
@@ -104,9 +105,13 @@ def focus_rows(billing_period: str, seed: str = "azure-focus", days: int | None 
                     "ContractedCost": "3.21", "PricingCurrencyEffectiveCost": "3.21", "ResourceType": None,
                     "ServiceName": "Tax", "ServiceCategory": "Other", "ServiceSubcategory": "Other (Other)", "Tags": {},
                     "ResourceId": None,
-                    "ResourceName": None, "ChargeDescription": "Sales tax", "ConsumedQuantity": None, "PricingQuantity": None})
+                    "ResourceName": None, "ChargeDescription": "Sales tax", "ConsumedQuantity": None, "PricingQuantity": None,
+                    # FOCUS: a Tax row has no SKU, pricing category, units or unit prices
+                    **dict.fromkeys(("SkuId", "SkuPriceId", "SkuMeter", "PricingCategory", "ConsumedUnit", "PricingUnit", "ListUnitPrice",
+                                     "PricingCurrencyListUnitPrice"))})
         out.append({**out[1], "ChargeCategory": "Purchase", "ChargeFrequency": "One-Time", "BilledCost": "120", "EffectiveCost": "120",
-                    "ListCost": "120", "ContractedCost": "120", "PricingCurrencyEffectiveCost": "120", "ChargeDescription": "Marketplace purchase", "Tags": {}})
+                    "ListCost": "120", "ContractedCost": "120", "PricingCurrencyEffectiveCost": "120", "ChargeDescription": "Marketplace purchase", "Tags": {},
+                    "ConsumedQuantity": None, "ConsumedUnit": None})  # FOCUS: consumption is Usage only
     return out
 
 
