@@ -107,6 +107,10 @@ def test_cost_details_fill_billed_from_actual_and_effective_from_amortized(azuri
     assert {r["ServiceName"]: r["ServiceCategory"] for r in rows}["Azure App Service"] == "Web"
     assert [r["EffectiveCost"] for r in rows if r["ChargeCategory"] == "Purchase"] == [Decimal(0)]
     assert {r["ServiceName"]: r["ServiceSubcategory"] for r in rows}["Azure App Service"] == "Other (Web)"
+    assert {(r["ChargeCategory"], r["CommitmentDiscountCategory"], r["CommitmentDiscountType"], r["CommitmentDiscountStatus"])
+            for r in rows if r["CommitmentDiscountId"]} == {("Usage", "Usage", "Reservation", "Used"), ("Purchase", "Usage", "Reservation", None)}
+    assert {(r["CommitmentDiscountCategory"], r["CommitmentDiscountType"], r["CommitmentDiscountStatus"])
+            for r in rows if not r["CommitmentDiscountId"]} == {(None, None, None)}
     if pascal:  # priced in the billing currency: the same amount; another pricing currency is not converted back
         assert all(r["PricingCurrencyEffectiveCost"] == r["EffectiveCost"] for r in rows)
     else:

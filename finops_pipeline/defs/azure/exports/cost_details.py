@@ -56,6 +56,8 @@ NAMES = {
     "benefitName": ("benefitName", "reservationName"),
     "tags": ("tags",),
 }
+# chargeType -> CommitmentDiscountStatus of a line with a benefit (a purchase has none)
+STATUSES = {"usage": "Used", "unusedreservation": "Unused", "unusedsavingsplan": "Unused"}
 REQUIRED = ("cost", "date", "currency", "ServiceName")
 FIX = ("Point the account at Cost Management exports of the ActualCost and AmortizedCost (cost details) datasets with all "
        "columns, or use dataset: focus with a FocusCost export; the month keeps its last good data.")
@@ -135,6 +137,7 @@ def convert(connection: duckdb.DuckDBPyConnection, file: focus.FocusFile, amorti
     account_column = (col["BillingAccountId"] or "").lower()
     account_type = {"billingaccountid": "Billing Account", "billingprofileid": "Billing Profile"}.get(account_column, "Subscription")
     billing_currency = _text(currency)
+    benefit = _text(col["benefitId"])
     # MCA names its price list's currency (pricingCurrency); EA prices in the billing currency and has no such column.
     pricing_currency = f"coalesce({_text(col['pricingCurrency'])}, {billing_currency})"
     parts = {
@@ -178,6 +181,12 @@ def convert(connection: duckdb.DuckDBPyConnection, file: focus.FocusFile, amorti
         "PricingCategory": _case(col["pricingModel"], {"ondemand": "Standard", "reservation": "Committed", "savingsplan": "Committed",
                                                       "spot": "Dynamic"}, None),
         "CommitmentDiscountId": _text(col["benefitId"]),
+        # FocusCost's values for a benefit: a reservation is Usage-based, a savings plan Spend-based (pricingModel says which)
+        "CommitmentDiscountCategory": f"CASE WHEN {benefit} IS NOT NULL THEN "
+                                      f"{_case(col['pricingModel'], {'reservation': 'Usage', 'savingsplan': 'Spend'}, None)} END",
+        "CommitmentDiscountType": f"CASE WHEN {benefit} IS NOT NULL THEN "
+                                  f"{_case(col['pricingModel'], {'reservation': 'Reservation', 'savingsplan': 'Savings Plan'}, None)} END",
+        "CommitmentDiscountStatus": f"CASE WHEN {benefit} IS NOT NULL THEN {_case(col['chargeType'], STATUSES, None)} END",
         "CommitmentDiscountName": _text(col["benefitName"]),
         "Tags": f"CASE WHEN json_valid({tags_json}) THEN {tags_json} END",
         "x_SourceChargeType": _text(col["chargeType"]),
