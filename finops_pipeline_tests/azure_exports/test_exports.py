@@ -55,11 +55,16 @@ def test_focus_export_reads_exactly_the_newest_runs_blobs(azurite, container, tm
     assert set(table.column("x_Source").to_pylist()) == {"exports"} and set(table.column("ProviderName").to_pylist()) == {"Microsoft"}
     assert '{"env":"prod","team":"data"}' in table.column("Tags").to_pylist()
     assert "x_ResourceGroupName" in pull.metadata["x_columns_dropped"]
+    assert set(table.column("PricingCurrency").to_pylist()) == {"USD"}  # FocusCost 1.2-preview writes it
+    categories = {(r["ServiceName"], r["ServiceCategory"]) for r in table.select(["ServiceName", "ServiceCategory"]).to_pylist()}
+    assert ("Azure App Service", "Web") in categories and len(categories) == len({name for name, _ in categories})
     assert not list((tmp_path / "data" / "tmp").glob("azexp-*"))  # the private download directory is gone
 
 
 def test_focus_10r2_is_read_by_its_declared_version(azurite, container, tmp_path):
-    lines = [{k: v for k, v in line.items() if k not in ("SkuMeter", "ServiceSubcategory")} for line in ax.focus_rows(PERIOD, days=2)]
+    # FocusCost 1.0r2 has neither SkuMeter nor ServiceSubcategory, and names the price list's currency x_PricingCurrency
+    lines = [{("x_PricingCurrency" if k == "PricingCurrency" else k): v for k, v in line.items() if k not in ("SkuMeter", "ServiceSubcategory")}
+             for line in ax.focus_rows(PERIOD, days=2)]
     ax.deliver(container, "exports", "focus-daily", PERIOD, lines, "csv", version="1.0r2")
     pull, table = _pull(account_of(entry(container.container_name, azurite)), tmp_path)
     assert pull.metadata["focus_versions"] == ["1.0"] and totals_by_currency(table) == ax.expected_totals(lines)
@@ -69,6 +74,8 @@ def test_focus_10r2_is_read_by_its_declared_version(azurite, container, tmp_path
 def test_cost_details_fill_billed_from_actual_and_effective_from_amortized(azurite, container, tmp_path, pascal):
     actual = ax.cost_details_rows(PERIOD, amortized=False, days=4, pascal=pascal)
     amortized = ax.cost_details_rows(PERIOD, amortized=True, days=4, pascal=pascal)
+    if not pascal:  # MCA names the price list's currency; EA has no such column and prices in the billing currency
+        actual, amortized = ([{**line, "pricingCurrency": "USD"} for line in lines] for lines in (actual, amortized))
     ax.deliver(container, "exports", "costs-actual", PERIOD, actual, "csv", kind="ActualCost")
     ax.deliver(container, "exports", "costs-amortized", PERIOD, amortized, "parquet", kind="AmortizedCost")
     account = account_of(entry(container.container_name, azurite, dataset="cost_details", export="costs-actual",
@@ -87,6 +94,27 @@ def test_cost_details_fill_billed_from_actual_and_effective_from_amortized(azuri
     assert set(table.column("RegionId").to_pylist()) == {"eastus", "westeurope"}
     assert '{"env":"dev","team":"web"}' in table.column("Tags").to_pylist()
     assert set(table.column("PricingCategory").to_pylist()) == {"Standard", "Committed"}
+    # What Microsoft's FOCUS export writes and the files hold: names for regions and resource types, the account kind.
+    rows = table.to_pylist()
+    assert {(r["RegionId"], r["RegionName"]) for r in rows} == {("eastus", "East US"), ("westeurope", "West Europe")}
+    assert {r["ResourceType"] for r in rows if r["ResourceId"]} == {"Virtual machine"}
+    assert all(r["ResourceType"] is None for r in rows if not r["ResourceId"])
+    assert {r["BillingAccountType"] for r in rows} == {"Billing Account"}
+    assert {r["SubAccountType"] for r in rows} == {"Subscription"}
+    assert {r["PricingCurrency"] for r in rows} == {"EUR" if pascal else "USD"}
+    assert {r["ServiceName"]: r["ServiceSubcategory"] for r in rows}["SQL Database"] == "Relational Databases"
+    assert {r["ServiceName"]: r["ServiceSubcategory"] for r in rows}["Virtual Machines"] == "Virtual Machines"
+    assert {r["ServiceName"]: r["ServiceCategory"] for r in rows}["Azure App Service"] == "Web"
+    assert [r["EffectiveCost"] for r in rows if r["ChargeCategory"] == "Purchase"] == [Decimal(0)]
+    assert {r["ServiceName"]: r["ServiceSubcategory"] for r in rows}["Azure App Service"] == "Other (Web)"
+    assert {(r["ChargeCategory"], r["CommitmentDiscountCategory"], r["CommitmentDiscountType"], r["CommitmentDiscountStatus"])
+            for r in rows if r["CommitmentDiscountId"]} == {("Usage", "Usage", "Reservation", "Used"), ("Purchase", "Usage", "Reservation", None)}
+    assert {(r["CommitmentDiscountCategory"], r["CommitmentDiscountType"], r["CommitmentDiscountStatus"])
+            for r in rows if not r["CommitmentDiscountId"]} == {(None, None, None)}
+    if pascal:  # priced in the billing currency: the same amount; another pricing currency is not converted back
+        assert all(r["PricingCurrencyEffectiveCost"] == r["EffectiveCost"] for r in rows)
+    else:
+        assert {r["PricingCurrencyEffectiveCost"] for r in rows} == {None}
 
 
 def test_a_newer_run_replaces_the_month_never_adds_to_it(azurite, container, tmp_path):

@@ -29,18 +29,22 @@ import pyarrow.parquet as pq
 BILLING_ACCOUNT = "/providers/Microsoft.Billing/billingAccounts/5e1d9c3a-0000-4000-8000-0000000a2b3c:7d3c_2019-05-31"
 SUBSCRIPTIONS = (("3f2a7c1e-5b8d-4e9f-a1c2-0d4e6f8a9b10", "Contoso Production"), ("9c8b7a6d-1e2f-4a3b-8c9d-0e1f2a3b4c5d", "Contoso Dev/Test"))
 FABRIKAM = (("61d0c4b2-7a9e-4f3d-b5c8-2e1a0f9d8c7b", "Fabrikam Production"), ("a4e2f0c9-3b7d-4e8a-9f1c-5d6b7a8e9f0a", "Fabrikam Dev/Test"))
-# (ServiceName, ServiceCategory, meterCategory, meterName, unit, typical daily cost)
+# (ServiceName, ServiceCategory, meterCategory, meterName, unit, typical daily cost): the categories of Microsoft's
+# services mapping (FinOps toolkit Services.csv: App Service is Web, as schema.service_category maps it too)
 SERVICES = (
     ("Virtual Machines", "Compute", "Virtual Machines", "D4s v5", "1 Hour", 4.61),
     ("Storage", "Storage", "Storage", "Hot LRS Data Stored", "1 GB/Month", 1.37),
     ("Azure SQL Database", "Databases", "SQL Database", "vCore", "1 Hour", 6.92),
-    ("Azure App Service", "Compute", "Azure App Service", "P1 v3 App", "1 Hour", 2.18),
+    ("Azure App Service", "Web", "Azure App Service", "P1 v3 App", "1 Hour", 2.18),
 )
+# ServiceName -> FOCUS 1.2 ServiceSubcategory (FocusCost 1.2-preview writes the column; Services.csv's Other is "Other (<category>)")
+SUBCATEGORIES = {"Virtual Machines": "Virtual Machines", "Storage": "Other (Storage)", "Azure SQL Database": "Relational Databases",
+                 "Azure App Service": "Other (Web)"}
 REGIONS = (("eastus", "East US"), ("westeurope", "West Europe"))
 TEAMS = ("platform", "data", "web")
 FOCUS_VERSIONS = {"1.0r2": "1.0r2", "1.2-preview": "1.2-preview", "1.0": "1.0"}
 MONEY = {"BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "PricingQuantity", "ConsumedQuantity", "ListUnitPrice",
-         "ContractedUnitPrice"}
+         "ContractedUnitPrice", "PricingCurrencyEffectiveCost", "PricingCurrencyListUnitPrice"}
 
 
 def _amount(value: float) -> str:
@@ -78,26 +82,36 @@ def focus_rows(billing_period: str, seed: str = "azure-focus", days: int | None 
                     out.append({
                         "BilledCost": _amount(billed), "EffectiveCost": _amount(billed), "ListCost": _amount(list_cost),
                         "ContractedCost": _amount(billed), "BillingAccountId": BILLING_ACCOUNT, "BillingAccountName": "Contoso",
-                        "BillingAccountType": "Billing Profile", "BillingCurrency": currency,
+                        "BillingAccountType": "Billing Profile", "BillingCurrency": currency, "PricingCurrency": currency,
+                        "PricingCurrencyEffectiveCost": _amount(billed),
                         "BillingPeriodStart": start, "BillingPeriodEnd": end, "ChargeCategory": "Usage", "ChargeClass": None,
                         "ChargeDescription": f"{meter} - {region_name}", "ChargeFrequency": "Usage-Based",
                         "ChargePeriodStart": moment, "ChargePeriodEnd": moment + timedelta(days=1),
                         "ConsumedQuantity": _amount(quantity), "ConsumedUnit": unit, "InvoiceIssuerName": "Microsoft",
-                        "ListUnitPrice": _amount(round(list_cost / quantity, 8)), "PricingCategory": "Standard",
+                        "ListUnitPrice": _amount(round(list_cost / quantity, 8)),
+                        "PricingCurrencyListUnitPrice": _amount(round(list_cost / quantity, 8)), "PricingCategory": "Standard",
                         "PricingQuantity": _amount(quantity), "PricingUnit": unit, "ProviderName": "Microsoft",
                         "PublisherName": "Microsoft", "RegionId": region, "RegionName": region_name, "ResourceId": resource,
                         "ResourceName": resource.rsplit("/", 1)[-1], "ResourceType": "Virtual machine", "ServiceCategory": category,
-                        "ServiceName": service, "SkuId": f"DZH318Z0{abs(hash((meter, region))) % 10**4:04d}", "SkuPriceId": None,
+                        "ServiceName": service,
+                        "ServiceSubcategory": SUBCATEGORIES[service], "SkuMeter": meter,
+                        "SkuId": f"DZH318Z0{abs(hash((meter, region))) % 10**4:04d}", "SkuPriceId": None,
                         "SubAccountId": f"/subscriptions/{sub_id}", "SubAccountName": sub_name, "SubAccountType": "Subscription",
                         "Tags": {"team": team, "env": "prod" if "Production" in sub_name else "dev"},
                         "x_ResourceGroupName": group, "x_SkuMeterCategory": meter_category, "x_SkuMeterName": meter,
                     })
     if out:  # a monthly tax line and a marketplace purchase, as real months have
         out.append({**out[0], "ChargeCategory": "Tax", "BilledCost": "3.21", "EffectiveCost": "3.21", "ListCost": "3.21",
-                    "ContractedCost": "3.21", "ServiceName": "Tax", "ServiceCategory": "Other", "Tags": {}, "ResourceId": None,
-                    "ResourceName": None, "ChargeDescription": "Sales tax", "ConsumedQuantity": None, "PricingQuantity": None})
+                    "ContractedCost": "3.21", "PricingCurrencyEffectiveCost": "3.21", "ResourceType": None,
+                    "ServiceName": "Tax", "ServiceCategory": "Other", "ServiceSubcategory": "Other (Other)", "Tags": {},
+                    "ResourceId": None,
+                    "ResourceName": None, "ChargeDescription": "Sales tax", "ConsumedQuantity": None, "PricingQuantity": None,
+                    # FOCUS: a Tax row has no SKU, pricing category, units or unit prices
+                    **dict.fromkeys(("SkuId", "SkuPriceId", "SkuMeter", "PricingCategory", "ConsumedUnit", "PricingUnit", "ListUnitPrice",
+                                     "PricingCurrencyListUnitPrice"))})
         out.append({**out[1], "ChargeCategory": "Purchase", "ChargeFrequency": "One-Time", "BilledCost": "120", "EffectiveCost": "120",
-                    "ListCost": "120", "ContractedCost": "120", "ChargeDescription": "Marketplace purchase", "Tags": {}})
+                    "ListCost": "120", "ContractedCost": "120", "PricingCurrencyEffectiveCost": "120", "ChargeDescription": "Marketplace purchase", "Tags": {},
+                    "ConsumedQuantity": None, "ConsumedUnit": None})  # FOCUS: consumption is Usage only
     return out
 
 

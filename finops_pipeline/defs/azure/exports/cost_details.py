@@ -25,6 +25,8 @@ import duckdb
 
 from finops_pipeline import focus
 from finops_pipeline.defs.azure.cost_management.pull import CHARGE_TYPES
+from finops_pipeline.defs.azure.regions import region_name_sql, resource_type_sql
+from finops_pipeline.schema import service_category_sql, service_subcategory_sql
 
 MONEY = focus.MONEY_SQL
 # FOCUS column -> the cost details columns that fill it, first found wins (compared case-insensitively).
@@ -33,12 +35,12 @@ NAMES = {
     "payg": ("paygCostInBillingCurrency", "PayGCostInBillingCurrency"),
     "date": ("date", "UsageDate"),
     "currency": ("billingCurrency", "billingCurrencyCode", "BillingCurrencyCode", "Currency"),
+    "pricingCurrency": ("pricingCurrency", "pricingCurrencyCode", "PricingCurrencyCode"),
     "BillingAccountId": ("billingAccountId", "billingProfileId", "subscriptionId", "SubscriptionGuid"),
     "BillingAccountName": ("billingAccountName", "billingProfileName"),
     "subscription": ("subscriptionId", "SubscriptionGuid"),
     "SubAccountName": ("subscriptionName",),
     "ServiceName": ("meterCategory", "consumedService", "serviceFamily"),
-    "ServiceSubcategory": ("meterSubCategory",),
     "region": ("resourceLocation", "location"),
     "ResourceId": ("resourceId", "instanceName", "InstanceId"),
     "ResourceName": ("resourceName",),
@@ -54,6 +56,8 @@ NAMES = {
     "benefitName": ("benefitName", "reservationName"),
     "tags": ("tags",),
 }
+# chargeType -> CommitmentDiscountStatus of a line with a benefit (a purchase has none)
+STATUSES = {"usage": "Used", "unusedreservation": "Unused", "unusedsavingsplan": "Unused"}
 REQUIRED = ("cost", "date", "currency", "ServiceName")
 FIX = ("Point the account at Cost Management exports of the ActualCost and AmortizedCost (cost details) datasets with all "
        "columns, or use dataset: focus with a FocusCost export; the month keeps its last good data.")
@@ -127,6 +131,15 @@ def convert(connection: duckdb.DuckDBPyConnection, file: focus.FocusFile, amorti
     tags = _text(col["tags"])
     tags_json = f"CASE WHEN {tags} IS NULL THEN NULL WHEN starts_with({tags}, '{{') THEN {tags} ELSE '{{' || {tags} || '}}' END"
     subscription = _text(col["subscription"])
+    region = f"lower(replace({_text(col['region'])}, ' ', ''))"
+    resource = f"lower({_text(col['ResourceId'])})"
+    # BillingAccountId is the first of billingAccountId, billingProfileId, subscriptionId the file has: its type says which.
+    account_column = (col["BillingAccountId"] or "").lower()
+    account_type = {"billingaccountid": "Billing Account", "billingprofileid": "Billing Profile"}.get(account_column, "Subscription")
+    billing_currency = _text(currency)
+    benefit = _text(col["benefitId"])
+    # MCA names its price list's currency (pricingCurrency); EA prices in the billing currency and has no such column.
+    pricing_currency = f"coalesce({_text(col['pricingCurrency'])}, {billing_currency})"
     parts = {
         "BilledCost": zero if amortized else text_amount,
         "EffectiveCost": text_amount if amortized else zero,
@@ -137,7 +150,11 @@ def convert(connection: duckdb.DuckDBPyConnection, file: focus.FocusFile, amorti
         "ConsumedQuantity": quantity if amortized else "CAST(NULL AS VARCHAR)",
         "PricingUnit": _text(col["unit"]),
         "ConsumedUnit": _text(col["unit"]),
-        "BillingCurrency": _text(currency),
+        "BillingCurrency": billing_currency,
+        "PricingCurrency": pricing_currency,
+        # In the pricing currency only where it is the billing currency: converting back through
+        # exchangeRatePricingToBilling would not be exact, so another pricing currency leaves it NULL.
+        "PricingCurrencyEffectiveCost": f"CASE WHEN {pricing_currency} = {billing_currency} THEN {text_amount if amortized else zero} END",
         "ChargePeriodStart": f"strftime({day}, '%Y-%m-%dT00:00:00Z')",
         "ChargeCategory": _case(col["chargeType"], charge_types, "Usage"),
         "ChargeClass": _case(col["chargeType"], charge_classes, None),
@@ -145,19 +162,31 @@ def convert(connection: duckdb.DuckDBPyConnection, file: focus.FocusFile, amorti
         "ChargeDescription": _text(col["ChargeDescription"]),
         "BillingAccountId": _text(col["BillingAccountId"]),
         "BillingAccountName": _text(col["BillingAccountName"]),
+        "BillingAccountType": f"CASE WHEN {_text(col['BillingAccountId'])} IS NULL THEN NULL ELSE {focus._lit(account_type)} END",
         "SubAccountId": f"CASE WHEN {subscription} IS NULL THEN NULL ELSE '/subscriptions/' || lower({subscription}) END",
         "SubAccountName": _text(col["SubAccountName"]),
         "SubAccountType": f"CASE WHEN {subscription} IS NULL THEN NULL ELSE 'Subscription' END",
         "ServiceName": _text(col["ServiceName"]),
-        "ServiceSubcategory": _text(col["ServiceSubcategory"]),
-        "RegionId": f"lower(replace({_text(col['region'])}, ' ', ''))",
-        "ResourceId": f"lower({_text(col['ResourceId'])})",
+        # meterSubCategory is a meter family ("Dv5 Series"), not a FOCUS ServiceSubcategory: from the service, as for
+        # the other sources, and "Other (<ServiceCategory>)" where the mapping has none (FOCUS: never NULL).
+        "ServiceSubcategory": f"coalesce({service_subcategory_sql(_text(col['ServiceName']))}, "
+                              f"'Other (' || {service_category_sql(_text(col['ServiceName']))} || ')')",
+        "RegionId": region,
+        "RegionName": region_name_sql(region),
+        "ResourceId": resource,
+        "ResourceType": resource_type_sql(resource),
         "ResourceName": _text(col["ResourceName"]),
         "SkuId": _text(col["SkuId"]),
         "SkuMeter": _text(col["SkuMeter"]),
         "PricingCategory": _case(col["pricingModel"], {"ondemand": "Standard", "reservation": "Committed", "savingsplan": "Committed",
                                                       "spot": "Dynamic"}, None),
         "CommitmentDiscountId": _text(col["benefitId"]),
+        # FocusCost's values for a benefit: a reservation is Usage-based, a savings plan Spend-based (pricingModel says which)
+        "CommitmentDiscountCategory": f"CASE WHEN {benefit} IS NOT NULL THEN "
+                                      f"{_case(col['pricingModel'], {'reservation': 'Usage', 'savingsplan': 'Spend'}, None)} END",
+        "CommitmentDiscountType": f"CASE WHEN {benefit} IS NOT NULL THEN "
+                                  f"{_case(col['pricingModel'], {'reservation': 'Reservation', 'savingsplan': 'Savings Plan'}, None)} END",
+        "CommitmentDiscountStatus": f"CASE WHEN {benefit} IS NOT NULL THEN {_case(col['chargeType'], STATUSES, None)} END",
         "CommitmentDiscountName": _text(col["benefitName"]),
         "Tags": f"CASE WHEN json_valid({tags_json}) THEN {tags_json} END",
         "x_SourceChargeType": _text(col["chargeType"]),
