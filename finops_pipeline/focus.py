@@ -54,7 +54,8 @@ Nothing here knows a provider: the caller passes the provider's FOCUS name and i
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import weakref
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -646,3 +647,22 @@ def file_error(exc: FocusFileError, *, provider: str, title: str, where: str, co
     return ProviderError(Diagnosis(
         f"{provider}.{code}", ERROR, f"The {title} {kind} {where} {exc.problem}. Nothing was written; the month keeps its last good data.",
         exc.fix, (detail + (f"; {context}" if context else ""))[:600]))
+
+
+def producer(connection: duckdb.DuckDBPyConnection, groups: list[tuple[Layout, list[FocusFile]]], *, rollup: Mapping[str, Any],
+             metadata: Mapping[str, str], on_file_error: Callable[[FocusFileError], BaseException],
+             close: Callable[[], None], cleanup: Callable[[], None]) -> Callable[[Path], None]:
+    """A Pull's `produce` for a native export: the daily rollup written to `target`, a bad file raised as its
+    source's error, the connection closed and the download removed whatever happens (and the download
+    removed too if the Pull is dropped without producing)."""
+    def produce(target: Path) -> None:
+        try:
+            try:
+                copy_to_parquet(connection, rollup_sql(groups, **rollup), target, metadata, groups)
+            except FocusFileError as exc:
+                raise on_file_error(exc) from None
+        finally:
+            close()
+
+    weakref.finalize(produce, cleanup)
+    return produce

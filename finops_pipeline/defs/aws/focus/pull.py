@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import weakref
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -108,22 +107,17 @@ def pull_focus(account: Account, billing_period: str, data_dir: Path | None = No
         **focus.describe_files(groups),
     }
 
-    def produce(target: Path) -> None:
-        try:
-            select = focus.rollup_sql(
-                groups, provider_name=PROVIDER.focus_name, invoice_issuer=PROVIDER.invoice_issuer, provider_key=PROVIDER.key,
-                source=SOURCE, account_key=account.key, account_name=account.name, billing_period=billing_period,
-                source_updated_at=manifest.last_modified, ingested_at=ingested_at, derived=DERIVED)
-            metadata = partition_metadata(totals.billed, {"focus_manifest": manifest.key, "focus_execution_id": manifest.assembly_id})
-            try:
-                focus.copy_to_parquet(connection, select, target, metadata, groups)
-            except focus.FocusFileError as exc:
-                raise _file_error(exc, store, manifest) from None
-        finally:
-            _close(connection)
-            cleanup()
+    def close() -> None:
+        _close(connection)
+        cleanup()
 
-    weakref.finalize(produce, cleanup)  # backstop if the Pull is dropped without producing
+    produce = focus.producer(
+        connection, groups, rollup=dict(
+            provider_name=PROVIDER.focus_name, invoice_issuer=PROVIDER.invoice_issuer, provider_key=PROVIDER.key,
+            source=SOURCE, account_key=account.key, account_name=account.name, billing_period=billing_period,
+            source_updated_at=manifest.last_modified, ingested_at=ingested_at, derived=DERIVED),
+        metadata=partition_metadata(totals.billed, {"focus_manifest": manifest.key, "focus_execution_id": manifest.assembly_id}),
+        on_file_error=lambda exc: _file_error(exc, store, manifest), close=close, cleanup=cleanup)
     return Pull(source_totals=totals.billed, produce=produce, api_calls=store.calls, metadata=details)
 
 

@@ -21,7 +21,6 @@ import json
 import os
 import re
 import shutil
-import weakref
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -316,23 +315,18 @@ def pull_exports(account: Account, billing_period: str, data_dir: Path | None = 
     }
     source_totals = raw_billed if raw_billed is not None else totals.billed
 
-    def produce(target: Path) -> None:
-        try:
-            select = focus.rollup_sql(
-                groups, provider_name=PROVIDER.focus_name, invoice_issuer=PROVIDER.invoice_issuer, provider_key=PROVIDER.key,
-                source=SOURCE, account_key=account.key, account_name=account.name, billing_period=billing_period,
-                source_updated_at=updated_at, ingested_at=ingested_at)
-            metadata = partition_metadata(totals.billed, {"azure_export_manifests": json.dumps([r.manifest for r in runs]),
-                                                          "azure_export_run_ids": ",".join(r.run_id for r in runs)})
-            try:
-                focus.copy_to_parquet(connection, select, target, metadata, groups)
-            except focus.FocusFileError as exc:
-                raise _file_error(exc, store, runs) from None
-        finally:
-            _close(connection)
-            cleanup()
+    def close() -> None:
+        _close(connection)
+        cleanup()
 
-    weakref.finalize(produce, cleanup)  # backstop if the Pull is dropped without producing
+    produce = focus.producer(
+        connection, groups, rollup=dict(
+            provider_name=PROVIDER.focus_name, invoice_issuer=PROVIDER.invoice_issuer, provider_key=PROVIDER.key,
+            source=SOURCE, account_key=account.key, account_name=account.name, billing_period=billing_period,
+            source_updated_at=updated_at, ingested_at=ingested_at),
+        metadata=partition_metadata(totals.billed, {"azure_export_manifests": json.dumps([r.manifest for r in runs]),
+                                                    "azure_export_run_ids": ",".join(r.run_id for r in runs)}),
+        on_file_error=lambda exc: _file_error(exc, store, runs), close=close, cleanup=cleanup)
     return Pull(source_totals=source_totals, produce=produce, api_calls=store.calls, metadata=details)
 
 
