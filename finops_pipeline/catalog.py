@@ -209,13 +209,15 @@ def build_catalog(data_dir: Path, state: ServingState | None = None) -> Path:
 
 
 def connect_readonly(data_dir: Path) -> duckdb.DuckDBPyConnection:
+    """A read-only session on the catalog, in UTC (a catalog file cannot carry a TimeZone: it is a
+    session setting), so `ChargePeriodStart::DATE` is the FOCUS (UTC) day whatever the host's zone."""
     path = catalog_path(data_dir)
     if not path.exists():
         raise FileNotFoundError(
             f"{path} does not exist yet: run the pipeline first (make demo, or materialize the assets), "
             f"or point FINOPS_DATA_DIR at the data directory that holds it."
         )
-    return duckdb.connect(str(path), read_only=True)
+    return serving.utc_connection(str(path), read_only=True)
 
 
 def query(data_dir: Path, sql: str, parameters: list[Any] | None = None) -> tuple[list[str], list[tuple]]:

@@ -288,3 +288,35 @@ def test_the_catalog_prunes_row_groups_by_day(tmp_path: Path) -> None:
     finally:
         connection.close()
     assert "ChargePeriodStart>=" in plan.replace(" ", "")  # pushed into the Parquet scan
+
+
+UTC_DAYS = textwrap.dedent("""
+    import json, sys
+    from pathlib import Path
+    import duckdb
+    from finops_pipeline import serving
+    from finops_pipeline.catalog import build_catalog, query
+    from finops_pipeline_tests.test_serving import ACCOUNTS, write_month
+    data = Path(sys.argv[1])
+    for period in ("2026-10", "2026-11"):
+        write_month(data, ACCOUNTS[0], period)
+    state = serving.refresh(data).state
+    build_catalog(data, state)
+    november = state.periods["2026-11"]
+    daily = duckdb.connect().execute(f"SELECT min(day)::VARCHAR FROM read_parquet('{november.daily}')").fetchone()[0]
+    _, rows = query(data, "SELECT min(ChargePeriodStart::DATE)::VARCHAR, min(strftime(BillingPeriodStart, '%Y-%m')) "
+                          "FROM cost_daily WHERE BillingPeriodStart = TIMESTAMPTZ '2026-11-01 00:00:00+00'")
+    print(json.dumps({"host": duckdb.connect().execute("SELECT current_setting('TimeZone')").fetchone()[0],
+                      "first_day": str(november.first_day), "daily": daily, "catalog": list(rows[0])}))
+""")
+
+
+def test_days_and_billing_periods_are_utc_on_a_host_in_another_time_zone(tmp_path: Path) -> None:
+    """DuckDB takes a session's TimeZone from the host: in New York, 2026-11-01T00:00Z::DATE is October 31.
+    The serving layer's days (its daily aggregate, which the marts read) and the catalog's sessions are UTC."""
+    env = {**os.environ, "TZ": "America/New_York",
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "sandbox")])}
+    done = subprocess.run([sys.executable, "-c", UTC_DAYS, str(tmp_path)], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen == {"host": "America/New_York", "first_day": "2026-11-01", "daily": "2026-11-01", "catalog": ["2026-11-01", "2026-11"]}
