@@ -168,7 +168,8 @@ def cost_daily_sql(data_dir: Path, files: list[Path] | None = None) -> str:
 def serving_sql(files: list[Path]) -> str:
     """SELECT for the unified table over the serving layer's per-period files (all in today's schema,
     sorted by day: DuckDB skips the row groups, and files, outside a filter on ChargePeriodStart or
-    BillingPeriodStart); a typed empty result when there are none."""
+    BillingPeriodStart; not outside one on ChargePeriodStart::DATE, which DuckDB 2.0.1 keeps above any
+    view's projection as a cast that "can throw", README "Scale"); a typed empty result when there are none."""
     if not files:
         return _typed_empty()
     names = ", ".join(f'"{c.name}"' for c in COLUMNS)
