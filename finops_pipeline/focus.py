@@ -65,14 +65,26 @@ from typing import Any
 import duckdb
 
 from finops_pipeline.diagnosis import ERROR, Diagnosis, ProviderError
-from finops_pipeline.schema import CHARGE_CATEGORIES, COLUMNS, month_bounds, service_category_sql
+from finops_pipeline.schema import (
+    CHARGE_CATEGORIES,
+    COLUMNS,
+    UNIT_COLUMNS,
+    focus_unit_sql,
+    month_bounds,
+    service_category_sql,
+    service_subcategory_sql,
+    subcategory_parent_sql,
+)
 
 MONEY_SQL = "DECIMAL(38,10)"
 
 # Declared version -> the FOCUS version whose column names it uses.
 VERSIONS = {"1.0": "1.0", "1.0r2": "1.0", "1.0-preview": "1.0", "1.1": "1.1", "1.2": "1.2", "1.2-preview": "1.2"}
 # Columns renamed or merged since a version, to their FOCUS 1.2 name.
-RENAMES = {"1.0": {"x_UsageType": "SkuMeter"}, "1.1": {}, "1.2": {}}
+# 1.0 exports wrote as x_ columns what FOCUS 1.2 later named: AWS x_UsageType; Microsoft (FocusCost 1.0/1.0r2, renamed
+# in its 1.2-preview) x_SkuMeterName, x_PricingCurrency and x_InvoiceId.
+RENAMES = {"1.0": {"x_UsageType": "SkuMeter", "x_SkuMeterName": "SkuMeter", "x_PricingCurrency": "PricingCurrency", "x_InvoiceId": "InvoiceId"},
+           "1.1": {}, "1.2": {}}
 TAG_MERGES = {"1.0": {"x_CostCategories": "costCategory/"}, "1.1": {}, "1.2": {}}
 # Columns every FOCUS version since 1.0 mandates, without which no cost can be attributed.
 REQUIRED = ("BilledCost", "EffectiveCost", "BillingCurrency", "ChargePeriodStart", "ChargeCategory", "BillingAccountId", "ServiceName")
@@ -416,6 +428,16 @@ _TAX = "\"ChargeCategory\" = 'Tax'"
 _NOT_CONSUMED = "(\"ChargeCategory\" IS DISTINCT FROM 'Usage' OR \"CommitmentDiscountStatus\" = 'Unused')"
 _NO_COMMITMENT_QUANTITY = "(\"ChargeCategory\" NOT IN ('Usage', 'Purchase') OR \"CommitmentDiscountId\" IS NULL)"
 
+# column -> an expression that fills it where the export leaves it NULL (before the rules below): where the price list's
+# currency is the billing currency, the PricingCurrency amounts are the billing ones, exactly (FOCUS 1.0 exports, e.g.
+# Microsoft's FocusCost 1.0, name PricingCurrency but have no PricingCurrency* columns yet).
+_SAME_CURRENCY = '"PricingCurrency" = "BillingCurrency"'
+FILLS: dict[str, str] = {
+    "PricingCurrencyEffectiveCost": f'CASE WHEN {_SAME_CURRENCY} THEN "EffectiveCost" END',
+    "PricingCurrencyListUnitPrice": f'CASE WHEN {_SAME_CURRENCY} THEN "ListUnitPrice" END',
+    "PricingCurrencyContractedUnitPrice": f'CASE WHEN {_SAME_CURRENCY} THEN "ContractedUnitPrice" END',
+}
+
 # column -> the condition under which FOCUS 1.2 says it MUST be null (the spec's wording; the validator's rule id).
 CONFORMANCE: dict[str, str] = {
     "SkuId": _TAX,  # SkuId-C-004-C
@@ -447,28 +469,37 @@ assert not [name for name in CONFORMANCE if name.endswith("Cost")], "conformance
 
 
 def conformance_sql(select: str, derived: Mapping[str, str] | None = None) -> str:
-    """`select` (rows in cost_daily's columns) with a source's derivations, then FOCUS 1.2's column rules
-    (`CONFORMANCE`, one ServiceCategory per ServiceName, ServiceSubcategory `Other (<ServiceCategory>)`
-    where NULL). Same columns, order and types; the costs are untouched."""
+    """`select` (rows in cost_daily's columns) with a source's derivations and `FILLS`, then FOCUS 1.2's column rules
+    (`CONFORMANCE`, one ServiceCategory per ServiceName, a ServiceSubcategory of that category, units in UnitFormat).
+    Same columns, order and types; BilledCost, EffectiveCost, ListCost and ContractedCost are untouched."""
     types = {c.name: _sql_type(c) for c in COLUMNS}
     unknown = sorted(set(derived or {}) - set(types))
     if unknown:
         raise ValueError(f"derivations for columns cost_daily does not have: {', '.join(unknown)}")
     fills = [f"CAST(coalesce({_q(name)}, {expression}) AS {types[name]}) AS {_q(name)}"
-             for name, expression in (derived or {}).items()]
+             for name, expression in {**FILLS, **(derived or {})}.items()]
     nulls = [f"CAST(CASE WHEN {condition} THEN NULL ELSE {_q(name)} END AS {types[name]}) AS {_q(name)}"
-             for name, condition in CONFORMANCE.items()]
+             for name, condition in CONFORMANCE.items() if name not in UNIT_COLUMNS]
+    # the units in FOCUS UnitFormat (schema.focus_unit), after their null rules
+    units = [f"CAST({focus_unit_sql(f'CASE WHEN {CONFORMANCE[name]} THEN NULL ELSE {_q(name)} END')} AS VARCHAR) AS {_q(name)}"
+             for name in UNIT_COLUMNS]
     several = 'min("ServiceCategory") OVER (PARTITION BY "ServiceName") <> max("ServiceCategory") OVER (PARTITION BY "ServiceName")'
     category = ('CAST(CASE WHEN mapped.category <> \'Other\' OR ' + several + ' THEN mapped.category ELSE "ServiceCategory" END '
                 'AS VARCHAR) AS "ServiceCategory"')
-    subcategory = 'CAST(coalesce("ServiceSubcategory", \'Other (\' || "ServiceCategory" || \')\') AS VARCHAR) AS "ServiceSubcategory"'
-    derived_rows = f"SELECT * REPLACE ({', '.join(fills)}) FROM exported" if fills else "SELECT * FROM exported"
+    # FOCUS: a subcategory has one parent category. The export's where it is the category's, else the shared mapping's
+    # where that is, else "Other (<ServiceCategory>)" (also where the export gives none: the column MUST NOT be null).
+    subcategory = (f'CAST(CASE WHEN {subcategory_parent_sql(chr(34) + "ServiceSubcategory" + chr(34))} = "ServiceCategory" '
+                   f'THEN "ServiceSubcategory" WHEN {subcategory_parent_sql("__mapped_subcategory")} = "ServiceCategory" '
+                   'THEN __mapped_subcategory ELSE \'Other (\' || "ServiceCategory" || \')\' END AS VARCHAR) AS "ServiceSubcategory"')
+    derived_rows = f"SELECT * REPLACE ({', '.join(fills)}) FROM exported"
     return f"""
     WITH exported AS ({select}),
     derived AS ({derived_rows}),
-    mapped AS (SELECT name, {service_category_sql("name")} AS category FROM (SELECT DISTINCT "ServiceName" AS name FROM derived)),
-    categorized AS (SELECT derived.* REPLACE ({category}) FROM derived LEFT JOIN mapped ON derived."ServiceName" = mapped.name),
-    conformed AS (SELECT * REPLACE ({', '.join(nulls)}, {subcategory}) FROM categorized)
+    mapped AS (SELECT name, {service_category_sql("name")} AS category, {service_subcategory_sql("name")} AS subcategory
+               FROM (SELECT DISTINCT "ServiceName" AS name FROM derived)),
+    categorized AS (SELECT derived.* REPLACE ({category}), mapped.subcategory AS __mapped_subcategory
+                    FROM derived LEFT JOIN mapped ON derived."ServiceName" = mapped.name),
+    conformed AS (SELECT * EXCLUDE (__mapped_subcategory) REPLACE ({', '.join(nulls + units)}, {subcategory}) FROM categorized)
     SELECT * FROM conformed"""
 
 
