@@ -5,8 +5,9 @@ cost_daily's columns BY NAME from each file (the intersection with `schema.COLUM
 so when cost_daily gains a FOCUS column the reader fills it without a change here. What it does:
 
 - **Versions.** FOCUS 1.0, 1.1 and 1.2 files are read (Azure's `1.0r2` is 1.0 with seconds in dates,
-  `1.2-preview` is 1.2). 1.0 columns renamed since are mapped to their 1.2 name (`x_UsageType` ->
-  `SkuMeter`), 1.0's `x_CostCategories` moves into `Tags` as `costCategory/<name>` keys. A version the
+  `1.2-preview` is 1.2). 1.0 columns renamed since are mapped to their 1.2 name (AWS `x_UsageType` and Microsoft
+  `x_SkuMeterName` -> `SkuMeter`, Microsoft `x_PricingCurrency` -> `PricingCurrency`, `x_InvoiceId` -> `InvoiceId`),
+  1.0's `x_CostCategories` moves into `Tags` as `costCategory/<name>` keys. A version the
   reader does not know (declared by the export, or a file shaped like FOCUS 1.3: `ServiceProviderName`
   without `ProviderName`) is refused with a fix.
 - **Types.** Costs and quantities (DOUBLE in AWS's Parquet, decimal text in CSV) are cast to
@@ -25,6 +26,8 @@ so when cost_daily gains a FOCUS column the reader fills it without a change her
 - **Derivations** (`derived`): a source may supply, per column, a SQL expression over the row's cost_daily
   columns that fills the column where its export leaves it NULL (AWS: ResourceType from ResourceId; GCP:
   ResourceType from the resource name, SubAccountType `Project`). A value the export gives is kept.
+- **Fills** (`FILLS`, like the derivations): the PricingCurrency* amounts are the billing ones where PricingCurrency
+  is the BillingCurrency and the export has no such column (FOCUS 1.0 files).
 - **FOCUS 1.2 conformance** (`CONFORMANCE`, applied to every row after the derivations): exports write what
   their providers write, and some of it breaks FOCUS 1.2's column rules; only descriptive columns, unit
   prices and quantities are changed, never a `...Cost` column, so the totals reconcile exactly:
@@ -43,8 +46,11 @@ so when cost_daily gains a FOCUS column the reader fills it without a change her
   - One ServiceCategory per ServiceName across the table (FOCUS: one category per service): the shared
     mapping's (`schema.service_category_sql`, the one every other source uses) wherever it knows the service;
     the export's own category for a service the mapping does not know (unless a month gives it several).
-  - ServiceSubcategory `Other (<ServiceCategory>)` where the export gives none (FOCUS 1.2's value for a
-    service no other subcategory fits; the column MUST NOT be null).
+  - ServiceSubcategory under the row's ServiceCategory (FOCUS: one parent per subcategory): the export's where its
+    parent is that category, else the shared mapping's (`schema.service_subcategory_sql`) where that is, else
+    `Other (<ServiceCategory>)` (FOCUS 1.2's value for a service no other subcategory fits; never null).
+  - PricingUnit, ConsumedUnit and CommitmentDiscountUnit in FOCUS UnitFormat where the export's unit is known
+    (`schema.focus_unit`: "Hrs" -> "Hours", "GB-Mo" -> "GB-Months", "1 GB/Month" -> "GB-Months"; quantities unchanged).
   docs/focus_conformance.md quotes the spec's rule behind each, and the validator's where it differs.
 - **Bad input** raises `FocusFileError` naming the file, the column and the problem; the caller turns it
   into a ProviderError (see `file_error`), and nothing is written, so the month keeps its last good data.
