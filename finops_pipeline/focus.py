@@ -494,7 +494,8 @@ def conformance_sql(select: str, derived: Mapping[str, str] | None = None) -> st
                 'AS VARCHAR) AS "ServiceCategory"')
     # FOCUS: a subcategory has one parent category. The export's where it is the category's, else the shared mapping's
     # where that is, else "Other (<ServiceCategory>)" (also where the export gives none: the column MUST NOT be null).
-    subcategory = (f'CAST(CASE WHEN {subcategory_parent_sql(chr(34) + "ServiceSubcategory" + chr(34))} = "ServiceCategory" '
+    exported_parent = subcategory_parent_sql('"ServiceSubcategory"')
+    subcategory = (f'CAST(CASE WHEN {exported_parent} = "ServiceCategory" '
                    f'THEN "ServiceSubcategory" WHEN {subcategory_parent_sql("__mapped_subcategory")} = "ServiceCategory" '
                    'THEN __mapped_subcategory ELSE \'Other (\' || "ServiceCategory" || \')\' END AS VARCHAR) AS "ServiceSubcategory"')
     derived_rows = f"SELECT * REPLACE ({', '.join(fills)}) FROM exported"
