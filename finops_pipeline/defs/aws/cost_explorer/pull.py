@@ -35,8 +35,9 @@ from finops_pipeline import throttle
 from finops_pipeline.config import Account
 from finops_pipeline.defs.aws import PROVIDER
 from finops_pipeline.defs.aws.services import service_name
-from finops_pipeline.defs.aws.session import Deadline, aws_client
+from finops_pipeline.defs.aws.session import aws_client
 from finops_pipeline.diagnosis import malformed_answer
+from finops_pipeline.http_budget import Deadline
 from finops_pipeline.lake import PartitionKey, read_partition, read_partition_extra
 from finops_pipeline.refresh import Pull, full_refresh_requested
 from finops_pipeline.schema import day_bounds, month_bounds, rows_to_table, service_category, service_subcategory, to_decimal
@@ -335,7 +336,7 @@ def pull_cost_explorer(account: Account, billing_period: str, data_dir: Path | N
     pages: list[dict[str, Any]] = []
     if chosen.first_day is not None:
         # One deadline for the role, every attempt and every page: give_up_after_seconds.
-        deadline = Deadline.of(account)
+        deadline = Deadline.for_account(account)
         client = aws_client(account, "ce", region="us-east-1", deadline=deadline)  # Cost Explorer's one endpoint
         # The payer's request quota, shared by every pull of it (finops_pipeline.throttle), each attempt.
         def spend_quota(**_: Any) -> None:  # returns None: a value here would be taken for the HTTP response

@@ -31,8 +31,9 @@ import duckdb
 
 from finops_pipeline.config import Account
 from finops_pipeline.defs.aws.cur import normalize
-from finops_pipeline.defs.aws.session import Deadline, aws_client
+from finops_pipeline.defs.aws.session import aws_client
 from finops_pipeline.diagnosis import ERROR, PENDING, Diagnosis, ProviderError
+from finops_pipeline.http_budget import Deadline
 from finops_pipeline.lake import partition_metadata
 from finops_pipeline.refresh import Pull
 from finops_pipeline.schema import month_bounds
@@ -327,7 +328,7 @@ def pull_cur(account: Account, billing_period: str, data_dir: Path | None = None
 
     All S3 requests of the pull share one deadline (give_up_after_seconds).
     """
-    deadline = Deadline.of(account)
+    deadline = Deadline.for_account(account)
     workdir = make_workdir(data_dir)
     try:
         store = open_store(account, deadline)

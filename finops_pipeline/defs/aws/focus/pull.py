@@ -29,8 +29,8 @@ from finops_pipeline.defs.aws.cur.pull import (
     parse_manifest,
 )
 from finops_pipeline.defs.aws.resource_types import resource_type_sql
-from finops_pipeline.defs.aws.session import Deadline
 from finops_pipeline.diagnosis import PENDING, Diagnosis, ProviderError
+from finops_pipeline.http_budget import Deadline
 from finops_pipeline.lake import partition_metadata
 from finops_pipeline.refresh import Pull
 
@@ -69,7 +69,7 @@ def latest_manifest(store: Store, account: Account, billing_period: str) -> Mani
 
 
 def pull_focus(account: Account, billing_period: str, data_dir: Path | None = None) -> Pull:
-    deadline = Deadline.of(account)
+    deadline = Deadline.for_account(account)
     workdir = make_workdir(data_dir)
 
     def cleanup() -> None:
