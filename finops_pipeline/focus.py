@@ -64,6 +64,7 @@ from typing import Any
 import duckdb
 
 from finops_pipeline.diagnosis import ERROR, Diagnosis, ProviderError
+from finops_pipeline.money import sum_by_currency
 from finops_pipeline.schema import CHARGE_CATEGORIES, COLUMNS, month_bounds, service_category_sql
 from finops_pipeline.workdir import WorkSession
 
@@ -578,7 +579,7 @@ def raw_totals(connection: duckdb.DuckDBPyConnection, groups: list[tuple[Layout,
         for currency, category, count, billed, *_ in rows:
             totals.rows += count
             totals.by_category[category or "(empty)"] = totals.by_category.get(category or "(empty)", 0) + count
-            totals.billed[currency] = totals.billed.get(currency, Decimal(0)) + (billed or Decimal(0))
+            sum_by_currency([(currency, billed)], totals.billed)
     return totals
 
 

@@ -34,6 +34,7 @@ from finops_pipeline.defs.azure.exports.store import BlobInfo, BlobStore, open_s
 from finops_pipeline.diagnosis import ERROR, PENDING, Diagnosis, ProviderError
 from finops_pipeline.http_budget import Deadline, secrets_kept_out_of_logs
 from finops_pipeline.lake import partition_metadata
+from finops_pipeline.money import merge_totals
 from finops_pipeline.refresh import Pull
 from finops_pipeline.workdir import WorkSession
 
@@ -271,9 +272,7 @@ def pull_exports(account: Account, billing_period: str, data_dir: Path | None = 
                     converted = cost_details.convert(connection, file, role == "amortized", workdir / f"focus-{role}-{index:05d}.parquet")
                     converted_files.append(converted.file)
                     rows += converted.rows
-                    into = effective if role == "amortized" else raw_billed
-                    for currency, amount in converted.totals.items():
-                        into[currency] = into.get(currency, Decimal(0)) + amount
+                    merge_totals([converted.totals], effective if role == "amortized" else raw_billed)
                 _check_rows(store, runs[[r for r, _ in roles].index(role)], rows)
             groups = focus.group_files(connection, converted_files, "1.2")  # written with FOCUS 1.2 names
         else:
