@@ -25,7 +25,7 @@ import dagster as dg
 from finops_pipeline.config import Account, FinopsConfig
 from finops_pipeline.dagster_sources import TABLE_ASSET_KEYS, account_asset_key
 from finops_pipeline.diagnosis import diagnose, redact
-from finops_pipeline.http_budget import DEFAULT_GIVE_UP_AFTER_SECONDS, Deadline
+from finops_pipeline.http_budget import Deadline, give_up_after
 from finops_pipeline.resources import FinopsResource
 
 # Dagster gives a sensor evaluation 60 s by default; stay well inside it.
@@ -81,7 +81,7 @@ def evaluate(config: FinopsConfig, now: datetime, cursor: dict[str, str], log: A
             problems.append(f"{account.key}: not looked at, the tick's {budget_seconds:g} s were spent on the accounts before it; "
                             "the next tick looks again.")
             continue
-        seconds = float(account.settings.get("give_up_after_seconds") or DEFAULT_GIVE_UP_AFTER_SECONDS)
+        seconds = give_up_after(account)
         try:
             deliveries = list(watched.look(account, periods, min(seconds, left)))
         except Exception as exc:  # one unreadable account must not blind the sensor to the others

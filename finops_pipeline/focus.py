@@ -60,7 +60,6 @@ Nothing here knows a provider: the caller passes the provider's FOCUS name and i
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -71,6 +70,7 @@ from typing import Any
 import duckdb
 
 from finops_pipeline.diagnosis import ERROR, Diagnosis, ProviderError
+from finops_pipeline.money import sum_by_currency
 from finops_pipeline.schema import (
     CHARGE_CATEGORIES,
     COLUMNS,
@@ -81,6 +81,7 @@ from finops_pipeline.schema import (
     service_subcategory_sql,
     subcategory_parent_sql,
 )
+from finops_pipeline.workdir import WorkSession
 
 MONEY_SQL = "DECIMAL(38,10)"
 
@@ -616,7 +617,7 @@ def raw_totals(connection: duckdb.DuckDBPyConnection, groups: list[tuple[Layout,
         for currency, category, count, billed, *_ in rows:
             totals.rows += count
             totals.by_category[category or "(empty)"] = totals.by_category.get(category or "(empty)", 0) + count
-            totals.billed[currency] = totals.billed.get(currency, Decimal(0)) + (billed or Decimal(0))
+            sum_by_currency([(currency, billed)], totals.billed)
     return totals
 
 
@@ -687,20 +688,17 @@ def file_error(exc: FocusFileError, *, provider: str, title: str, where: str, co
         exc.fix, (detail + (f"; {context}" if context else ""))[:600]))
 
 
-def producer(connection: duckdb.DuckDBPyConnection, groups: list[tuple[Layout, list[FocusFile]]], *, rollup: Mapping[str, Any],
-             metadata: Mapping[str, str], on_file_error: Callable[[FocusFileError], BaseException],
-             close: Callable[[], None], cleanup: Callable[[], None]) -> Callable[[Path], None]:
-    """A Pull's `produce` for a native export: the daily rollup written to `target`, a bad file raised as its
-    source's error, the connection closed and the download removed whatever happens (and the download
-    removed too if the Pull is dropped without producing)."""
+def producer(work: WorkSession, groups: list[tuple[Layout, list[FocusFile]]], *, rollup: Mapping[str, Any],
+             metadata: Mapping[str, str], on_file_error: Callable[[FocusFileError], BaseException]) -> Callable[[Path], None]:
+    """A Pull's `produce` for a native export: the daily rollup written to `target` over the session's
+    connection, a bad file raised as its source's error, the session released whatever happens."""
     def produce(target: Path) -> None:
         try:
             try:
-                copy_to_parquet(connection, rollup_sql(groups, **rollup), target, metadata, groups)
+                copy_to_parquet(work.connection, rollup_sql(groups, **rollup), target, metadata, groups)
             except FocusFileError as exc:
                 raise on_file_error(exc) from None
         finally:
-            close()
+            work.close()
 
-    weakref.finalize(produce, cleanup)
     return produce

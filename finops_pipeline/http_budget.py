@@ -1,11 +1,13 @@
-"""Bounded time for the azure-core based clients (Azure's SDK and azure-identity, pydo), and logs without secrets.
+"""Bounded time for every provider's clients, and logs without secrets.
 
 A provider that accepts the connection and never answers must not hold a pull for minutes. Every
 call gets a connect and a read timeout, retries are counted, and one `Deadline` per pull (an
-account's `give_up_after_seconds`) caps all of it together: each attempt's timeouts are cut to the
-time left, a retry whose wait (Retry-After or backoff) would end past the deadline is not taken,
-and an attempt that would start after it fails with azure-core's ServiceResponseTimeoutError,
-which the core diagnoses as `<provider>.timeout`.
+account's `give_up_after_seconds`) caps all of it together. The Deadline is every source's (boto3's
+event hooks use it too, defs/aws/session.py); the rest of this module fits it to the azure-core based
+clients (Azure's SDK and azure-identity, pydo): each attempt's timeouts are cut to the time left, a
+retry whose wait (Retry-After or backoff) would end past the deadline is not taken, and an attempt
+that would start after it fails with azure-core's ServiceResponseTimeoutError, which the core
+diagnoses as `<provider>.timeout`.
 """
 
 from __future__ import annotations
@@ -25,8 +27,17 @@ CONNECT_TIMEOUT_SECONDS = 10.0
 READ_TIMEOUT_SECONDS = 60.0
 
 
+class DidNotAnswer(TimeoutError):
+    """The pull's time budget (give_up_after_seconds) ran out while the provider had not answered."""
+
+
+def give_up_after(account: Account) -> float:
+    """The account's give_up_after_seconds (the default when the settings lack it)."""
+    return float(account.settings.get("give_up_after_seconds") or DEFAULT_GIVE_UP_AFTER_SECONDS)
+
+
 class Deadline:
-    """The moment one pull of one account stops waiting on its provider."""
+    """The moment one pull of one account stops waiting on its provider, across all its requests."""
 
     def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic):
         self.seconds = float(seconds)
@@ -35,10 +46,17 @@ class Deadline:
 
     @classmethod
     def for_account(cls, account: Account) -> Deadline:
-        return cls(float(account.settings.get("give_up_after_seconds", DEFAULT_GIVE_UP_AFTER_SECONDS)))
+        return cls(give_up_after(account))
 
     def remaining(self) -> float:
         return self.ends - self._clock()
+
+    def check(self, what: str) -> float:
+        """The seconds left, or DidNotAnswer naming `what` once none are."""
+        left = self.remaining()
+        if left <= 0:
+            raise DidNotAnswer(f"{what} did not answer within {self.seconds:g} s (give_up_after_seconds); gave up")
+        return left
 
     def allows(self, wait: float) -> bool:
         """Whether waiting `wait` seconds still leaves time for an attempt."""

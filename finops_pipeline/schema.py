@@ -12,18 +12,18 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
-from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
 import pyarrow as pa
 
-MONEY_PRECISION = 38
-MONEY_SCALE = 10
+from finops_pipeline.money import MONEY_CONTEXT as _MONEY_CONTEXT
+from finops_pipeline.money import MONEY_PRECISION, MONEY_SCALE, sum_by_currency
+
 MONEY = pa.decimal128(MONEY_PRECISION, MONEY_SCALE)
 QUANTITY = pa.decimal128(MONEY_PRECISION, MONEY_SCALE)
 UTC_TS = pa.timestamp("us", tz="UTC")
 _QUANTUM = Decimal(1).scaleb(-MONEY_SCALE)
-_MONEY_CONTEXT = Context(prec=MONEY_PRECISION, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation])  # exactly what DECIMAL(38, 10) holds
 
 # FOCUS 1.2 ChargeCategory values.
 CHARGE_CATEGORIES = ("Usage", "Purchase", "Tax", "Credit", "Adjustment")
@@ -654,9 +654,4 @@ def conform(table: pa.Table) -> pa.Table:
 
 def totals_by_currency(table: pa.Table, column: str = "BilledCost") -> dict[str, Decimal]:
     """Exact per-currency totals of a money column (the reconciliation figure)."""
-    totals: dict[str, Decimal] = {}
-    currencies = table.column("BillingCurrency").to_pylist()
-    amounts = table.column(column).to_pylist()
-    for currency, amount in zip(currencies, amounts):
-        totals[currency] = totals.get(currency, Decimal(0)) + amount
-    return totals
+    return sum_by_currency(zip(table.column("BillingCurrency").to_pylist(), table.column(column).to_pylist()))

@@ -2,7 +2,7 @@
 
 `<data_dir>/tmp/<kind>-<pid>-<random>` (the system's temporary directory without a data_dir), mode
 0700. A directory left behind by a killed process (its pid no longer alive) is removed by the next
-pull of any kind.
+pull of any kind. `WorkSession` is one pull's directory and DuckDB connection, released on every path.
 """
 
 from __future__ import annotations
@@ -11,7 +11,11 @@ import os
 import secrets
 import shutil
 import tempfile
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 from finops_pipeline.lake import pid_alive
 
@@ -43,3 +47,53 @@ def make_workdir(data_dir: Path | None, kind: str = "cur") -> Path:
         pass
     remove_stale_workdirs(root)
     return Path(tempfile.mkdtemp(prefix=f"{kind}-{os.getpid()}-{secrets.token_hex(4)}-", dir=root))
+
+
+class Closable(Protocol):
+    def close(self) -> None: ...
+
+
+C = TypeVar("C", bound=Closable)
+
+
+class WorkSession:
+    """One downloading pull's private work directory and its DuckDB connection, released together exactly once.
+
+    The pull fetches into `dir` and opens its connection with `connect`; inside `releasing_on_failure()` any
+    exception closes the connection and removes the directory before it propagates. Once the pull hands
+    both to its `produce`, that calls `close()` when done; a Pull dropped without producing has its
+    directory removed when the session is garbage-collected (the connection goes with its own object).
+    """
+
+    def __init__(self, data_dir: Path | None, kind: str = "cur"):
+        self.dir = make_workdir(data_dir, kind)
+        self.connection: Closable | None = None
+        self._remove = weakref.finalize(self, shutil.rmtree, self.dir, ignore_errors=True)
+
+    def connect(self, open_connection: Callable[[Path], C]) -> C:
+        """`open_connection(spill directory)`, kept to be closed with the session."""
+        connection = open_connection(self.dir / "spill")
+        self.connection = connection
+        return connection
+
+    def close(self) -> None:
+        """Close the connection (if one was opened) and remove the directory; a second call does nothing."""
+        connection, self.connection = self.connection, None
+        try:
+            if connection is not None:
+                connection.close()
+        finally:
+            self._remove()
+
+    @contextmanager
+    def releasing_on_failure(self, error_type: type[Exception] | None = None,
+                             as_error: Callable[[Exception], BaseException] | None = None) -> Iterator[WorkSession]:
+        """Until the pull hands the session to its `produce`: any exception releases it, then propagates (an
+        `error_type` one as `as_error(exc)`, e.g. a bad file as the source's diagnosis)."""
+        try:
+            yield self
+        except BaseException as exc:
+            self.close()
+            if error_type is not None and as_error is not None and isinstance(exc, error_type):
+                raise as_error(exc) from None
+            raise

@@ -23,6 +23,11 @@ from xml.sax.saxutils import escape
 
 from finops_sandbox.server import LoopbackServer
 
+# Not forwarded (RFC 9110 7.6.1), Content-Length recomputed. This HTTP/1.0 server closes every connection after its
+# answer: an upstream's Keep-Alive header passed on would make the client reuse a closed connection (a reset, and
+# a retry the proxy never sees).
+HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "content-length"}
+
 
 @dataclass
 class Fault:
@@ -93,7 +98,7 @@ class FaultProxy(LoopbackServer):
                     data = response.read()
                     self.send_response(response.status)
                     for key, value in response.getheaders():
-                        if key.lower() not in {"transfer-encoding", "connection", "content-length"}:
+                        if key.lower() not in HOP_BY_HOP:
                             self.send_header(key, value)
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()

@@ -22,7 +22,7 @@ __all__ = ["cur_manifest_sensor", "focus_manifest_sensor", "watched_periods"]
 def _look(source: str, manifest_key: Callable[[Account, str], str]) -> Callable[[Account, list[str], float], list[Delivery]]:
     def look(account: Account, periods: list[str], seconds: float) -> list[Delivery]:
         from finops_pipeline.defs.aws.cur.pull import open_store
-        from finops_pipeline.defs.aws.session import Deadline
+        from finops_pipeline.http_budget import Deadline
 
         store = open_store(account, Deadline(seconds))
         # The prefix is the manifest key itself, so each look lists one object, never a report prefix.

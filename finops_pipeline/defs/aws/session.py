@@ -1,51 +1,25 @@
 """boto3 sessions for a configured AWS account: base credentials, then AssumeRole when a role is set.
 
-Every client of one pull shares a `Deadline` built from the account's `give_up_after_seconds`: each
-attempt's read timeout is cut to what is left of it, and no attempt (retry, next page, next object)
-starts once it is spent, so an endpoint that never answers costs at most that long, not botocore's
-default 60 s read timeout times its retries times the pages.
+Every client of one pull shares the core's `Deadline` (finops_pipeline.http_budget), built from the
+account's `give_up_after_seconds`: each attempt's read timeout is cut to what is left of it, and no
+attempt (retry, next page, next object) starts once it is spent, so an endpoint that never answers
+costs at most that long, not botocore's default 60 s read timeout times its retries times the pages.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from typing import TYPE_CHECKING, Any
 
 from finops_pipeline.config import Account
+from finops_pipeline.http_budget import DEFAULT_GIVE_UP_AFTER_SECONDS, Deadline
 
 if TYPE_CHECKING:  # boto3 is imported where a session is made: loading the definitions stays cheap
     import boto3
     from botocore.config import Config
 
-DEFAULT_GIVE_UP_AFTER_SECONDS = 120
 MAX_CONNECT_TIMEOUT = 10.0
 MAX_READ_TIMEOUT = 60.0
-
-
-class DidNotAnswer(TimeoutError):
-    """The pull's time budget (give_up_after_seconds) ran out while AWS had not answered."""
-
-
-class Deadline:
-    """The time one pull of one account and month may spend waiting on AWS, across all its requests."""
-
-    def __init__(self, seconds: float):
-        self.seconds = float(seconds)
-        self._end = time.monotonic() + self.seconds
-
-    @classmethod
-    def of(cls, account: Account) -> Deadline:
-        return cls(account.settings.get("give_up_after_seconds") or DEFAULT_GIVE_UP_AFTER_SECONDS)
-
-    def remaining(self) -> float:
-        return self._end - time.monotonic()
-
-    def check(self, what: str = "AWS") -> float:
-        left = self.remaining()
-        if left <= 0:
-            raise DidNotAnswer(f"{what} did not answer within {self.seconds:g} s (give_up_after_seconds); gave up")
-        return left
 
 
 def max_attempts() -> int:
@@ -86,7 +60,7 @@ def aws_session(account: Account, deadline: Deadline | None = None) -> boto3.Ses
     """Credentials from the named environment variables, else the default chain; then the role, if any."""
     import boto3
 
-    deadline = deadline or Deadline.of(account)
+    deadline = deadline or Deadline.for_account(account)
     settings = account.settings
     region = settings.get("region", "us-east-1")
     base = boto3.Session(
@@ -114,7 +88,7 @@ def aws_session(account: Account, deadline: Deadline | None = None) -> boto3.Ses
 def aws_client(account: Account, service: str, session: boto3.Session | None = None, region: str | None = None,
                deadline: Deadline | None = None) -> Any:
     """A client whose requests, together with the session's, stay within `deadline` (else a fresh one)."""
-    deadline = deadline or Deadline.of(account)
+    deadline = deadline or Deadline.for_account(account)
     session = session or aws_session(account, deadline)
     client = session.client(
         service, region_name=region or session.region_name, endpoint_url=account.settings.get("endpoint_url"),

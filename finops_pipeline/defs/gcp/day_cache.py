@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from finops_pipeline.lake import atomic_file
+from finops_pipeline.money import merge_totals
 from finops_pipeline.schema import COST_DAILY_SCHEMA, rows_to_table
 
 PARTITION_DAY = "partition_day"
@@ -56,11 +57,7 @@ class MonthCache:
         return sorted(d for d, info in self.days.items() if info.last_export_time is not None)
 
     def totals(self) -> dict[str, Decimal]:
-        totals: dict[str, Decimal] = {}
-        for info in self.days.values():
-            for currency, amount in info.totals.items():
-                totals[currency] = totals.get(currency, Decimal(0)) + amount
-        return totals
+        return merge_totals(info.totals for info in self.days.values())
 
     def month_table(self, estimated_from: date) -> pa.Table:
         """The month as cost_daily rows; x_Estimated re-derived from today's re-read window."""

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from finops_pipeline.defs.gcp import day_cache
 from finops_pipeline.defs.gcp.client import TITLE, Budget
 from finops_pipeline.diagnosis import ERROR, Diagnosis, ProviderError, malformed_answer
+from finops_pipeline.money import money_sum, sum_by_currency
 
 if TYPE_CHECKING:  # google-cloud-bigquery is imported where a query runs: loading the definitions stays cheap
     from google.cloud import bigquery
@@ -138,8 +139,7 @@ def collect_states(rows: list[dict[str, Any]], asked: list[date], *, day: str, c
             raise malformed(f"the state query answered for {label} {row[day]}, which it was not asked about")
         state = states.setdefault(row[day], DayState(row[export_time]))
         state.last_export_time = max(state.last_export_time, row[export_time])
-        total = sum((row[a] for a in amounts), Decimal(0))
-        state.totals[row[currency]] = state.totals.get(row[currency], Decimal(0)) + total
+        sum_by_currency([(row[currency], money_sum(row[a] for a in amounts))], state.totals)
         state.export_rows += row[count]
     return states
 
@@ -155,7 +155,7 @@ def check_lines_match_states(lines: list[dict[str, Any]], states: dict[date, Day
         if when not in states or when not in changed:
             raise malformed(f"the charges query answered for {label} {when}, which it was not asked about")
         per_currency = sums.setdefault(when, {})
-        per_currency[line[currency]] = per_currency.get(line[currency], Decimal(0)) + (line[amount] or Decimal(0))
+        sum_by_currency([(line[currency], line[amount])], per_currency)
     for when in changed:
         state = states[when]
         if state.export_rows and when not in sums:

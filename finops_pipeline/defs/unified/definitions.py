@@ -27,6 +27,7 @@ from finops_pipeline.dashboard import preview_markdown, read_dashboard_data, wri
 from finops_pipeline.insight import Verdict, anomaly_verdict, budget_verdict
 from finops_pipeline.lake import mart_path
 from finops_pipeline.marts import build_mart, daily_sql, write_mart
+from finops_pipeline.money import sum_by_currency
 from finops_pipeline.resources import FinopsResource
 
 MART_DESCRIPTIONS = {
@@ -84,9 +85,7 @@ def build_unified_assets(upstream: list[AssetKey]) -> list[AssetsDefinition]:
             connection.close()
         table = ["| provider | currency | billed | accounts | first day | last day |", "|---|---|---:|---:|---|---|"]
         table += [f"| {p} | {c} | {money(t, c)} | {a} | {first} | {last} |" for p, c, t, a, first, last in totals]
-        by_currency: dict[str, Decimal] = {}
-        for _, currency, total, *_ in totals:
-            by_currency[currency] = by_currency.get(currency, Decimal(0)) + total
+        by_currency = sum_by_currency((currency, total) for _, currency, total, *_ in totals)
         return MaterializeResult(
             metadata={
                 "rows": rows,

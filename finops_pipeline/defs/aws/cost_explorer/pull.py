@@ -35,11 +35,13 @@ from finops_pipeline import throttle
 from finops_pipeline.config import Account
 from finops_pipeline.defs.aws import PROVIDER
 from finops_pipeline.defs.aws.services import service_name
-from finops_pipeline.defs.aws.session import Deadline, aws_client
+from finops_pipeline.defs.aws.session import aws_client
 from finops_pipeline.diagnosis import malformed_answer
+from finops_pipeline.http_budget import Deadline
 from finops_pipeline.lake import PartitionKey, read_partition, read_partition_extra
+from finops_pipeline.money import merge_totals, sum_by_currency
 from finops_pipeline.refresh import Pull, full_refresh_requested
-from finops_pipeline.schema import day_bounds, month_bounds, rows_to_table, service_category, service_subcategory, to_decimal
+from finops_pipeline.schema import day_bounds, month_bounds, rows_to_table, service_category, service_subcategory, to_decimal, totals_by_currency
 
 SOURCE = "cost_explorer"
 METRICS = ("UnblendedCost", "AmortizedCost", "NetUnblendedCost")
@@ -157,13 +159,7 @@ def _billed_amount(metrics: Mapping[str, Any]) -> tuple[Decimal, str]:
 
 def raw_totals(pages: list[dict[str, Any]]) -> dict[str, Decimal]:
     """Sum of the billed metric straight from the responses, per currency (the reconciliation figure)."""
-    totals: dict[str, Decimal] = {}
-    for page in pages:
-        for day in page.get("ResultsByTime", []):
-            for group in day.get("Groups", []):
-                amount, currency = _billed_amount(group["Metrics"])
-                totals[currency] = totals.get(currency, Decimal(0)) + amount
-    return totals
+    return merge_totals(daily_raw_totals(pages).values())
 
 
 def _account_names(pages: list[dict[str, Any]]) -> dict[str, str]:
@@ -236,9 +232,8 @@ def daily_raw_totals(pages: list[dict[str, Any]]) -> dict[str, dict[str, Decimal
     for page in pages:
         for day in page.get("ResultsByTime", []):
             totals = days.setdefault(day["TimePeriod"]["Start"], {})
-            for group in day.get("Groups", []):
-                amount, currency = _billed_amount(group["Metrics"])
-                totals[currency] = totals.get(currency, Decimal(0)) + amount
+            billed = (_billed_amount(group["Metrics"]) for group in day.get("Groups", []))
+            sum_by_currency(((currency, amount) for amount, currency in billed), totals)
     return days
 
 
@@ -303,13 +298,8 @@ def _kept_rows(data_dir: Path, key: PartitionKey, first_day: date) -> pa.Table |
 
 def _adds_up(kept: pa.Table, daily_totals: Mapping[str, Mapping[str, Decimal]]) -> bool:
     """The kept rows' BilledCost per currency equals the raw day totals stored for them."""
-    rows: dict[str, Decimal] = {}
-    for amount, currency in zip(kept["BilledCost"].to_pylist(), kept["BillingCurrency"].to_pylist()):
-        rows[currency] = rows.get(currency, Decimal(0)) + amount
-    stored: dict[str, Decimal] = {}
-    for totals in daily_totals.values():
-        for currency, amount in totals.items():
-            stored[currency] = stored.get(currency, Decimal(0)) + amount
+    rows = totals_by_currency(kept)
+    stored = merge_totals(daily_totals.values())
     return {c: v for c, v in rows.items() if v} == {c: v for c, v in stored.items() if v}
 
 
@@ -335,7 +325,7 @@ def pull_cost_explorer(account: Account, billing_period: str, data_dir: Path | N
     pages: list[dict[str, Any]] = []
     if chosen.first_day is not None:
         # One deadline for the role, every attempt and every page: give_up_after_seconds.
-        deadline = Deadline.of(account)
+        deadline = Deadline.for_account(account)
         client = aws_client(account, "ce", region="us-east-1", deadline=deadline)  # Cost Explorer's one endpoint
         # The payer's request quota, shared by every pull of it (finops_pipeline.throttle), each attempt.
         def spend_quota(**_: Any) -> None:  # returns None: a value here would be taken for the HTTP response
@@ -349,10 +339,7 @@ def pull_cost_explorer(account: Account, billing_period: str, data_dir: Path | N
     daily = {d: dict(t) for d, t in (previous.daily_totals.items() if kept is not None and previous else [])
              if chosen.first_day is None or date.fromisoformat(d) < chosen.first_day}
     daily.update(daily_raw_totals(pages))
-    source_totals: dict[str, Decimal] = {}
-    for totals in daily.values():
-        for currency, amount in totals.items():
-            source_totals[currency] = source_totals.get(currency, Decimal(0)) + amount
+    source_totals = merge_totals(daily.values())
     new_rows = rows_to_table(normalize(pages, account, billing_period, datetime.now(timezone.utc)))
     estimated = sorted({day["TimePeriod"]["Start"] for p in pages for day in p.get("ResultsByTime", []) if day.get("Estimated")})
     if chosen.first_day is None and previous is not None:

@@ -32,6 +32,7 @@ from finops_pipeline.defs.aws import PROVIDER
 from finops_pipeline.defs.aws.regions import region_name_sql
 from finops_pipeline.defs.aws.resource_types import resource_type_sql
 from finops_pipeline.defs.aws.services import service_name_sql
+from finops_pipeline.money import sum_by_currency
 from finops_pipeline.schema import COLUMNS, focus_unit_sql, month_bounds, service_category_sql, service_subcategory_sql
 
 MONEY_SQL = "DECIMAL(38,10)"
@@ -682,8 +683,8 @@ def staged_totals(connection: duckdb.DuckDBPyConnection, groups: list[tuple[File
         kind = kind or "(empty)"
         totals.line_items += int(count)
         totals.by_type[kind] = totals.by_type.get(kind, 0) + int(count)
-        totals.billed[currency] = totals.billed.get(currency, Decimal(0)) + (billed or Decimal(0))
-        totals.unblended[currency] = totals.unblended.get(currency, Decimal(0)) + (unblended or Decimal(0))
+        sum_by_currency([(currency, billed)], totals.billed)
+        sum_by_currency([(currency, unblended)], totals.unblended)
     return totals
 
 
@@ -1058,8 +1059,8 @@ def raw_totals(connection: duckdb.DuckDBPyConnection, groups: list[tuple[FileLay
             kind = kind or "(empty)"
             totals.line_items += count
             totals.by_type[kind] = totals.by_type.get(kind, 0) + count
-            totals.billed[currency] = totals.billed.get(currency, Decimal(0)) + (billed or Decimal(0))
-            totals.unblended[currency] = totals.unblended.get(currency, Decimal(0)) + (unblended or Decimal(0))
+            sum_by_currency([(currency, billed)], totals.billed)
+            sum_by_currency([(currency, unblended)], totals.unblended)
     return totals
 
 

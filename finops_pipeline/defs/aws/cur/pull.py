@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import weakref
 import zipfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -31,12 +30,13 @@ import duckdb
 
 from finops_pipeline.config import Account
 from finops_pipeline.defs.aws.cur import normalize
-from finops_pipeline.defs.aws.session import Deadline, aws_client
+from finops_pipeline.defs.aws.session import aws_client
 from finops_pipeline.diagnosis import ERROR, PENDING, Diagnosis, ProviderError
+from finops_pipeline.http_budget import Deadline
 from finops_pipeline.lake import partition_metadata
 from finops_pipeline.refresh import Pull
 from finops_pipeline.schema import month_bounds
-from finops_pipeline.workdir import make_workdir  # the private download directory, shared with the other downloading pulls
+from finops_pipeline.workdir import WorkSession  # the private download directory and connection, shared with the other downloading pulls
 
 SOURCE = "cur"
 # Bounded memory per refresh: DuckDB spills past this to the temporary directory, so a month of any size
@@ -327,33 +327,16 @@ def pull_cur(account: Account, billing_period: str, data_dir: Path | None = None
 
     All S3 requests of the pull share one deadline (give_up_after_seconds).
     """
-    deadline = Deadline.of(account)
-    workdir = make_workdir(data_dir)
-    try:
+    deadline = Deadline.for_account(account)
+    work = WorkSession(data_dir)
+    with work.releasing_on_failure(normalize.CurFileError, lambda exc: file_error(exc, manifest, store)):
         store = open_store(account, deadline)
         manifest = latest_manifest(store, account, billing_period)
-    except BaseException:
-        shutil.rmtree(workdir, ignore_errors=True)
-        raise
-
-    def cleanup() -> None:
-        shutil.rmtree(workdir, ignore_errors=True)
-
-    connection = None
-    try:
-        files, fetched = fetch_files(store, manifest, workdir)
+        files, fetched = fetch_files(store, manifest, work.dir)
         groups = normalize.group_files(files)
-        connection = normalize.connect(workdir / "spill", os.environ.get("FINOPS_CUR_MEMORY_LIMIT") or DUCKDB_MEMORY_LIMIT)
+        connection = work.connect(lambda spill: normalize.connect(spill, os.environ.get("FINOPS_CUR_MEMORY_LIMIT") or DUCKDB_MEMORY_LIMIT))
         # One read of the files: the daily pre-aggregate into temporary tables, the totals from them.
         staged, totals = _checked(lambda: normalize.stage_and_total(connection, groups, billing_period), connection, groups, manifest, store)
-    except normalize.CurFileError as exc:
-        _close(connection)
-        cleanup()
-        raise file_error(exc, manifest, store) from None
-    except BaseException:
-        _close(connection)
-        cleanup()
-        raise
 
     ingested_at = datetime.now(timezone.utc)
     layouts = normalize.describe_layouts(groups)
@@ -386,10 +369,8 @@ def pull_cur(account: Account, billing_period: str, data_dir: Path | None = None
             except normalize.CurFileError as exc:
                 raise file_error(exc, manifest, store) from None
         finally:
-            _close(connection)
-            cleanup()
+            work.close()
 
-    weakref.finalize(produce, cleanup)  # backstop if the Pull is dropped without producing
     return Pull(source_totals=totals.billed, produce=produce, api_calls=store.calls, metadata=details)
 
 
@@ -402,11 +383,6 @@ def _checked(run, connection, groups, manifest: Manifest, store: Store):
         if culprit is not None:
             raise culprit from None
         raise
-
-
-def _close(connection) -> None:
-    if connection is not None:
-        connection.close()
 
 
 def _empty_daily() -> str:

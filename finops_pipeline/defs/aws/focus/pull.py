@@ -11,7 +11,6 @@ the latest manifest lists, so a re-delivered month never counts twice.
 from __future__ import annotations
 
 import os
-import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -21,18 +20,17 @@ from finops_pipeline.defs.aws import PROVIDER
 from finops_pipeline.defs.aws.cur.pull import (
     Manifest,
     Store,
-    _close,
     _join,
     fetch_files,
-    make_workdir,
     open_store,
     parse_manifest,
 )
 from finops_pipeline.defs.aws.resource_types import resource_type_sql
-from finops_pipeline.defs.aws.session import Deadline
 from finops_pipeline.diagnosis import PENDING, Diagnosis, ProviderError
+from finops_pipeline.http_budget import Deadline
 from finops_pipeline.lake import partition_metadata
 from finops_pipeline.refresh import Pull
+from finops_pipeline.workdir import WorkSession
 
 SOURCE = "focus"
 # AWS's FOCUS export leaves ResourceType NULL where it has a ResourceId (FOCUS 1.2: MUST NOT be null then): the type
@@ -69,31 +67,18 @@ def latest_manifest(store: Store, account: Account, billing_period: str) -> Mani
 
 
 def pull_focus(account: Account, billing_period: str, data_dir: Path | None = None) -> Pull:
-    deadline = Deadline.of(account)
-    workdir = make_workdir(data_dir)
-
-    def cleanup() -> None:
-        shutil.rmtree(workdir, ignore_errors=True)
-
-    connection = None
+    deadline = Deadline.for_account(account)
+    work = WorkSession(data_dir)
     manifest = None
     store = None
-    try:
+    with work.releasing_on_failure(focus.FocusFileError, lambda exc: _file_error(exc, store, manifest)):
         store = open_store(account, deadline)
         manifest = latest_manifest(store, account, billing_period)
-        fetched_files, fetched = fetch_files(store, manifest, workdir)
+        fetched_files, fetched = fetch_files(store, manifest, work.dir)
         files = [focus.FocusFile(f.key, f.path) for f in fetched_files]
-        connection = focus.connect(workdir / "spill", os.environ.get("FINOPS_FOCUS_MEMORY_LIMIT") or DUCKDB_MEMORY_LIMIT)
+        connection = work.connect(lambda spill: focus.connect(spill, os.environ.get("FINOPS_FOCUS_MEMORY_LIMIT") or DUCKDB_MEMORY_LIMIT))
         groups = focus.group_files(connection, files)
         totals = focus.raw_totals(connection, groups, billing_period)
-    except focus.FocusFileError as exc:
-        _close(connection)
-        cleanup()
-        raise _file_error(exc, store, manifest) from None
-    except BaseException:
-        _close(connection)
-        cleanup()
-        raise
 
     ingested_at = datetime.now(timezone.utc)
     details = {
@@ -106,18 +91,13 @@ def pull_focus(account: Account, billing_period: str, data_dir: Path | None = No
         "rows_by_charge_category": dict(sorted(totals.by_category.items())),
         **focus.describe_files(groups),
     }
-
-    def close() -> None:
-        _close(connection)
-        cleanup()
-
     produce = focus.producer(
-        connection, groups, rollup=dict(
+        work, groups, rollup=dict(
             provider_name=PROVIDER.focus_name, invoice_issuer=PROVIDER.invoice_issuer, provider_key=PROVIDER.key,
             source=SOURCE, account_key=account.key, account_name=account.name, billing_period=billing_period,
             source_updated_at=manifest.last_modified, ingested_at=ingested_at, derived=DERIVED),
         metadata=partition_metadata(totals.billed, {"focus_manifest": manifest.key, "focus_execution_id": manifest.assembly_id}),
-        on_file_error=lambda exc: _file_error(exc, store, manifest), close=close, cleanup=cleanup)
+        on_file_error=lambda exc: _file_error(exc, store, manifest))
     return Pull(source_totals=totals.billed, produce=produce, api_calls=store.calls, metadata=details)
 
 

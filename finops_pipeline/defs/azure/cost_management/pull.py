@@ -29,6 +29,7 @@ from finops_pipeline.defs.azure import PROVIDER
 from finops_pipeline.defs.azure.cost_management.client import QuotaMeter, cost_management_client, credential, endpoints
 from finops_pipeline.diagnosis import ERROR, Diagnosis, ProviderError, malformed_answer
 from finops_pipeline.http_budget import Deadline, secrets_kept_out_of_logs
+from finops_pipeline.money import sum_by_currency
 from finops_pipeline.refresh import Pull
 from finops_pipeline.schema import SchemaError, day_bounds, month_bounds, rows_to_table, service_category, service_subcategory, to_decimal
 
@@ -241,11 +242,8 @@ def amounts_by_key(pages: QueryPages, billing_period: str) -> dict[Key, Decimal]
     if not pages.rows:
         return {}
     i = _index(pages, billing_period)
-    amounts: dict[Key, Decimal] = {}
-    for row in pages.rows:
-        key = (_usage_day(row[i["day"]], billing_period), row[i["ServiceName"]] or "", row[i["ChargeType"]] or "", _currency(row[i["currency"]]))
-        amounts[key] = amounts.get(key, Decimal(0)) + _amount(row[i["cost"]])
-    return amounts
+    return sum_by_currency(((_usage_day(row[i["day"]], billing_period), row[i["ServiceName"]] or "", row[i["ChargeType"]] or "",
+                             _currency(row[i["currency"]])), _amount(row[i["cost"]])) for row in pages.rows)
 
 
 def raw_totals(pages: QueryPages, billing_period: str) -> dict[str, Decimal]:
@@ -253,11 +251,7 @@ def raw_totals(pages: QueryPages, billing_period: str) -> dict[str, Decimal]:
     if not pages.rows:
         return {}
     i = _index(pages, billing_period)
-    totals: dict[str, Decimal] = {}
-    for row in pages.rows:
-        currency = _currency(row[i["currency"]])
-        totals[currency] = totals.get(currency, Decimal(0)) + _amount(row[i["cost"]])
-    return totals
+    return sum_by_currency((_currency(row[i["currency"]]), _amount(row[i["cost"]])) for row in pages.rows)
 
 
 def charge_category(charge_type: str) -> tuple[str, str | None]:
@@ -363,7 +357,4 @@ def pull_cost_management(account: Account, billing_period: str) -> Pull:
 
 
 def _totals(amounts: dict[Key, Decimal]) -> dict[str, Decimal]:
-    totals: dict[str, Decimal] = {}
-    for (_, _, _, currency), amount in amounts.items():
-        totals[currency] = totals.get(currency, Decimal(0)) + amount
-    return totals
+    return sum_by_currency((currency, amount) for (_, _, _, currency), amount in amounts.items())

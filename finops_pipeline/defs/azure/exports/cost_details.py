@@ -26,6 +26,7 @@ import duckdb
 from finops_pipeline import focus
 from finops_pipeline.defs.azure.cost_management.pull import CHARGE_TYPES
 from finops_pipeline.defs.azure.regions import region_name_sql, resource_type_sql
+from finops_pipeline.money import sum_by_currency
 from finops_pipeline.schema import service_category_sql, service_subcategory_sql
 
 MONEY = focus.MONEY_SQL
@@ -193,9 +194,6 @@ def convert(connection: duckdb.DuckDBPyConnection, file: focus.FocusFile, amorti
     }
     select = ", ".join(f"CAST({expression} AS VARCHAR) AS {focus._q(name)}" for name, expression in parts.items())
     connection.execute(f"COPY (SELECT {select} FROM {source}) TO {focus._lit(str(target))} (FORMAT parquet, COMPRESSION zstd)")
-    totals: dict[str, Decimal] = {}
-    rows = 0
-    for code, count, total in sums:
-        rows += count
-        totals[code] = totals.get(code, Decimal(0)) + (total or Decimal(0))
+    totals = sum_by_currency((code, total) for code, _, total in sums)
+    rows = sum(count for _, count, _ in sums)
     return Converted(focus.FocusFile(file.key, target), totals, rows)

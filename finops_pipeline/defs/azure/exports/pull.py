@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -35,8 +34,9 @@ from finops_pipeline.defs.azure.exports.store import BlobInfo, BlobStore, open_s
 from finops_pipeline.diagnosis import ERROR, PENDING, Diagnosis, ProviderError
 from finops_pipeline.http_budget import Deadline, secrets_kept_out_of_logs
 from finops_pipeline.lake import partition_metadata
+from finops_pipeline.money import merge_totals
 from finops_pipeline.refresh import Pull
-from finops_pipeline.workdir import make_workdir
+from finops_pipeline.workdir import WorkSession
 
 SOURCE = "exports"
 TITLE = "Azure cost export"
@@ -233,14 +233,11 @@ def pull_exports(account: Account, billing_period: str, data_dir: Path | None = 
     settings = account.settings
     cost_details_kind = settings.get("dataset", "focus") == "cost_details"
     roles = export_roles(account)
-    workdir = make_workdir(data_dir, "azexp")
-
-    def cleanup() -> None:
-        shutil.rmtree(workdir, ignore_errors=True)
-
-    connection, store, runs = None, None, []
+    work = WorkSession(data_dir, "azexp")
+    workdir = work.dir
+    store, runs = None, []
     notes: list[str] = []
-    try:
+    with work.releasing_on_failure(focus.FocusFileError, lambda exc: _file_error(exc, store, runs)):
         with secrets_kept_out_of_logs(secrets(account)):
             store = open_store(account, deadline)
             try:
@@ -263,7 +260,7 @@ def pull_exports(account: Account, billing_period: str, data_dir: Path | None = 
                     fetched += size
             finally:
                 store.close()
-        connection = focus.connect(workdir / "spill", os.environ.get("FINOPS_FOCUS_MEMORY_LIMIT") or DUCKDB_MEMORY_LIMIT)
+        connection = work.connect(lambda spill: focus.connect(spill, os.environ.get("FINOPS_FOCUS_MEMORY_LIMIT") or DUCKDB_MEMORY_LIMIT))
         raw_billed: dict[str, Decimal] | None = None
         effective: dict[str, Decimal] = {}
         if cost_details_kind:
@@ -275,9 +272,7 @@ def pull_exports(account: Account, billing_period: str, data_dir: Path | None = 
                     converted = cost_details.convert(connection, file, role == "amortized", workdir / f"focus-{role}-{index:05d}.parquet")
                     converted_files.append(converted.file)
                     rows += converted.rows
-                    into = effective if role == "amortized" else raw_billed
-                    for currency, amount in converted.totals.items():
-                        into[currency] = into.get(currency, Decimal(0)) + amount
+                    merge_totals([converted.totals], effective if role == "amortized" else raw_billed)
                 _check_rows(store, runs[[r for r, _ in roles].index(role)], rows)
             groups = focus.group_files(connection, converted_files, "1.2")  # written with FOCUS 1.2 names
         else:
@@ -285,18 +280,8 @@ def pull_exports(account: Account, billing_period: str, data_dir: Path | None = 
         totals = focus.raw_totals(connection, groups, billing_period)
         if not cost_details_kind:
             _check_rows(store, runs[0], totals.rows)
-    except focus.FocusFileError as exc:
-        _close(connection)
-        cleanup()
-        raise _file_error(exc, store, runs) from None
-    except BaseException:
-        _close(connection)
-        cleanup()
-        raise
-    if raw_billed is not None and _nonzero(raw_billed) != _nonzero(totals.billed):  # the projection must not move a cent
-        _close(connection)
-        cleanup()
-        raise RuntimeError(f"cost details projection changed BilledCost: raw {raw_billed} != projected {totals.billed}")
+        if raw_billed is not None and _nonzero(raw_billed) != _nonzero(totals.billed):  # the projection must not move a cent
+            raise RuntimeError(f"cost details projection changed BilledCost: raw {raw_billed} != projected {totals.billed}")
 
     ingested_at = datetime.now(timezone.utc)
     updated_at = max(r.submitted for r in runs)
@@ -315,26 +300,16 @@ def pull_exports(account: Account, billing_period: str, data_dir: Path | None = 
     }
     source_totals = raw_billed if raw_billed is not None else totals.billed
 
-    def close() -> None:
-        _close(connection)
-        cleanup()
-
     produce = focus.producer(
-        connection, groups, rollup=dict(
+        work, groups, rollup=dict(
             provider_name=PROVIDER.focus_name, invoice_issuer=PROVIDER.invoice_issuer, provider_key=PROVIDER.key,
             source=SOURCE, account_key=account.key, account_name=account.name, billing_period=billing_period,
             source_updated_at=updated_at, ingested_at=ingested_at),
         metadata=partition_metadata(totals.billed, {"azure_export_manifests": json.dumps([r.manifest for r in runs]),
                                                     "azure_export_run_ids": ",".join(r.run_id for r in runs)}),
-        on_file_error=lambda exc: _file_error(exc, store, runs), close=close, cleanup=cleanup)
+        on_file_error=lambda exc: _file_error(exc, store, runs))
     return Pull(source_totals=source_totals, produce=produce, api_calls=store.calls, metadata=details)
 
 
 def _nonzero(totals: dict[str, Decimal]) -> dict[str, Decimal]:
     return {c: v for c, v in totals.items() if v}
-
-
-def _close(connection) -> None:
-    if connection is not None:
-        connection.close()
-

@@ -125,10 +125,17 @@ def storage_retry_class() -> type:
         def increment(self, settings: dict[str, Any], request: Any, response: Any = None, error: Any = None) -> bool:
             if isinstance(error, ClientAuthenticationError):  # Entra ID refused the app registration: asking again changes nothing
                 return False
-            return super().increment(settings, request, response, error) and self.deadline.allows(self.get_backoff_time(settings))
+            if not super().increment(settings, request, response, error):
+                return False
+            # ExponentialRetry draws a new jitter at every get_backoff_time call: the wait is drawn once here, and the
+            # deadline check and the sleep both use it (else a retry allowed for one wait could sleep another, longer one).
+            settings["backoff"] = self.get_backoff_time(settings)
+            return self.deadline.allows(settings["backoff"])
 
         def sleep(self, settings: dict[str, Any], transport: Any) -> None:
-            super().sleep(settings, transport)
+            backoff = settings.pop("backoff", 0)
+            if backoff > 0:
+                transport.sleep(backoff)
             self._cut(settings["pipeline_request"])
 
     return BoundedStorageRetry

@@ -14,6 +14,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from finops_pipeline.diagnosis import ERROR, Diagnosis, ProviderError, malformed_answer
+from finops_pipeline.money import money_sum, sum_by_currency
 from finops_pipeline.schema import to_decimal
 
 TITLE = "DigitalOcean billing"
@@ -138,14 +139,9 @@ def invoice_items(client: Any, invoice_uuid: str) -> list[dict[str, Any]]:
 
 
 def _items_by_product(items: list[dict[str, Any]]) -> tuple[Decimal, dict[str, Decimal]]:
-    total = Decimal(0)
-    by_product: dict[str, Decimal] = {}
-    for item in items:
-        amount = to_decimal(item.get("amount") or "0", field="invoice item amount")
-        total += amount
-        product = item.get("product") or "(no product)"
-        by_product[product] = by_product.get(product, Decimal(0)) + amount
-    return total, by_product
+    amounts = [(item.get("product") or "(no product)", to_decimal(item.get("amount") or "0", field="invoice item amount"))
+               for item in items]
+    return money_sum(amount for _, amount in amounts), sum_by_currency(amounts)  # one currency: by product
 
 
 def invoice_figures(client: Any, billing_period: str, today: date) -> InvoiceFigures:
@@ -170,7 +166,7 @@ def invoice_figures(client: Any, billing_period: str, today: date) -> InvoiceFig
     if not matching:
         return InvoiceFigures(billing_period, AWAITING)
     # One invoice per team and month is the rule; should there be more, the month owes their sum.
-    amount = sum((to_decimal(i.get("amount") or "0", field="invoice amount") for i in matching), Decimal(0))
+    amount = money_sum(to_decimal(i.get("amount") or "0", field="invoice amount") for i in matching)
     items: list[dict[str, Any]] = []
     for invoice in matching:
         items.extend(invoice_items(client, invoice["invoice_uuid"]))

@@ -27,6 +27,7 @@ from finops_pipeline.defs.digitalocean.billing.client import CallStats, make_cli
 from finops_pipeline.defs.digitalocean.billing.invoices import answer, malformed
 from finops_pipeline.diagnosis import ERROR, Diagnosis, ProviderError
 from finops_pipeline.http_budget import Deadline, secrets_kept_out_of_logs
+from finops_pipeline.money import money_sum
 from finops_pipeline.refresh import Pull
 from finops_pipeline.schema import day_bounds, month_bounds, rows_to_table, service_category, service_subcategory, to_decimal
 
@@ -195,13 +196,8 @@ def fetch_insights(client: Any, account_urn: str, first: date, last: date) -> It
 
 def raw_totals(pages: list[dict[str, Any]]) -> dict[str, Decimal]:
     """Sum of total_amount straight from the responses (the reconciliation figure)."""
-    total = Decimal(0)
-    count = 0
-    for page in pages:
-        for point in page.get("data_points") or []:
-            total += to_decimal(point.get("total_amount") or "0", field="total_amount")
-            count += 1
-    return {CURRENCY: total} if count else {}
+    amounts = [to_decimal(point.get("total_amount") or "0", field="total_amount") for page in pages for point in page.get("data_points") or []]
+    return {CURRENCY: money_sum(amounts)} if amounts else {}
 
 
 def normalize(

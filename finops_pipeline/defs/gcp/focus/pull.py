@@ -16,8 +16,6 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -56,6 +54,7 @@ from finops_pipeline.defs.gcp.query import (
 from finops_pipeline.diagnosis import PENDING, Diagnosis, ProviderError
 from finops_pipeline.refresh import Pull
 from finops_pipeline.schema import month_bounds
+from finops_pipeline.workdir import WorkSession
 
 if TYPE_CHECKING:  # google-cloud-bigquery is imported where a query runs: loading the definitions stays cheap
     import pyarrow as pa
@@ -166,16 +165,16 @@ def _arrow_type(kind: str) -> pa.DataType:
 
 
 def unified_days(lines: list[dict[str, Any]], columns: dict[str, str], table: FocusTable, account: Account, billing_period: str,
-                 updated_at: datetime, work: Path) -> dict[date, pa.Table]:
-    """The aggregated lines through the shared FOCUS reader -> cost_daily rows per charge day."""
+                 updated_at: datetime, work: WorkSession) -> dict[date, pa.Table]:
+    """The aggregated lines through the shared FOCUS reader -> cost_daily rows per charge day (the caller releases `work`)."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     arrays = {name: pa.array([line[name] for line in lines], _arrow_type(kind)) for name, kind in columns.items()}
-    path = work / "lines.parquet"
+    path = work.dir / "lines.parquet"
     pq.write_table(pa.table(arrays), path)
-    connection = focus.connect(work / "spill")
+    connection = work.connect(focus.connect)
     ids = sorted({str(line["ResourceId"]) for line in lines if line.get("ResourceId")})
     connection.register(RESOURCE_TYPES, pa.table({"id": pa.array(ids, pa.string()),
                                                   "type": pa.array([resource_type(i) for i in ids], pa.string())}))
@@ -189,8 +188,6 @@ def unified_days(lines: list[dict[str, Any]], columns: dict[str, str], table: Fo
         rows = connection.sql(select).to_arrow_table()
     except focus.FocusFileError as exc:
         raise file_error(exc, table) from None
-    finally:
-        connection.close()
     days = pc.cast(rows.column("ChargePeriodStart"), pa.date32())
     return {day: rows.filter(pc.equal(days, pa.scalar(day, pa.date32())))
             for day in sorted(set(days.to_pylist()))}
@@ -220,12 +217,11 @@ def pull_gcp_focus(account: Account, billing_period: str, *, data_dir: Path, now
                         (layout.columns["ChargePeriodStart"],))
         check_lines_match_states(lines, states, changed, day=layout.columns["ChargePeriodStart"], currency=currency, amount=billed,
                                  label="charge day")
-        (Path(data_dir) / "tmp").mkdir(parents=True, exist_ok=True, mode=0o700)
-        work = Path(tempfile.mkdtemp(prefix="gcp-focus-", dir=Path(data_dir) / "tmp"))
+        work = WorkSession(data_dir, "gcpfocus")
         try:
             return unified_days(lines, columns, table, account, billing_period, as_of, work)
         finally:
-            shutil.rmtree(work, ignore_errors=True)
+            work.close()
 
     days = refresh_days(cache, charge_days(billing_period, today), recent_from, read_states, read_rows,
                         lambda done: day_cache.save(data_dir, account.key, billing_period, done))
