@@ -27,6 +27,7 @@ from typing import Any
 import dagster as dg
 from dagster import AssetCheckExecutionContext, AssetExecutionContext
 
+from finops_pipeline import storage
 from finops_pipeline.catalog import MART_TABLES
 from finops_pipeline.config import Account, FinopsConfig, registry_for_definitions
 from finops_pipeline.lake import list_partitions, read_partition_totals
@@ -263,6 +264,7 @@ def reconcile_partitions(data_dir: Path, provider: str, source: str, account: st
     mismatches: dict[str, Any] = {}
     partitions = [(k, p) for k, p in list_partitions(data_dir, provider, source) if account is None or k.account == account]
     connection = duckdb.connect()
+    storage.register_duckdb(connection, data_dir)
     try:
         for key, path in partitions:
             expected = read_partition_totals(path)

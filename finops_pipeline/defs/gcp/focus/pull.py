@@ -56,6 +56,7 @@ from finops_pipeline.defs.gcp.query import (
 from finops_pipeline.diagnosis import PENDING, Diagnosis, ProviderError
 from finops_pipeline.refresh import Pull
 from finops_pipeline.schema import month_bounds
+from finops_pipeline.storage import work_dir
 
 if TYPE_CHECKING:  # google-cloud-bigquery is imported where a query runs: loading the definitions stays cheap
     import pyarrow as pa
@@ -220,8 +221,8 @@ def pull_gcp_focus(account: Account, billing_period: str, *, data_dir: Path, now
                         (layout.columns["ChargePeriodStart"],))
         check_lines_match_states(lines, states, changed, day=layout.columns["ChargePeriodStart"], currency=currency, amount=billed,
                                  label="charge day")
-        (Path(data_dir) / "tmp").mkdir(parents=True, exist_ok=True, mode=0o700)
-        work = Path(tempfile.mkdtemp(prefix="gcp-focus-", dir=Path(data_dir) / "tmp"))
+        (work_dir(data_dir) / "tmp").mkdir(parents=True, exist_ok=True, mode=0o700)
+        work = Path(tempfile.mkdtemp(prefix="gcp-focus-", dir=work_dir(data_dir) / "tmp"))
         try:
             return unified_days(lines, columns, table, account, billing_period, as_of, work)
         finally:
