@@ -9,6 +9,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
+import duckdb
 import pytest
 from dagster import AssetCheckSeverity
 
@@ -115,6 +116,14 @@ def test_refresh_writes_the_lake_the_catalog_and_the_dashboard_tables(seeded_lak
     page = write_dashboard(data_dir, datetime(2026, 11, 26, 8, tzinfo=timezone.utc))
     assert page == storage.work_dir(data_dir) / "dashboard.html" and catalog_path(data_dir).parent == page.parent
     assert f"USD {november_to_date:,.2f}" in page.read_text(encoding="utf-8")
+    if storage.is_remote(data_dir):  # a plain DuckDB session: the marts are tables in the file, cost_daily needs our filesystem
+        plain = duckdb.connect(str(catalog_path(data_dir)), read_only=True)
+        try:
+            assert plain.execute("SELECT sum(month_to_date) FROM provider_cost_summary").fetchone() == (november_to_date,)
+            with pytest.raises(duckdb.Error):
+                plain.execute("SELECT count(*) FROM cost_daily").fetchone()
+        finally:
+            plain.close()
 
 
 def test_the_48_hour_check_waits_then_fails_with_the_fix(seeded) -> None:
