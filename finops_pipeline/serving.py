@@ -53,6 +53,7 @@ from finops_pipeline.lake import (
     cost_daily_root,
     lake_root,
     partition_files,
+    partition_key,
     read_json,
     write_json,
 )
@@ -156,9 +157,7 @@ def _remote_partitions(data_dir: Location) -> list[tuple[PartitionKey, str, list
     root = cost_daily_root(data_dir)
     found = []
     for path, info in storage.glob_info(root, f"*/*/*/*/{PARTITION_FILE}"):
-        parts = dict(p.split("=", 1) for p in storage.relative_parts(path, root)[:-1])
-        key = PartitionKey(parts["provider"], parts["source"], parts["account"], parts["billing_period"])
-        found.append((key, str(path), _remote_fingerprint(info)))
+        found.append((partition_key(path, root), str(path), _remote_fingerprint(info)))
     return found
 
 
@@ -261,7 +260,9 @@ def _stat_all(files: Mapping[str, tuple[str, list[Any]]]) -> dict[str, list[Any]
     found = {}
     remote = [path for path, _ in files.values() if storage.is_remote(path)]
     if remote:  # one listing of the lake, not a request per file
-        root = storage.parent(storage.parent(storage.parent(storage.parent(storage.parent(remote[0])))))
+        root = remote[0]
+        for _ in range(5):  # <root>/provider=/source=/account=/billing_period=/data.parquet
+            root = storage.parent(root)
         listed = {str(p): _remote_fingerprint(i) for p, i in storage.glob_info(root, f"*/*/*/*/{PARTITION_FILE}")}
         return {relative: listed[path] for relative, (path, _) in files.items() if path in listed}
     for relative, (path, _) in files.items():
