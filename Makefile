@@ -1,12 +1,13 @@
 # Two commands on a fresh machine with Python 3.11 and pip:
 #   make demo   set up .venv, run the pipeline through Dagster on local stand-ins, print the dashboard
+#   make demo-s3  the same with the lake in S3 (the stand-ins' moto server; docs/deploy.md, step 6)
 #   make test   set up .venv with the test extras and run the test suite
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)/.dagster
 
-.PHONY: setup browser postgres demo test ui dashboard dagster-home clean
+.PHONY: setup browser postgres demo demo-s3 test ui dashboard dagster-home clean
 
 $(VENV)/.installed: pyproject.toml sandbox/pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +32,11 @@ dagster-home: setup
 
 demo: setup dagster-home
 	$(BIN)/finops-pipeline demo
+
+# The lake in a bucket on the AWS stand-in's moto server (gone when the demo ends); the catalog and the
+# dashboard in ./data-s3-work. An S3 endpoint already set (FINOPS_LAKE_S3_ENDPOINT, AWS_ENDPOINT_URL) is used instead.
+demo-s3: setup dagster-home
+	FINOPS_DATA_DIR=s3://finops-demo/lake FINOPS_WORK_DIR=$(CURDIR)/data-s3-work $(BIN)/finops-pipeline demo
 
 # Headless Chromium for the browser tests: Debian's package (Playwright's own browser downloads are
 # not used). Installed when missing and we are root with apt-get; otherwise the browser tests skip
@@ -72,4 +78,4 @@ ui: setup dagster-home
 	$(BIN)/finops-pipeline sandbox --ui
 
 clean:
-	rm -rf data .dagster
+	rm -rf data data-s3-work .dagster

@@ -16,6 +16,15 @@ the state of the catalog it opened, however many refreshes follow. Snapshots and
 versions stay for `FINOPS_SNAPSHOT_GRACE_SECONDS` (default a day) after a newer catalog replaced
 theirs, so sessions opened before a refresh keep working; a session open longer than that must
 reconnect.
+
+A lake on object storage (FINOPS_DATA_DIR=s3://..., az://..., gs://...): there are no hard links, and
+none are needed. The catalog file lives in the local work directory (storage.work_dir); `cost_daily`
+is a view over the serving files' URLs (immutable, named once), and the marts, small, are copied into
+the catalog file as tables at each build (a session sees the marts of the build it opened). Reading
+the view needs our fsspec filesystem registered in the connection: every connection our code opens
+(`connect`, `connect_readonly`, `finops-pipeline query`, the marts, the dashboard) does it; a plain
+DuckDB CLI session cannot read a remote `cost_daily` (that would need the httpfs extension), only the
+mart tables.
 """
 
 from __future__ import annotations
@@ -31,10 +40,11 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from finops_pipeline import serving
+from finops_pipeline import serving, storage
 from finops_pipeline.lake import _HOST, atomic_file, lake_root, list_partitions, mart_path, pid_alive
 from finops_pipeline.schema import COLUMNS
 from finops_pipeline.serving import DEFAULT_GRACE_SECONDS, ServingState, grace_seconds  # noqa: F401 - re-exported
+from finops_pipeline.storage import Location
 
 CATALOG_FILE = "finops.duckdb"
 MART_TABLES = (
@@ -43,8 +53,14 @@ MART_TABLES = (
 )
 
 
-def catalog_path(data_dir: Path) -> Path:
-    return Path(data_dir) / CATALOG_FILE
+def catalog_path(data_dir: Location) -> Path:
+    """The catalog file: in the data directory, or for a remote lake in the local work directory."""
+    return storage.work_dir(data_dir) / CATALOG_FILE
+
+
+def connect(data_dir: Location, database: str = ":memory:", read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection that can read the lake's files (for a remote lake, its filesystem registered)."""
+    return storage.connect_duckdb(data_dir, database, read_only)
 
 
 def _duckdb_type(data_type: pa.DataType) -> str:
@@ -75,8 +91,8 @@ class Snapshot:
     serving layer's per-period files)."""
 
     directory: Path | None
-    partitions: list[Path] = field(default_factory=list)
-    marts: dict[str, Path] = field(default_factory=dict)
+    partitions: list[Location] = field(default_factory=list)
+    marts: dict[str, Location] = field(default_factory=dict)
 
 
 def _link(source: Path, destination: Path) -> bool:
@@ -96,13 +112,21 @@ def _link(source: Path, destination: Path) -> bool:
     return True
 
 
-def take_snapshot(data_dir: Path, kind: str = "c", state: ServingState | None = None) -> Snapshot:
+def take_snapshot(data_dir: Location, kind: str = "c", state: ServingState | None = None) -> Snapshot:
     """Name the serving layer's current files (immutable already) and link every current mart file
     under a new `<data>/lake/.catalog/<version>/`.
 
     `kind` is "c" for a catalog's snapshot, "t" for one that only a live process's in-memory views use.
     `state` is the serving state to read (by default the one last committed).
+
+    A remote lake has no links: the snapshot names the serving files and the current mart objects
+    (read whole in one request each, so one version; `build_catalog` copies them into the catalog).
     """
+    if storage.is_remote(data_dir):
+        partitions = (state or serving.current_state(data_dir)).files()
+        marts = {name: mart_path(data_dir, name) for name in MART_TABLES}
+        present = {str(p) for p in storage.glob(storage.join(lake_root(data_dir), "marts"), "*.parquet")}
+        return Snapshot(None, partitions=partitions, marts={n: p for n, p in marts.items() if str(p) in present})
     data_dir = Path(data_dir)
     version = f"{kind}-{time.time_ns():020d}-{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     directory = snapshots_root(data_dir) / version
@@ -114,12 +138,14 @@ def take_snapshot(data_dir: Path, kind: str = "c", state: ServingState | None = 
     return snapshot
 
 
-def remove_old_snapshots(data_dir: Path, keep: Path | None = None, now: float | None = None) -> list[Path]:
+def remove_old_snapshots(data_dir: Location, keep: Path | None = None, now: float | None = None) -> list[Path]:
     """Delete snapshots no session can still need.
 
     Catalog snapshots ("c-"): the newest is always kept (the catalog in place reads it), older ones
     once their grace period is over. In-memory ones ("t-"): when their process is gone, or after an hour.
     """
+    if storage.is_remote(data_dir):
+        return []
     root = snapshots_root(data_dir)
     if not root.is_dir():
         return []
@@ -150,7 +176,7 @@ def _typed_empty() -> str:
     return f"SELECT {typed} WHERE false"
 
 
-def cost_daily_sql(data_dir: Path, files: list[Path] | None = None) -> str:
+def cost_daily_sql(data_dir: Location, files: list[Location] | None = None) -> str:
     """SELECT for the unified table over an explicit list of files (serving files, or by default the
     current raw partitions); a typed empty result when there are none."""
     names = ", ".join(f'"{c.name}"' for c in COLUMNS)
@@ -165,7 +191,7 @@ def cost_daily_sql(data_dir: Path, files: list[Path] | None = None) -> str:
     return _typed_empty()
 
 
-def serving_sql(files: list[Path]) -> str:
+def serving_sql(files: list[Location]) -> str:
     """SELECT for the unified table over the serving layer's per-period files (all in today's schema,
     sorted by day: DuckDB skips the row groups, and files, outside a filter on ChargePeriodStart or
     BillingPeriodStart; not outside one on ChargePeriodStart::DATE, which DuckDB 2.0.1 keeps above any
@@ -176,30 +202,36 @@ def serving_sql(files: list[Path]) -> str:
     return f"SELECT {names} FROM read_parquet([{', '.join(_quote(f) for f in files)}], hive_partitioning = false)"
 
 
-def register_views(connection: duckdb.DuckDBPyConnection, data_dir: Path, *, temporary: bool = False,
+def register_views(connection: duckdb.DuckDBPyConnection, data_dir: Location, *, temporary: bool = False,
                    snapshot: Snapshot | None = None, state: ServingState | None = None) -> Snapshot:
     """Create the cost_daily view and one view per mart file present, over a snapshot of the lake
     (taken here unless given). Also used in-memory by the marts (temporary views).
 
     Without `snapshot` or `state`, the serving layer is first brought up to date with the partitions
-    (a listing when nothing changed), so a caller never reads a period older than its partitions."""
+    (a listing when nothing changed), so a caller never reads a period older than its partitions.
+    For a remote lake the connection gets the lake's filesystem, and a catalog file (not `temporary`)
+    gets the marts as tables, copied now."""
     if snapshot is None:
         state = state or serving.refresh(data_dir).state
         snapshot = take_snapshot(data_dir, "t" if temporary else "c", state)
+    storage.register_duckdb(connection, data_dir)
     kind = "TEMP VIEW" if temporary else "VIEW"
     connection.execute(f"CREATE OR REPLACE {kind} cost_daily AS {serving_sql(snapshot.partitions)}")
     for name, path in snapshot.marts.items():
-        connection.execute(f"CREATE OR REPLACE {kind} {name} AS SELECT * FROM read_parquet({_quote(path)})")
+        if storage.is_remote(path) and not temporary:
+            connection.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM read_parquet({_quote(path)})")
+        else:
+            connection.execute(f"CREATE OR REPLACE {kind} {name} AS SELECT * FROM read_parquet({_quote(path)})")
     return snapshot
 
 
-def build_catalog(data_dir: Path, state: ServingState | None = None) -> Path:
+def build_catalog(data_dir: Location, state: ServingState | None = None) -> Path:
     """Bring the serving layer up to date (unless its fresh `state` is given), snapshot the marts,
     write a fresh catalog file over both and swap it in atomically."""
     target = catalog_path(data_dir)
     snapshot = take_snapshot(data_dir, "c", state or serving.refresh(data_dir).state)
     with atomic_file(target) as temporary:
-        connection = duckdb.connect(str(temporary))
+        connection = storage.connect_duckdb(None, str(temporary))
         try:
             register_views(connection, data_dir, snapshot=snapshot)
             connection.execute("CHECKPOINT")
@@ -209,19 +241,19 @@ def build_catalog(data_dir: Path, state: ServingState | None = None) -> Path:
     return target
 
 
-def connect_readonly(data_dir: Path) -> duckdb.DuckDBPyConnection:
-    """A read-only session on the catalog, in UTC (a catalog file cannot carry a TimeZone: it is a
-    session setting), so `ChargePeriodStart::DATE` is the FOCUS (UTC) day whatever the host's zone."""
+def connect_readonly(data_dir: Location) -> duckdb.DuckDBPyConnection:
+    """The catalog, read-only, in UTC and able to read the lake (remote too)."""
     path = catalog_path(data_dir)
     if not path.exists():
+        where = "the data directory that holds it" if not storage.is_remote(data_dir) else "the lake, and FINOPS_WORK_DIR at the directory that holds it"
         raise FileNotFoundError(
             f"{path} does not exist yet: run the pipeline first (make demo, or materialize the assets), "
-            f"or point FINOPS_DATA_DIR at the data directory that holds it."
+            f"or point FINOPS_DATA_DIR at {where}."
         )
-    return serving.utc_connection(str(path), read_only=True)
+    return connect(data_dir, str(path), read_only=True)
 
 
-def query(data_dir: Path, sql: str, parameters: list[Any] | None = None) -> tuple[list[str], list[tuple]]:
+def query(data_dir: Location, sql: str, parameters: list[Any] | None = None) -> tuple[list[str], list[tuple]]:
     connection = connect_readonly(data_dir)
     try:
         cursor = connection.execute(sql, parameters or [])

@@ -47,11 +47,14 @@ def _sandbox_missing() -> int:
     return 2
 
 
-def _data_dir(args: argparse.Namespace) -> Path:
-    return Path(args.data_dir).absolute() if args.data_dir else data_dir()
+def _data_dir(args: argparse.Namespace) -> Path | str:
+    """--data-dir or FINOPS_DATA_DIR: an absolute Path, or an object-storage URL (s3://, az://, gs://)."""
+    from finops_pipeline.storage import resolve
+
+    return resolve(args.data_dir) if args.data_dir else data_dir()
 
 
-def _print_query(directory: Path, title: str, sql: str) -> None:
+def _print_query(directory: Path | str, title: str, sql: str) -> None:
     from finops_pipeline.catalog import query
 
     columns, rows = query(directory, sql)
@@ -173,15 +176,23 @@ def _demo(args: argparse.Namespace) -> int:
     directory = _data_dir(args)
     print(f"Running the pipeline on local stand-ins (Dagster home {home}, data {directory})")
     print("Some demo accounts are misconfigured on purpose: their runs end red in Dagster, and their causes and fixes are printed below.")
-    config = run_demo(directory)
-    print_report(directory)
-    print(f"\nDashboard (open in a browser): {_write_dashboard(directory).absolute()}")
+    from finops_pipeline.catalog import catalog_path
+    from finops_pipeline.storage import join
+
+    dashboard: list[Path] = []
+
+    def report(_: object) -> None:  # while the stand-ins run: a demo lake on their moto goes with them
+        print_report(directory)
+        dashboard.append(_write_dashboard(directory))
+
+    config = run_demo(directory, then=report)
+    print(f"\nDashboard (open in a browser): {dashboard[0].absolute()}")
     print(
         f"""
 Next:
   Dagster UI on this data:  make ui        (stand-ins + dagster dev on http://127.0.0.1:3000)
   SQL on the tables:        .venv/bin/finops-pipeline query "SELECT * FROM provider_cost_summary"
-  The files:                {directory}/finops.duckdb (catalog), {directory}/lake/ (Parquet)
+  The files:                {catalog_path(directory)} (catalog), {join(directory, "lake")}/ (Parquet)
   The registry it used:     {config.path}"""
     )
     return 0
@@ -237,7 +248,7 @@ def _stop_process_group(process: subprocess.Popen, grace_seconds: float = 30) ->
             pass
 
 
-def _write_dashboard(directory: Path) -> Path:
+def _write_dashboard(directory: Path | str) -> Path:
     from finops_pipeline.dashboard import write_dashboard
 
     return write_dashboard(directory)
@@ -355,6 +366,7 @@ def _status(args: argparse.Namespace) -> int:
 
     from finops_pipeline.catalog import query
     from finops_pipeline.lake import mart_path
+    from finops_pipeline.storage import info
 
     directory = _data_dir(args)
     try:
@@ -366,7 +378,7 @@ def _status(args: argparse.Namespace) -> int:
         print(f"error: the billing_connection_status table is not in {directory} yet: run the pipeline (make demo, a refresh, "
               "or the check_billing_connections job) first.", file=sys.stderr)
         return 2
-    built = datetime.fromtimestamp(mart_path(directory, "billing_connection_status").stat().st_mtime, timezone.utc)
+    built = datetime.fromtimestamp(info(mart_path(directory, "billing_connection_status"))["mtime"], timezone.utc)
     print(f"Billing connections as of {built:%Y-%m-%d %H:%M:%S} UTC (when the status table was last built)")
     _print_connections(directory)
     attention = sum(1 for (status,) in statuses if status in ("ERROR", "NO_DATA"))

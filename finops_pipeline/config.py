@@ -27,6 +27,8 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from finops_pipeline.storage import resolve
+
 DEFAULT_CONFIG_FILE = "finops.yaml"
 DEFAULT_DATA_DIR = "data"
 
@@ -341,8 +343,10 @@ def config_path() -> Path:
     return Path(os.environ.get("FINOPS_CONFIG") or DEFAULT_CONFIG_FILE)
 
 
-def data_dir() -> Path:
-    return Path(os.environ.get("FINOPS_DATA_DIR") or DEFAULT_DATA_DIR).absolute()
+def data_dir() -> Path | str:
+    """Where the lake lives: a local directory (absolute Path) or an object-storage URL kept as a string
+    (s3://bucket/prefix, az://container/prefix, gs://bucket/prefix; see storage.py)."""
+    return resolve(os.environ.get("FINOPS_DATA_DIR") or DEFAULT_DATA_DIR)
 
 
 def _did_you_mean(word: Any, candidates: Any) -> str:

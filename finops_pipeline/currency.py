@@ -107,8 +107,11 @@ def read_ecb_csv(path: Path) -> EcbRates:
 
 
 def load_rates(data_dir: Path) -> EcbRates | None:
+    """The ECB rate file under `<data>/rates/` (for a remote lake, in the local work directory)."""
+    from finops_pipeline.storage import work_dir
+
     for name in RATE_FILES:
-        path = Path(data_dir) / "rates" / name
+        path = work_dir(data_dir) / "rates" / name
         if path.is_file():
             return read_ecb_csv(path)
     return None

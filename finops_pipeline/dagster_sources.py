@@ -27,6 +27,7 @@ from typing import Any
 import dagster as dg
 from dagster import AssetCheckExecutionContext, AssetExecutionContext
 
+from finops_pipeline import storage
 from finops_pipeline.catalog import MART_TABLES
 from finops_pipeline.config import Account, FinopsConfig, registry_for_definitions
 from finops_pipeline.lake import list_partitions, read_partition_totals
@@ -258,11 +259,10 @@ def source_checks(source: Source, accounts: Sequence[Account]) -> list[dg.AssetC
 
 def reconcile_partitions(data_dir: Path, provider: str, source: str, account: str | None = None) -> tuple[dict[str, Any], int]:
     """Compare each partition's summed BilledCost with the source totals stored in its file."""
-    import duckdb
 
     mismatches: dict[str, Any] = {}
     partitions = [(k, p) for k, p in list_partitions(data_dir, provider, source) if account is None or k.account == account]
-    connection = duckdb.connect()
+    connection = storage.connect_duckdb(data_dir)
     try:
         for key, path in partitions:
             expected = read_partition_totals(path)

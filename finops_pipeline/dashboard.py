@@ -25,7 +25,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from finops_pipeline.catalog import CATALOG_FILE, catalog_path, query, register_views
+from finops_pipeline import storage
+from finops_pipeline.catalog import catalog_path, connect, query, register_views
 from finops_pipeline.charts import Series, money, png_bar_chart, provider_color, series_by_currency
 from finops_pipeline.insight import normalized_tags
 from finops_pipeline.lake import atomic_file, list_partitions, mart_path
@@ -58,8 +59,9 @@ class DashboardData:
         return sorted({row["provider"] for row in self.summary})
 
 
-def dashboard_path(data_dir: Path) -> Path:
-    return Path(data_dir) / DASHBOARD_FILE
+def dashboard_path(data_dir: Path | str) -> Path:
+    """Beside the catalog: in the data directory, or for a remote lake in the local work directory."""
+    return storage.work_dir(data_dir) / DASHBOARD_FILE
 
 
 def _rows(data_dir: Path, sql: str) -> list[dict[str, Any]]:
@@ -70,10 +72,10 @@ def _rows(data_dir: Path, sql: str) -> list[dict[str, Any]]:
 def read_dashboard_data(data_dir: Path) -> DashboardData:
     """The four dashboard tables, as the catalog serves them. A table not built yet reads as empty
     (the hourly check job can run before the first refresh) and is named on the page."""
-    missing = [name for name in PAGE_TABLES if not mart_path(data_dir, name).exists()]
+    missing = [name for name in PAGE_TABLES if not storage.exists(mart_path(data_dir, name))]
     if not catalog_path(data_dir).exists() or len(missing) == len(PAGE_TABLES):
         raise DashboardNotReady(
-            f"The dashboard tables are not in {Path(data_dir) / CATALOG_FILE} yet: run the pipeline first (make demo, "
+            f"The dashboard tables are not in {catalog_path(data_dir)} yet: run the pipeline first (make demo, "
             "or materialize the 'dashboard' asset group in the Dagster UI), or point FINOPS_DATA_DIR / --data-dir at "
             "the data directory that holds them."
         )
@@ -95,7 +97,7 @@ def read_dashboard_data(data_dir: Path) -> DashboardData:
 
 def _reporting(data_dir: Path, as_of: date | None) -> dict[str, Any] | None:
     """This month across every provider and currency, in the reporting currency: the one total that adds currencies."""
-    if as_of is None or not mart_path(data_dir, "cost_in_reporting_currency").exists():
+    if as_of is None or not storage.exists(mart_path(data_dir, "cost_in_reporting_currency")):
         return None
     rows = _rows(data_dir, f"""
         SELECT reporting_currency, sum(billed_cost_reporting) AS billed, sum(effective_cost_reporting) AS effective,
@@ -127,7 +129,7 @@ def _insight(data_dir: Path, base: date) -> dict[str, list[list[Any]]]:
     """Forecast, anomalies and budgets from the catalog's insight tables (empty when not built), amounts as exact strings."""
 
     def rows(name: str, sql: str) -> list[tuple]:
-        return _rows(data_dir, sql) if mart_path(data_dir, name).exists() else []
+        return _rows(data_dir, sql) if storage.exists(mart_path(data_dir, name)) else []
 
     text = lambda v: None if v is None else str(v)  # noqa: E731
     forecast = [[r["provider"], r["account_key"], r["currency"], text(r["forecast"]), text(r["forecast_low"]), text(r["forecast_high"]),
@@ -197,7 +199,7 @@ def read_page_data(data_dir: Path, as_of: date) -> dict[str, Any]:
     its last day; a day without a row in a loaded month is 0, a day of a month not loaded is told apart
     by `loaded` (per account: the billing periods in the lake), never by a 0.
     """
-    connection = duckdb.connect()
+    connection = connect(data_dir)
     try:
         register_views(connection, data_dir, temporary=True)
         _tag_sets(connection)

@@ -69,6 +69,7 @@ from typing import Any
 
 import duckdb
 
+from finops_pipeline import storage
 from finops_pipeline.diagnosis import ERROR, Diagnosis, ProviderError
 from finops_pipeline.money import sum_by_currency
 from finops_pipeline.schema import (
@@ -657,9 +658,8 @@ def describe_files(groups: list[tuple[Layout, list[FocusFile]]]) -> dict[str, An
 
 
 def connect(temp_directory: Path, memory_limit: str = "1400MB", threads: int | None = None) -> duckdb.DuckDBPyConnection:
-    connection = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": str(temp_directory),
-                                        "preserve_insertion_order": False})
-    connection.execute("SET TimeZone = 'UTC'")
+    connection = storage.connect_duckdb(config={"memory_limit": memory_limit, "temp_directory": str(temp_directory),
+                                                "preserve_insertion_order": False})
     if threads:
         connection.execute(f"SET threads = {int(threads)}")
     return connection

@@ -33,7 +33,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from finops_pipeline.catalog import register_views
+from finops_pipeline.catalog import connect, register_views
 from finops_pipeline.serving import ServingState
 
 ZERO = Decimal(0)
@@ -91,7 +91,7 @@ def _month_end(day: date) -> date:
 
 def _connection(data_dir: Path, state: ServingState | None = None) -> duckdb.DuckDBPyConnection:
     """In-memory views over the serving layer: `state`, or the serving layer brought up to date."""
-    connection = duckdb.connect()
+    connection = connect(data_dir)
     register_views(connection, data_dir, temporary=True, state=state)
     return connection
 

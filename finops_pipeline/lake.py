@@ -229,14 +229,19 @@ def partition_files(data_dir: Path, provider: str | None = None, source: str | N
     return [(key, path, stat) for path, key, stat in found]
 
 
+def partition_key(path: Location, root: Location) -> PartitionKey:
+    """The key of the partition file `path` under `root` (lake/cost_daily), from its hive directories."""
+    parts = dict(p.split("=", 1) for p in storage.relative_parts(path, root)[:-1])
+    return PartitionKey(parts["provider"], parts["source"], parts["account"], parts["billing_period"])
+
+
 def list_partitions(data_dir: Location, provider: str | None = None, source: str | None = None) -> list[tuple[PartitionKey, Location]]:
     if not storage.is_remote(data_dir):
         return [(key, Path(path)) for key, path, _ in partition_files(Path(data_dir), provider, source)]
     found = []
     root = cost_daily_root(data_dir)
     for path in storage.glob(root, f"*/*/*/*/{PARTITION_FILE}"):
-        parts = dict(p.split("=", 1) for p in storage.relative_parts(path, root)[:-1])
-        key = PartitionKey(parts["provider"], parts["source"], parts["account"], parts["billing_period"])
+        key = partition_key(path, root)
         if (provider is None or key.provider == provider) and (source is None or key.source == source):
             found.append((key, path))
     return found

@@ -24,8 +24,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from finops_pipeline import serving
-from finops_pipeline.catalog import _quote, register_views
+from finops_pipeline import serving, storage
+from finops_pipeline.catalog import _quote, connect, register_views
 from finops_pipeline.config import FinopsConfig
 from finops_pipeline.lake import mart_path, write_table
 from finops_pipeline.serving import ServingState
@@ -41,7 +41,7 @@ _DAILY_EMPTY = ("SELECT NULL::VARCHAR AS provider, NULL::VARCHAR AS account_key,
 
 def _connection(data_dir: Path, state: ServingState | None = None) -> duckdb.DuckDBPyConnection:
     """In-memory views over the serving layer (`state`, or the serving layer brought up to date)."""
-    connection = duckdb.connect()
+    connection = connect(data_dir)
     register_views(connection, data_dir, temporary=True, state=state)
     return connection
 
@@ -56,7 +56,7 @@ def _daily_connection(data_dir: Path, state: ServingState | None, today: date) -
     """Views `daily_all` (every period's daily aggregate) and `daily_window` (the periods with days in
     the last 60 days up to today, the longest window)."""
     state = state or serving.refresh(data_dir).state
-    connection = duckdb.connect()
+    connection = connect(data_dir)
     connection.execute(f"CREATE TEMP VIEW daily_all AS SELECT * FROM {daily_sql(state)}")
     connection.execute(f"CREATE TEMP VIEW daily_window AS SELECT * FROM {daily_sql(state, today - timedelta(days=WINDOW_DAYS), today)}")
     return connection
@@ -111,7 +111,7 @@ def provider_cost_summary(data_dir: Path, config: FinopsConfig, today: date, sta
 def daily_cost_trend(data_dir: Path, today: date, days: int = TREND_DAYS, state: ServingState | None = None) -> pa.Table:
     """Per provider, currency and day for the last `days` days; a day without cost is 0, not missing."""
     state = state or serving.refresh(data_dir).state
-    connection = duckdb.connect()
+    connection = connect(data_dir)
     try:
         table = connection.sql(
             f"""
@@ -217,7 +217,8 @@ def _previous_mart(data_dir: Path, name: str, key: bytes) -> tuple[pa.Table, dic
     """The table as last written, with the record (`key` in its metadata) of what it was computed from."""
     path = mart_path(data_dir, name)
     try:
-        table = pq.read_table(path)
+        with storage.open_read(path) as handle:  # one version, whole (also on object storage)
+            table = pq.read_table(handle)
     except (FileNotFoundError, pa.ArrowInvalid, OSError):
         return None
     record = (table.schema.metadata or {}).get(key)

@@ -12,12 +12,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from finops_pipeline import storage
 from finops_pipeline.diagnosis import Diagnosis
 from finops_pipeline.lake import read_json, write_json
+from finops_pipeline.storage import Location
 
 
-def _path(data_dir: Path, account_key: str, billing_period: str) -> Path:
-    return Path(data_dir) / "state" / "pulls" / account_key / f"{billing_period}.json"
+def _path(data_dir: Location, account_key: str, billing_period: str) -> Location:
+    return storage.join(data_dir, "state", "pulls", account_key, f"{billing_period}.json")
 
 
 def record_success(
@@ -49,7 +51,7 @@ def read_record(data_dir: Path, account_key: str, billing_period: str) -> dict[s
 def records(data_dir: Path, account_key: str) -> dict[str, dict[str, Any]]:
     """Billing period -> the last outcome of pulling it, for one account."""
     found = {}
-    for path in sorted((Path(data_dir) / "state" / "pulls" / account_key).glob("*.json")):
+    for path in storage.glob(storage.join(data_dir, "state", "pulls", account_key), "*.json"):
         record = read_json(path)
         if record and record.get("billing_period"):
             found[record["billing_period"]] = record

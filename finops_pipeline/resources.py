@@ -8,6 +8,7 @@ from pathlib import Path
 from dagster import ConfigurableResource
 
 from finops_pipeline.config import FinopsConfig, config_path, data_dir, load_config
+from finops_pipeline.storage import resolve
 
 
 class FinopsResource(ConfigurableResource):
@@ -24,8 +25,9 @@ class FinopsResource(ConfigurableResource):
     def load_config(self) -> FinopsConfig:
         return load_config(Path(self.config_file) if self.config_file else config_path())
 
-    def data_path(self) -> Path:
-        return Path(self.data_dir).absolute() if self.data_dir else data_dir()
+    def data_path(self) -> Path | str:
+        """The lake's location: an absolute Path, or an object-storage URL (a string)."""
+        return resolve(self.data_dir) if self.data_dir else data_dir()
 
     def current_time(self) -> datetime:
         if self.now:

@@ -17,7 +17,11 @@ is deleted only after `FINOPS_SNAPSHOT_GRACE_SECONDS` (default a day), like the 
 A crash mid-compaction leaves the previous state and its files; the next refresh redoes the period.
 
 Every write goes through lake.py's atomic helpers and nothing here needs hard links, so the same
-layout can live on object storage (a PUT of a new object name, then a PUT of the state).
+layout lives on object storage (a PUT of a new object name, then a PUT of the state). There a
+partition's fingerprint is its size and ETag (GCS: generation) from one listing, files are read whole
+in one request (one version), and the compaction lock is a local file in the work directory
+(storage.work_dir): a remote lake's compactions must run on one host (a Dagster pool of 1 for the
+jobs that refresh the serving layer); other hosts only read.
 """
 
 from __future__ import annotations
@@ -39,8 +43,22 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from finops_pipeline.lake import _HOST, LakeError, PartitionKey, atomic_file, lake_root, partition_files, read_json, write_json
+from finops_pipeline import storage
+from finops_pipeline.lake import (
+    _HOST,
+    PARTITION_FILE,
+    LakeError,
+    PartitionKey,
+    atomic_file,
+    cost_daily_root,
+    lake_root,
+    partition_files,
+    partition_key,
+    read_json,
+    write_json,
+)
 from finops_pipeline.schema import COST_DAILY_SCHEMA
+from finops_pipeline.storage import Location
 
 STATE_FILE = "state.json"
 STATE_FORMAT = 1
@@ -57,26 +75,18 @@ DAILY_SQL = """
 """
 
 
-def utc_connection(database: str = ":memory:", read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection whose TimeZone is UTC. A TIMESTAMPTZ's `::DATE`, `date_trunc` and `strftime`
-    follow the session's TimeZone, which DuckDB takes from the host (TZ): on a host in New York,
-    2026-11-01T00:00Z`::DATE` is 2026-10-31. FOCUS days and billing periods are UTC ones."""
-    connection = duckdb.connect(database, read_only=read_only)
-    connection.execute("SET TimeZone = 'UTC'")
-    return connection
-
 
 def grace_seconds() -> float:
     """How long a replaced catalog snapshot or serving version stays for the sessions that still read it."""
     return float(os.environ.get("FINOPS_SNAPSHOT_GRACE_SECONDS") or DEFAULT_GRACE_SECONDS)
 
 
-def serving_root(data_dir: Path) -> Path:
-    return lake_root(data_dir) / "serving"
+def serving_root(data_dir: Location) -> Location:
+    return storage.join(lake_root(data_dir), "serving")
 
 
-def state_path(data_dir: Path) -> Path:
-    return serving_root(data_dir) / STATE_FILE
+def state_path(data_dir: Location) -> Location:
+    return storage.join(serving_root(data_dir), STATE_FILE)
 
 
 @dataclass(frozen=True)
@@ -84,8 +94,8 @@ class Period:
     """One billing period's current serving files and what they hold."""
 
     billing_period: str
-    cost_daily: Path
-    daily: Path
+    cost_daily: Location
+    daily: Location
     first_day: date | None
     last_day: date | None
     rows: int
@@ -100,7 +110,7 @@ class Period:
 class ServingState:
     periods: dict[str, Period]
 
-    def files(self, kind: str = "cost_daily", first: date | None = None, last: date | None = None) -> list[Path]:
+    def files(self, kind: str = "cost_daily", first: date | None = None, last: date | None = None) -> list[Location]:
         """The period files of `kind` ("cost_daily" or "daily") holding days in [first, last] (all by default)."""
         chosen = []
         for period in sorted(self.periods.values(), key=lambda p: p.billing_period):
@@ -129,7 +139,7 @@ class RefreshResult:
     state: ServingState
     rebuilt: list[str]
     removed: list[str]
-    deleted_files: list[Path]
+    deleted_files: list[Location]
     failed: dict[str, str]  # billing period -> why it kept its previous version
 
 
@@ -138,16 +148,30 @@ def _fingerprint(stat: os.stat_result) -> list[int]:
     return [stat.st_size, stat.st_mtime_ns, stat.st_ino]
 
 
+def _remote_fingerprint(info: Mapping[str, Any]) -> list[Any]:
+    """The same on object storage: every PUT gives a new ETag (GCS: generation)."""
+    return [info["size"], info["version"]]
+
+
+def _remote_partitions(data_dir: Location) -> list[tuple[PartitionKey, str, list[Any]]]:
+    """Every partition of a remote lake with its fingerprint, from one listing."""
+    root = cost_daily_root(data_dir)
+    found = []
+    for path, info in storage.glob_info(root, f"*/*/*/*/{PARTITION_FILE}"):
+        found.append((partition_key(path, root), str(path), _remote_fingerprint(info)))
+    return found
+
+
 def _relative(key: PartitionKey) -> str:
     return f"{key.provider}/{key.source}/{key.account}"
 
 
-def _period_from_record(data_dir: Path, billing_period: str, record: Mapping[str, Any]) -> Period:
+def _period_from_record(data_dir: Location, billing_period: str, record: Mapping[str, Any]) -> Period:
     root = serving_root(data_dir)
     return Period(
         billing_period=billing_period,
-        cost_daily=root / record["cost_daily"],
-        daily=root / record["daily"],
+        cost_daily=storage.join(root, record["cost_daily"]),
+        daily=storage.join(root, record["daily"]),
         first_day=date.fromisoformat(record["first_day"]) if record.get("first_day") else None,
         last_day=date.fromisoformat(record["last_day"]) if record.get("last_day") else None,
         rows=int(record["rows"]),
@@ -158,23 +182,28 @@ def _period_from_record(data_dir: Path, billing_period: str, record: Mapping[str
     )
 
 
-def _read_state_document(data_dir: Path) -> dict[str, Any]:
+def _read_state_document(data_dir: Location) -> dict[str, Any]:
     document = read_json(state_path(data_dir))
     if not document or document.get("format") != STATE_FORMAT:
         return {"format": STATE_FORMAT, "periods": {}, "retired": {}}
     return document
 
 
-def current_state(data_dir: Path, document: Mapping[str, Any] | None = None) -> ServingState:
+def current_state(data_dir: Location, document: Mapping[str, Any] | None = None) -> ServingState:
     """The serving state as last committed (without looking at the partitions)."""
-    document = document or _read_state_document(Path(data_dir))
-    return ServingState({p: _period_from_record(Path(data_dir), p, r) for p, r in document["periods"].items()})
+    data_dir = storage.as_location(data_dir)
+    document = document or _read_state_document(data_dir)
+    return ServingState({p: _period_from_record(data_dir, p, r) for p, r in document["periods"].items()})
 
 
-def _partitions_by_period(data_dir: Path) -> dict[str, dict[str, tuple[str, list[int]]]]:
-    by_period: dict[str, dict[str, tuple[str, list[int]]]] = {}
-    for key, path, stat in partition_files(data_dir):
-        by_period.setdefault(key.billing_period, {})[_relative(key)] = (path, _fingerprint(stat))
+def _partitions_by_period(data_dir: Location) -> dict[str, dict[str, tuple[str, list[Any]]]]:
+    by_period: dict[str, dict[str, tuple[str, list[Any]]]] = {}
+    if storage.is_remote(data_dir):
+        listed = _remote_partitions(data_dir)
+    else:
+        listed = [(key, path, _fingerprint(stat)) for key, path, stat in partition_files(data_dir)]
+    for key, path, fingerprint in listed:
+        by_period.setdefault(key.billing_period, {})[_relative(key)] = (path, fingerprint)
     return by_period
 
 
@@ -195,11 +224,18 @@ def _read_one_by_one(files: Mapping[str, tuple[str, list[int]]], read: dict[str,
     of the file whatever replaces it meanwhile; records the fingerprint of the version read."""
     for relative, (path, _) in sorted(files.items()):
         try:
-            handle = open(path, "rb")  # noqa: SIM115 - closed by the with below
+            if storage.is_remote(path):
+                # The fingerprint asked before the read: if the object is replaced meanwhile, the one
+                # recorded is older than what was read, so the next refresh only redoes the period.
+                fingerprint = _remote_fingerprint(storage.info(path))
+                handle = storage.open_read(path)  # the whole object in one request: one version
+            else:
+                handle = open(path, "rb")  # noqa: SIM115 - closed by the with below
+                fingerprint = _fingerprint(os.fstat(handle.fileno()))
         except FileNotFoundError:
             continue
         with handle:
-            read[relative] = _fingerprint(os.fstat(handle.fileno()))
+            read[relative] = fingerprint
             try:
                 table = _with_todays_columns(pq.read_table(handle))
             except (pa.ArrowInvalid, OSError) as exc:
@@ -215,14 +251,21 @@ def _quote(path: Path | str) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
-def _file_totals(connection: duckdb.DuckDBPyConnection, path: Path) -> tuple[dict[str, Decimal], int, date | None, date | None]:
+def _file_totals(connection: duckdb.DuckDBPyConnection, path: Location) -> tuple[dict[str, Decimal], int, date | None, date | None]:
     rows = connection.execute(f"SELECT BillingCurrency, sum(BilledCost), count(*), min(ChargePeriodStart)::DATE, max(ChargePeriodStart)::DATE "
                               f"FROM read_parquet({_quote(path)}, hive_partitioning = false) GROUP BY ALL").fetchall()
     return ({c: t for c, t, *_ in rows}, sum(r[2] for r in rows), min((r[3] for r in rows), default=None), max((r[4] for r in rows), default=None))
 
 
-def _stat_all(files: Mapping[str, tuple[str, list[int]]]) -> dict[str, list[int]]:
+def _stat_all(files: Mapping[str, tuple[str, list[Any]]]) -> dict[str, list[Any]]:
     found = {}
+    remote = [path for path, _ in files.values() if storage.is_remote(path)]
+    if remote:  # one listing of the lake, not a request per file
+        root = remote[0]
+        for _ in range(5):  # <root>/provider=/source=/account=/billing_period=/data.parquet
+            root = storage.parent(root)
+        listed = {str(p): _remote_fingerprint(i) for p, i in storage.glob_info(root, f"*/*/*/*/{PARTITION_FILE}")}
+        return {relative: listed[path] for relative, (path, _) in files.items() if path in listed}
     for relative, (path, _) in files.items():
         try:
             found[relative] = _fingerprint(os.stat(path))
@@ -248,10 +291,14 @@ def _insert_partitions(connection: duckdb.DuckDBPyConnection, files: Mapping[str
     once, so a partition replaced during the scan could be read half old, half new: the scan counts
     only when every file's fingerprint (a replace gives a new inode) is the same before and after it.
     Otherwise each file is read through one open handle."""
-    relative_of = {str(path): relative for relative, (path, _) in files.items()}
+    # DuckDB names a remote file by its filesystem's protocol (abfs:// for az://): match without the scheme.
+    relative_of = {str(path).split("://", 1)[-1]: relative for relative, (path, _) in files.items()}
     totals_sql = "SELECT filename, BillingCurrency, sum(BilledCost) FROM period WHERE filename IS NOT NULL GROUP BY ALL"
     if not files:
         return {}, {}
+    for path, _ in files.values():
+        storage.register_duckdb(connection, path)
+        break
     before = _stat_all(files)
     connection.execute("BEGIN")
     try:
@@ -273,11 +320,11 @@ def _insert_partitions(connection: duckdb.DuckDBPyConnection, files: Mapping[str
         connection.unregister("one_by_one")
     totals: dict[str, dict[str, Decimal]] = {relative: {} for relative in read}
     for filename, currency, amount in connection.execute(totals_sql).fetchall():
-        totals[relative_of[filename]][currency] = amount
+        totals[relative_of[filename.split("://", 1)[-1]]][currency] = amount
     return read, totals
 
 
-def _compact_period(data_dir: Path, billing_period: str, files: Mapping[str, tuple[str, list[int]]],
+def _compact_period(data_dir: Location, billing_period: str, files: Mapping[str, tuple[str, list[int]]],
                     previous: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Write one period's compacted file and daily aggregate under new names; return its state record.
 
@@ -294,7 +341,7 @@ def _compact_period(data_dir: Path, billing_period: str, files: Mapping[str, tup
     relative_daily = f"daily_by_account/billing_period={billing_period}/{version}.parquet"
     options = f"FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS}"
     columns = ", ".join(f'"{f.name}" {_duckdb_type(f.type)}' for f in COST_DAILY_SCHEMA)
-    connection = utc_connection()
+    connection = storage.connect_duckdb(data_dir)
     try:
         # The changed partitions go to a temp table (read once, checked); the others' rows come
         # straight from the previous compacted file, which no one rewrites.
@@ -309,11 +356,11 @@ def _compact_period(data_dir: Path, billing_period: str, files: Mapping[str, tup
             partition_totals.update({r: {c: Decimal(v) for c, v in previous["partition_totals"][r].items()} for r in unchanged})
             dropped = sorted(set(previous["inputs"]) - unchanged)
             connection.execute("CREATE TEMP TABLE dropped AS SELECT unnest($drop::VARCHAR[]) AS relative", {"drop": dropped})
-            source = (f"SELECT * FROM read_parquet({_quote(root / previous['cost_daily'])}, hive_partitioning = false) "
+            source = (f"SELECT * FROM read_parquet({_quote(storage.join(root, previous['cost_daily']))}, hive_partitioning = false) "
                       f"WHERE x_Provider || '/' || x_Source || '/' || x_AccountKey NOT IN (SELECT relative FROM dropped) "
                       f"UNION ALL BY NAME {source}")
         expected = _sum(list(partition_totals.values()))
-        with atomic_file(root / relative_file) as temporary:
+        with atomic_file(storage.join(root, relative_file)) as temporary:
             connection.execute(f"COPY (SELECT * FROM ({source}) {ORDER}) TO {_quote(temporary)} ({options})")
             output_totals, rows, first, last = _file_totals(connection, temporary)
             if _sum([output_totals]) != expected:
@@ -324,8 +371,8 @@ def _compact_period(data_dir: Path, billing_period: str, files: Mapping[str, tup
             _check_serving_schema(temporary)
             held = [p for (p,) in connection.execute(f"SELECT DISTINCT strftime(BillingPeriodStart, '%Y-%m') FROM read_parquet("
                                                      f"{_quote(temporary)}) ORDER BY 1").fetchall()]
-        with atomic_file(root / relative_daily) as temporary:
-            source = f"read_parquet({_quote(root / relative_file)}, hive_partitioning = false)"
+        with atomic_file(storage.join(root, relative_daily)) as temporary:
+            source = f"read_parquet({_quote(storage.join(root, relative_file))}, hive_partitioning = false)"
             connection.execute(f"COPY ({DAILY_SQL.format(source=source)}) TO {_quote(temporary)} (FORMAT parquet, COMPRESSION zstd)")
     finally:
         connection.close()
@@ -349,12 +396,21 @@ def _check_serving_schema(path: Path) -> None:
         raise LakeError(f"the compacted file does not match the cost_daily schema ({diff[:4]}); kept the previous serving version")
 
 
+def lock_path(data_dir: Location) -> Path:
+    """The compaction lock: beside the serving files locally; for a remote lake, in the local work
+    directory (so it serializes the compactions of one host only: run them on one host)."""
+    if storage.is_remote(data_dir):
+        digest = hashlib.sha256(str(data_dir).encode()).hexdigest()[:16]
+        return storage.work_dir(data_dir) / "state" / "serving" / f"{digest}.lock"
+    return Path(serving_root(data_dir)) / ".lock"
+
+
 @contextmanager
-def _compaction_lock(data_dir: Path) -> Iterator[None]:
+def _compaction_lock(data_dir: Location) -> Iterator[None]:
     """One compaction at a time on this data directory (others wait); readers never take it."""
-    root = serving_root(data_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".lock", "a") as handle:
+    path = lock_path(data_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
         try:
             yield
@@ -362,18 +418,19 @@ def _compaction_lock(data_dir: Path) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-def stale_periods(data_dir: Path) -> list[str]:
+def stale_periods(data_dir: Location) -> list[str]:
     """Billing periods whose partitions changed (or appeared, or went) since the last compaction."""
-    document = _read_state_document(Path(data_dir))
-    current = _partitions_by_period(Path(data_dir))
+    data_dir = storage.as_location(data_dir)
+    document = _read_state_document(data_dir)
+    current = _partitions_by_period(data_dir)
     changed = [p for p, files in current.items()
                if {r: f for r, (_, f) in files.items()} != document["periods"].get(p, {}).get("inputs")]
     return sorted(changed + [p for p in document["periods"] if p not in current])
 
 
-def refresh(data_dir: Path, now: float | None = None) -> RefreshResult:
+def refresh(data_dir: Location, now: float | None = None) -> RefreshResult:
     """Compact the periods whose partitions changed, commit the new state atomically, drop old versions."""
-    data_dir = Path(data_dir)
+    data_dir = storage.as_location(data_dir)
     with _compaction_lock(data_dir):
         document = _read_state_document(data_dir)
         current = _partitions_by_period(data_dir)
@@ -399,45 +456,42 @@ def refresh(data_dir: Path, now: float | None = None) -> RefreshResult:
             removed.append(billing_period)
         document = {"format": STATE_FORMAT, "periods": periods, "retired": retired}
         deleted = _collect_garbage(data_dir, document, moment)
-        if rebuilt or removed or deleted or not state_path(data_dir).exists():
+        if rebuilt or removed or deleted or not storage.exists(state_path(data_dir)):
             write_json(state_path(data_dir), document, indent=None)
     return RefreshResult(current_state(data_dir, document), rebuilt, removed, deleted, failed)
 
 
-def _collect_garbage(data_dir: Path, document: dict[str, Any], now: float) -> list[Path]:
+def _collect_garbage(data_dir: Location, document: dict[str, Any], now: float) -> list[Location]:
     """Delete versions retired longer than the grace period, and files no state ever named (a crash's);
     `document` (the state about to be committed) forgets the retired versions deleted."""
     root = serving_root(data_dir)
     live = {r[kind] for r in document["periods"].values() for kind in ("cost_daily", "daily")}
     retired: dict[str, float] = document.get("retired", {})
-    deleted: list[Path] = []
+    deleted: list[Location] = []
     keep_retired = {}
     for relative, retired_at in retired.items():
         if now - retired_at > grace_seconds():
-            (root / relative).unlink(missing_ok=True)
-            deleted.append(root / relative)
+            storage.delete(storage.join(root, relative))
+            deleted.append(storage.join(root, relative))
         else:
             keep_retired[relative] = retired_at
     for kind in ("cost_daily", "daily_by_account"):
-        for path in (root / kind).glob("billing_period=*/*.parquet"):
-            relative = str(path.relative_to(root))
+        for path, info in storage.glob_info(storage.join(root, kind), "billing_period=*/*.parquet"):
+            relative = "/".join(storage.relative_parts(path, root))
             if relative in live or relative in keep_retired:
                 continue
-            try:
-                if now - path.stat().st_mtime > grace_seconds():
-                    path.unlink()
-                    deleted.append(path)
-            except FileNotFoundError:
-                pass
+            if now - info["mtime"] > grace_seconds():
+                storage.delete(path)
+                deleted.append(path)
     document["retired"] = keep_retired
     return deleted
 
 
-def partition_totals(data_dir: Path) -> dict[str, dict[str, Decimal]]:
+def partition_totals(data_dir: Location) -> dict[str, dict[str, Decimal]]:
     """Sum of BilledCost per billing period and currency over the raw partitions, each read whole through
     one handle (independently of the compaction's scan)."""
     totals: dict[str, dict[str, Decimal]] = {}
-    for billing_period, files in _partitions_by_period(Path(data_dir)).items():
+    for billing_period, files in _partitions_by_period(storage.as_location(data_dir)).items():
         period: dict[str, Decimal] = {}
         for batch in _read_one_by_one(files, {}):
             for row in pa.Table.from_batches([batch]).group_by("BillingCurrency").aggregate([("BilledCost", "sum")]).to_pylist():
@@ -446,17 +500,17 @@ def partition_totals(data_dir: Path) -> dict[str, dict[str, Decimal]]:
     return totals
 
 
-def serving_totals(data_dir: Path, state: ServingState | None = None) -> dict[str, dict[str, Decimal]]:
+def serving_totals(data_dir: Location, state: ServingState | None = None) -> dict[str, dict[str, Decimal]]:
     """Sum of BilledCost per billing period and currency, read from the serving files themselves."""
     state = state or current_state(data_dir)
-    connection = utc_connection()
+    connection = storage.connect_duckdb(data_dir)
     try:
         return {p.billing_period: _file_totals(connection, p.cost_daily)[0] for p in state.periods.values()}
     finally:
         connection.close()
 
 
-def verify(data_dir: Path) -> dict[str, dict[str, tuple[str, str]]]:
+def verify(data_dir: Location) -> dict[str, dict[str, tuple[str, str]]]:
     """Periods and currencies where the serving files' totals differ from the partitions' (empty: all equal)."""
     raw, served = partition_totals(data_dir), serving_totals(data_dir)
     mismatches: dict[str, dict[str, tuple[str, str]]] = {}

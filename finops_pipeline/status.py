@@ -23,6 +23,7 @@ from finops_pipeline.catalog import cost_daily_sql
 from finops_pipeline.config import Account, FinopsConfig
 from finops_pipeline.diagnosis import Advice, Status
 from finops_pipeline.sources import get_source
+from finops_pipeline.storage import connect_duckdb
 
 GRACE_PERIOD = timedelta(hours=48)
 # Providers restate the previous month for a while after it closes (AWS may re-deliver CUR for up to
@@ -83,8 +84,8 @@ def describe_age(since: datetime, now: datetime) -> str:
     return f"{age.days} days"
 
 
-def coverage_by_account(data_dir: Path) -> dict[str, Coverage]:
-    connection = duckdb.connect()
+def coverage_by_account(data_dir: Path | str) -> dict[str, Coverage]:
+    connection = connect_duckdb(data_dir)
     try:
         rows = connection.execute(
             f"""SELECT x_AccountKey, min(ChargePeriodStart)::DATE, max(ChargePeriodStart)::DATE, count(*)

@@ -129,6 +129,23 @@ def as_location(value: Location) -> Location:
     return path
 
 
+def resolve(value: Location) -> Location:
+    """`as_location`, with a local path made absolute (what FINOPS_DATA_DIR / --data-dir give)."""
+    location = as_location(value)
+    return location.absolute() if isinstance(location, Path) else location
+
+
+def work_dir(location: Location) -> Path:
+    """The local directory for what cannot live in a bucket: the catalog's DuckDB file, the serving
+    compaction lock, the API throttle state, download and cache files, the dashboard HTML.
+
+    A local lake is its own work directory (so nothing moves). A remote lake's is FINOPS_WORK_DIR,
+    else `./data`. It is per host: a second host needs its own (and see docs/deploy.md on compaction)."""
+    if not is_remote(location):
+        return Path(location)
+    return Path(os.environ.get("FINOPS_WORK_DIR") or "data").absolute()
+
+
 def join(location: Location, *parts: str) -> Location:
     """`location / part / ...` for a Path or a URL."""
     location = as_location(location)
@@ -258,18 +275,25 @@ class _WholeObjectReads:
 
 class _WholeFile(io.RawIOBase):
     """A read-only file whose content is fetched whole at the first read (DuckDB opens files it then
-    serves from its own cache without reading them)."""
+    serves from its own cache without reading them).
+
+    DuckDB's threads share one handle per file and read it as `seek(offset)` then `read(n)`, two calls:
+    with one shared position, another thread's seek in between made a read return the wrong bytes
+    ("only 17804 bytes returned" on a serving file of several row groups). So the position is kept
+    per thread; the content, fetched once under a lock, never changes."""
 
     def __init__(self, fetch: Callable[[], bytes]) -> None:
         super().__init__()
         self._fetch = fetch
-        self._content: io.BytesIO | None = None
-        self._position = 0
+        self._content: bytes | None = None
+        self._lock = threading.Lock()
+        self._positions: dict[int, int] = {}
 
-    def _loaded(self) -> io.BytesIO:
+    def _loaded(self) -> bytes:
         if self._content is None:
-            self._content = io.BytesIO(self._fetch())
-            self._content.seek(self._position)
+            with self._lock:
+                if self._content is None:
+                    self._content = bytes(self._fetch())
         return self._content
 
     def readable(self) -> bool:
@@ -279,19 +303,36 @@ class _WholeFile(io.RawIOBase):
         return True
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        if self._content is None and whence == io.SEEK_SET:
-            self._position = offset
-            return offset
-        return self._loaded().seek(offset, whence)
+        thread = threading.get_ident()
+        if whence == io.SEEK_SET:
+            position = offset
+        elif whence == io.SEEK_CUR:
+            position = self._positions.get(thread, 0) + offset
+        else:
+            position = len(self._loaded()) + offset
+        if position < 0:
+            raise ValueError(f"negative seek position {position}")
+        self._positions[thread] = position
+        return position
 
     def tell(self) -> int:
-        return self._position if self._content is None else self._content.tell()
-
-    def readinto(self, buffer: Any) -> int:
-        return self._loaded().readinto(buffer)
+        return self._positions.get(threading.get_ident(), 0)
 
     def read(self, size: int = -1) -> bytes:
-        return self._loaded().read(size)
+        content = self._loaded()
+        thread = threading.get_ident()
+        start = min(self._positions.get(thread, 0), len(content))
+        end = len(content) if size is None or size < 0 else min(start + size, len(content))
+        self._positions[thread] = end
+        return content[start:end]
+
+    def readall(self) -> bytes:
+        return self.read(-1)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(memoryview(buffer).cast("B")))
+        memoryview(buffer).cast("B")[: len(data)] = data
+        return len(data)
 
 
 @functools.lru_cache(maxsize=16)
@@ -442,6 +483,28 @@ def register_duckdb(connection: Any, location: Location) -> None:
         connection.unregister_filesystem(name)
     connection.register_filesystem(fs)
     connection.execute("SET enable_external_file_cache = false")
+
+
+def connect_duckdb(lake: Location | None = None, database: str = ":memory:", read_only: bool = False,
+                   config: Mapping[str, Any] | None = None) -> Any:
+    """Every DuckDB session of the pipeline: in UTC, and able to read `lake`'s URLs when it is remote.
+
+    A TIMESTAMPTZ's `::DATE`, `date_trunc` and `strftime` follow the session's TimeZone, which DuckDB
+    takes from the host (TZ): on a host in New York, 2026-11-01T00:00Z`::DATE` is 2026-10-31. FOCUS
+    days and billing periods are UTC ones. (The setting cannot go in `config`: DuckDB refuses it
+    before its ICU extension is loaded.)
+    """
+    import duckdb  # the file layer itself does not need DuckDB
+
+    connection = duckdb.connect(database, read_only=read_only, config=dict(config or {}))
+    try:
+        connection.execute("SET TimeZone = 'UTC'")
+        if lake is not None:
+            register_duckdb(connection, lake)
+    except BaseException:
+        connection.close()
+        raise
+    return connection
 
 
 def reset_clients() -> None:

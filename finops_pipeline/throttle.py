@@ -168,8 +168,11 @@ _throttles: dict[tuple[Path | None, str], Throttle] = {}
 _throttles_lock = threading.Lock()
 
 
-def state_directory(data_dir: Path) -> Path:
-    return Path(data_dir) / "state" / "throttle"
+def state_directory(data_dir: Path | str) -> Path:
+    """Local even for a remote lake (storage.work_dir): the quotas are shared through file locks on one host."""
+    from finops_pipeline.storage import work_dir
+
+    return work_dir(data_dir) / "state" / "throttle"
 
 
 @contextmanager

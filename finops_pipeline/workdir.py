@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from finops_pipeline.lake import pid_alive
+from finops_pipeline.storage import work_dir
 
 
-def work_root(data_dir: Path | None) -> Path:
-    return Path(data_dir) / "tmp" if data_dir is not None else Path(tempfile.gettempdir()) / "finops-pipeline"
+def work_root(data_dir: Path | str | None) -> Path:
+    """`<data_dir>/tmp` (for a remote lake, in the local work directory, storage.work_dir)."""
+    return work_dir(data_dir) / "tmp" if data_dir is not None else Path(tempfile.gettempdir()) / "finops-pipeline"
 
 
 def remove_stale_workdirs(root: Path) -> list[Path]:
@@ -37,7 +39,7 @@ def remove_stale_workdirs(root: Path) -> list[Path]:
     return removed
 
 
-def make_workdir(data_dir: Path | None, kind: str = "cur") -> Path:
+def make_workdir(data_dir: Path | str | None, kind: str = "cur") -> Path:
     """`<root>/<kind>-<pid>-<random>`, mode 0700, after sweeping the ones dead processes left behind."""
     root = work_root(data_dir)
     root.mkdir(parents=True, exist_ok=True, mode=0o700)

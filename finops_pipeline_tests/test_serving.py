@@ -1,5 +1,7 @@
 """The serving layer: compacted per-period files that add up to the partitions, rebuilt only where a
-refresh wrote, swapped in atomically; readers never fail and a crash leaves the last good state."""
+refresh wrote, swapped in atomically; readers never fail and a crash leaves the last good state.
+
+The tests taking `lake` run on a local directory, S3 (moto) and Azure Blob (Azurite)."""
 
 from __future__ import annotations
 
@@ -18,13 +20,15 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from finops_pipeline import serving
+from finops_pipeline import serving, storage
 from finops_pipeline.catalog import build_catalog, catalog_path, query
 from finops_pipeline.lake import PartitionKey, write_partition
 from finops_pipeline.schema import day_bounds, month_bounds, rows_to_table
+from finops_pipeline.storage import Location
 from finops_pipeline_tests.test_schema import row
 
 TODAY = date(2026, 11, 20)
+
 PERIODS = ("2026-09", "2026-10", "2026-11")
 ACCOUNTS = (("aws", "cost_explorer", "aws-a", "USD"), ("aws", "cur", "aws-b", "USD"),
             ("gcp", "bigquery_export", "gcp-a", "EUR"), ("azure", "cost_management", "az-a", "EUR"))
@@ -76,7 +80,8 @@ def make_lake(data_dir: Path, seed: str = "s") -> None:
             write_month(data_dir, account, period, seed)
 
 
-def test_serving_totals_equal_the_partitions_per_period_and_currency(tmp_path: Path) -> None:
+def test_serving_totals_equal_the_partitions_per_period_and_currency(lake: Location) -> None:
+    tmp_path = lake
     make_lake(tmp_path)
     result = serving.refresh(tmp_path)
     assert result.rebuilt == list(PERIODS) and not result.failed
@@ -87,16 +92,17 @@ def test_serving_totals_equal_the_partitions_per_period_and_currency(tmp_path: P
     build_catalog(tmp_path, result.state)
     _, rows = query(tmp_path, "SELECT strftime(BillingPeriodStart, '%Y-%m'), BillingCurrency, sum(BilledCost), count(*) FROM cost_daily GROUP BY ALL")
     assert {(p, c): t for p, c, t, _ in rows} == {(p, c): t for p, totals in raw.items() for c, t in totals.items()}
-    assert sum(n for *_, n in rows) == sum(pq.ParquetFile(key.path(tmp_path)).metadata.num_rows
+    assert sum(n for *_, n in rows) == sum(pq.ParquetFile(storage.open_read(key.path(tmp_path))).metadata.num_rows
                                            for key in (PartitionKey(a[0], a[1], a[2], p) for a in ACCOUNTS for p in PERIODS))
     # Sorted by day, so a time filter skips row groups; one file per period.
     for period in result.state.periods.values():
-        days = pq.read_table(period.cost_daily, columns=["ChargePeriodStart"]).column(0).to_pylist()
+        days = pq.read_table(storage.open_read(period.cost_daily), columns=["ChargePeriodStart"]).column(0).to_pylist()
         assert days == sorted(days)
-    assert sorted(p.cost_daily.parent.name for p in result.state.periods.values()) == [f"billing_period={p}" for p in PERIODS]
+    assert sorted(storage.name(storage.parent(p.cost_daily)) for p in result.state.periods.values()) == [f"billing_period={p}" for p in PERIODS]
 
 
-def test_only_the_touched_period_is_recompacted_and_replaced_versions_wait_for_the_grace_period(tmp_path: Path) -> None:
+def test_only_the_touched_period_is_recompacted_and_replaced_versions_wait_for_the_grace_period(lake: Location) -> None:
+    tmp_path = lake
     make_lake(tmp_path)
     first = serving.refresh(tmp_path).state
     assert serving.refresh(tmp_path).rebuilt == []  # nothing changed: nothing rewritten
@@ -110,24 +116,26 @@ def test_only_the_touched_period_is_recompacted_and_replaced_versions_wait_for_t
     assert second.state.periods["2026-10"].cost_daily != replaced.cost_daily
     assert serving.verify(tmp_path) == {}
     # The replaced version stays for readers that still name it, and goes after the grace period.
-    assert replaced.cost_daily.exists() and replaced.daily.exists()
+    assert storage.exists(replaced.cost_daily) and storage.exists(replaced.daily)
     later = serving.refresh(tmp_path, now=time.time() + serving.grace_seconds() + 1)
-    assert not replaced.cost_daily.exists() and not replaced.daily.exists()
+    assert not storage.exists(replaced.cost_daily) and not storage.exists(replaced.daily)
     assert set(later.deleted_files) == {replaced.cost_daily, replaced.daily}
-    assert all(p.cost_daily.exists() for p in later.state.periods.values())
+    assert all(storage.exists(p.cost_daily) for p in later.state.periods.values())
     # A period whose partitions are all gone leaves the serving layer.
     for account in ACCOUNTS:
-        PartitionKey(account[0], account[1], account[2], "2026-09").path(tmp_path).unlink()
+        storage.delete(PartitionKey(account[0], account[1], account[2], "2026-09").path(tmp_path), missing_ok=False)
     gone = serving.refresh(tmp_path)
     assert gone.removed == ["2026-09"] and "2026-09" not in gone.state.periods
     assert serving.verify(tmp_path) == {}
 
 
-def test_a_bad_partition_file_keeps_its_periods_last_good_version_and_the_others_go_on(tmp_path: Path) -> None:
+def test_a_bad_partition_file_keeps_its_periods_last_good_version_and_the_others_go_on(lake: Location) -> None:
+    tmp_path = lake
     make_lake(tmp_path)
     before = serving.refresh(tmp_path).state
     bad = PartitionKey("gcp", "bigquery_export", "gcp-a", "2026-11").path(tmp_path)
-    bad.write_bytes(b"PAR1 not parquet at all")  # a disk error, a hand edit: not something lake.py writes
+    with storage.atomic_replace(bad) as temporary:  # a disk error, a hand edit: not something lake.py writes
+        temporary.write_bytes(b"PAR1 not parquet at all")
     write_month(tmp_path, ACCOUNTS[0], "2026-10", seed="restated")
     result = serving.refresh(tmp_path)
     assert result.rebuilt == ["2026-10"] and list(result.failed) == ["2026-11"]
@@ -374,3 +382,49 @@ def test_days_and_billing_periods_are_utc_on_a_host_in_another_time_zone(tmp_pat
     assert done.returncode == 0, done.stderr[-2000:]
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     assert seen == {"host": "America/New_York", "first_day": "2026-11-01", "daily": "2026-11-01", "catalog": ["2026-11-01", "2026-11"]}
+
+
+CRASHING_REMOTE_REFRESH = textwrap.dedent("""
+    import os, signal, sys
+    from finops_pipeline import serving, storage
+    data_dir, kill_at = sys.argv[1], sys.argv[2]
+    real_upload = storage.upload
+    def upload(local, target):
+        # Killed before the compacted file's upload, or after the new versions are uploaded, before the state names them.
+        if (kill_at == "file" and "/serving/cost_daily/" in target) or (kill_at == "state" and target.endswith("state.json")):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real_upload(local, target)
+    storage.upload = upload
+    serving.refresh(data_dir)
+""")
+
+
+@pytest.mark.parametrize("lake", ["s3", "azure"], indirect=True)
+def test_a_crash_mid_compaction_on_object_storage_leaves_the_last_good_serving_state(lake: Location) -> None:
+    make_lake(lake)
+    build_catalog(lake)
+    state_file = serving.state_path(lake)
+    good_state = storage.read_bytes(state_file)
+    _, good = query(lake, "SELECT BillingCurrency, sum(BilledCost) FROM cost_daily GROUP BY ALL ORDER BY 1")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    for kill_at in ("file", "state"):
+        write_month(lake, ACCOUNTS[1], "2026-11", seed=f"crash-{kill_at}", scale=Decimal(2))
+        crashed = subprocess.run([sys.executable, "-c", CRASHING_REMOTE_REFRESH, str(lake), kill_at], env=env, capture_output=True, timeout=120)
+        assert crashed.returncode == -9, crashed.stderr[-2000:]
+        assert storage.read_bytes(state_file) == good_state  # the pointer still names the last good versions
+        assert all(storage.exists(p.cost_daily) for p in serving.current_state(lake).periods.values())
+        _, rows = query(lake, "SELECT BillingCurrency, sum(BilledCost) FROM cost_daily GROUP BY ALL ORDER BY 1")
+        assert rows == good
+    recovered = serving.refresh(lake)
+    assert recovered.rebuilt == ["2026-11"] and serving.verify(lake) == {}
+    live = {str(p.cost_daily) for p in recovered.state.periods.values()} | {str(p.daily) for p in recovered.state.periods.values()}
+    root = serving.serving_root(lake)
+    orphans = [p for kind in ("cost_daily", "daily_by_account") for p in storage.glob(storage.join(root, kind), "billing_period=*/*.parquet")
+               if str(p) not in live]
+    assert orphans  # the versions the crashed run uploaded but never named
+    serving.refresh(lake, now=time.time() + serving.grace_seconds() + 1)
+    assert not any(storage.exists(p) for p in orphans)
+    build_catalog(lake)
+    _, rows = query(lake, "SELECT BillingCurrency, sum(BilledCost) FROM cost_daily GROUP BY ALL ORDER BY 1")
+    assert {c: t for c, t in rows} == {c: sum((t.get(c, Decimal(0)) for t in serving.partition_totals(lake).values()), Decimal(0))
+                                       for c in ("EUR", "USD")}

@@ -1,19 +1,26 @@
-"""Cost Explorer end to end through Dagster: the lake, the catalog, the dashboard tables and the checks."""
+"""Cost Explorer end to end through Dagster: the lake, the catalog, the dashboard tables and the checks.
+
+The refresh, reconciliation and failing-account tests run on every lake backend (`lake`: a local
+directory, S3 on moto, Azure Blob on Azurite), with the same assertions."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
+import duckdb
 import pytest
 from dagster import AssetCheckSeverity
 
-from finops_pipeline.catalog import query
+from finops_pipeline import serving, storage
+from finops_pipeline.catalog import catalog_path, query
 from finops_pipeline.config import load_config
-from finops_pipeline.lake import PartitionKey, read_partition, write_partition
+from finops_pipeline.dashboard import write_dashboard
+from finops_pipeline.lake import PartitionKey, mart_path, read_partition, write_partition
+from finops_pipeline.storage import Location
 from finops_pipeline_tests.aws.test_cost_explorer import LINKED, SERVICES, account_entry
-from finops_pipeline_tests.conftest import by_account, check_results, run_checks, run_events, run_refresh, statuses, write_config
+from finops_pipeline_tests.conftest import by_account, check_results, lake_files, run_checks, run_events, run_refresh, statuses, write_config
 from finops_sandbox.aws import MotoSandbox, cost_explorer_pages
 from finops_sandbox.faults import FaultProxy
 from finops_sandbox.synthetic import daily_charges, totals
@@ -35,6 +42,16 @@ def external_id(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def seeded(moto: MotoSandbox, proxy: FaultProxy, tmp_path: Path):
     """Two accounts with two months of data (one through the fault proxy), one with none, connected 2026-11-20."""
+    return _seed(moto, proxy, tmp_path, tmp_path / "data")
+
+
+@pytest.fixture
+def seeded_lake(moto: MotoSandbox, proxy: FaultProxy, tmp_path: Path, lake: Location):
+    """The same, with the data directory on each lake backend."""
+    return _seed(moto, proxy, tmp_path, lake)
+
+
+def _seed(moto: MotoSandbox, proxy: FaultProxy, tmp_path: Path, data_dir: Location):
     config_path = write_config(
         tmp_path,
         [
@@ -51,15 +68,15 @@ def seeded(moto: MotoSandbox, proxy: FaultProxy, tmp_path: Path):
     for key, items in charges.items():
         moto.seed_cost_explorer(config.account(key), {p: cost_explorer_pages(items, p, days_per_page=12) for p in ("2026-10", "2026-11")})
     proxy.clear()
-    return config_path, tmp_path / "data", charges
+    return config_path, data_dir, charges
 
 
 def month_total(charges, month: int) -> Decimal:
     return totals([c for c in charges if c.day.month == month])["USD"]
 
 
-def test_refresh_writes_the_lake_the_catalog_and_the_dashboard_tables(seeded) -> None:
-    config_path, data_dir, charges = seeded
+def test_refresh_writes_the_lake_the_catalog_and_the_dashboard_tables(seeded_lake) -> None:
+    config_path, data_dir, charges = seeded_lake
     result = run_refresh(config_path, data_dir, "2026-10", now="2026-11-26T08:00:00Z")
     run_refresh(config_path, data_dir, "2026-11", now="2026-11-26T08:00:00Z")
 
@@ -93,6 +110,21 @@ def test_refresh_writes_the_lake_the_catalog_and_the_dashboard_tables(seeded) ->
     _, status = query(data_dir, "SELECT account_key, status FROM billing_connection_status ORDER BY account_key")
     assert status == [("aws-empty", "NO_DATA"), ("aws-main", "OK"), ("aws-second", "OK")]  # connected 5.8 days before
 
+    # Where each file is: the lake (local or in the bucket), the catalog and the page in the local work directory.
+    assert serving.verify(data_dir) == {}
+    assert storage.exists(mart_path(data_dir, "provider_cost_summary"))
+    page = write_dashboard(data_dir, datetime(2026, 11, 26, 8, tzinfo=timezone.utc))
+    assert page == storage.work_dir(data_dir) / "dashboard.html" and catalog_path(data_dir).parent == page.parent
+    assert f"USD {november_to_date:,.2f}" in page.read_text(encoding="utf-8")
+    if storage.is_remote(data_dir):  # a plain DuckDB session: the marts are tables in the file, cost_daily needs our filesystem
+        plain = duckdb.connect(str(catalog_path(data_dir)), read_only=True)
+        try:
+            assert plain.execute("SELECT sum(month_to_date) FROM provider_cost_summary").fetchone() == (november_to_date,)
+            with pytest.raises(duckdb.Error):
+                plain.execute("SELECT count(*) FROM cost_daily").fetchone()
+        finally:
+            plain.close()
+
 
 def test_the_48_hour_check_waits_then_fails_with_the_fix(seeded) -> None:
     config_path, data_dir, _ = seeded
@@ -116,8 +148,8 @@ def test_the_48_hour_check_waits_then_fails_with_the_fix(seeded) -> None:
     assert "not be activated" not in at_49h.metadata["cause"].value
 
 
-def test_reconciliation_check_catches_a_partition_that_disagrees_with_its_source(seeded) -> None:
-    config_path, data_dir, _ = seeded
+def test_reconciliation_check_catches_a_partition_that_disagrees_with_its_source(seeded_lake) -> None:
+    config_path, data_dir, _ = seeded_lake
     run_refresh(config_path, data_dir, "2026-10")
     checks = check_results(run_checks(config_path, data_dir))
     assert checks[check("aws-second", "reconciles_with_source")].passed
@@ -132,8 +164,8 @@ def test_reconciliation_check_catches_a_partition_that_disagrees_with_its_source
     assert checks[check("aws-main", "reconciles_with_source")].passed
 
 
-def test_a_failing_account_keeps_its_last_good_month_and_does_not_stop_the_others(seeded, proxy: FaultProxy) -> None:
-    config_path, data_dir, charges = seeded
+def test_a_failing_account_keeps_its_last_good_month_and_does_not_stop_the_others(seeded_lake, proxy: FaultProxy, tmp_path: Path) -> None:
+    config_path, data_dir, charges = seeded_lake
     run_refresh(config_path, data_dir, "2026-10", now="2026-11-26T08:00:00Z")
     proxy.fail("GetCostAndUsage", "AccessDeniedException", f"not authorized to perform ce:GetCostAndUsage (external id {SECRET})")
 
@@ -169,7 +201,8 @@ def test_a_failing_account_keeps_its_last_good_month_and_does_not_stop_the_other
 
     # The secret the provider echoed back is nowhere: not in the status, the state, the event log.
     assert SECRET not in error and "***" in error
-    for path in data_dir.rglob("*"):
-        if path.is_file():
-            assert SECRET.encode() not in path.read_bytes(), path
+    files = {**lake_files(data_dir), **lake_files(tmp_path / "work")}  # a remote lake's work directory too
+    assert any("state/pulls/aws-main" in path for path in files)
+    for path, content in files.items():
+        assert SECRET.encode() not in content, path
     assert SECRET not in run_events(result)

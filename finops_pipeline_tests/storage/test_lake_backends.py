@@ -249,3 +249,25 @@ def test_versions_tell_a_replaced_partition_and_listings_give_them(data_dir: sto
     assert dict(storage.glob_info(cost_daily_root(data_dir), "*/*/*/*/data.parquet"))[KEY.path(data_dir)]["version"] != first["version"]
     with pytest.raises(FileNotFoundError):
         storage.info(PartitionKey("aws", "cost_explorer", "nobody", "2026-11").path(data_dir))
+
+
+def test_duckdb_threads_reading_one_file_of_many_row_groups_get_the_right_bytes(data_dir: storage.Location) -> None:
+    """DuckDB's threads share one handle per file and read it as seek, then read: each thread must read
+    from its own position (a serving file of several row groups once read "only 17804 bytes returned")."""
+    import pyarrow.parquet as pq
+
+    rows = 120_000
+    table = pa.table({"n": pa.array(range(rows), pa.int64()),
+                      "amount": pa.array([Decimal(n % 997) / 100 for n in range(rows)], pa.decimal128(38, 10))})
+    target = storage.join(data_dir, "lake", "serving", "many_row_groups.parquet")
+    with storage.atomic_replace(target) as temporary:
+        pq.write_table(table, temporary, row_group_size=5_000, compression="zstd")
+    expected = (sum(range(rows)), sum(Decimal(n % 997) / 100 for n in range(rows)), rows)
+    for _ in range(3):
+        connection = duckdb.connect()
+        try:
+            storage.register_duckdb(connection, data_dir)
+            connection.execute("SET threads = 4")
+            assert connection.execute(f"SELECT sum(n), sum(amount), count(*) FROM read_parquet('{target}')").fetchone() == expected
+        finally:
+            connection.close()

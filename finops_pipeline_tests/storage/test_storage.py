@@ -139,3 +139,33 @@ def test_an_azure_lake_by_account_name_with_a_key_or_a_sas_token(credential: str
     write_json(document, {"total": "1.10"})
     assert read_json(document) == {"total": "1.10"}
     assert storage.glob(f"az://{container}/data", "state/pulls/*.json") == [document]
+
+
+def test_a_url_data_dir_stays_a_url_and_local_files_go_to_the_work_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """FINOPS_DATA_DIR=s3://... is kept as a URL (never Path()-mangled); what cannot live in a bucket goes to
+    FINOPS_WORK_DIR (default ./data); a local lake is its own work directory, as before."""
+    from finops_pipeline import config, serving
+    from finops_pipeline.catalog import catalog_path
+    from finops_pipeline.dashboard import dashboard_path
+    from finops_pipeline.resources import FinopsResource
+    from finops_pipeline.throttle import state_directory
+    from finops_pipeline.workdir import work_root
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FINOPS_DATA_DIR", "s3://bucket/finops/")
+    assert config.data_dir() == "s3://bucket/finops"
+    assert FinopsResource().data_path() == "s3://bucket/finops"
+    assert FinopsResource(data_dir="az://container/lake").data_path() == "az://container/lake"
+    lake = config.data_dir()
+    assert storage.work_dir(lake) == tmp_path / "data"
+    monkeypatch.setenv("FINOPS_WORK_DIR", str(tmp_path / "work"))
+    for local in (catalog_path(lake), dashboard_path(lake), serving.lock_path(lake), state_directory(lake), work_root(lake)):
+        assert local.is_relative_to(tmp_path / "work"), local
+    assert serving.state_path(lake) == "s3://bucket/finops/lake/serving/state.json"
+
+    monkeypatch.setenv("FINOPS_DATA_DIR", "relative-data")
+    local_lake = config.data_dir()
+    assert local_lake == tmp_path / "relative-data"
+    assert catalog_path(local_lake) == local_lake / "finops.duckdb"  # FINOPS_WORK_DIR is for remote lakes only
+    assert serving.lock_path(local_lake) == local_lake / "lake" / "serving" / ".lock"
+    assert work_root(local_lake) == local_lake / "tmp"

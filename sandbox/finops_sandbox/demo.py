@@ -5,12 +5,16 @@
 ~75 days and the 48-hour checks on a persistent Dagster instance, and prints what a FinOps
 dashboard would show. `finops-pipeline sandbox` starts the same stand-ins and keeps them up so the
 Dagster UI can run the pipeline against them.
+
+With FINOPS_DATA_DIR=s3://bucket/prefix and no S3 endpoint of its own (FINOPS_LAKE_S3_ENDPOINT,
+AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL), the lake goes to the AWS stand-in's moto server (the bucket is
+created there): the whole demo on object storage, gone when the stand-ins stop.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -18,6 +22,7 @@ from typing import Protocol
 
 import yaml
 
+from finops_pipeline import storage
 from finops_pipeline.config import FinopsConfig, load_config
 from finops_sandbox.aws import AwsDemo
 from finops_sandbox.azure import AzureDemo
@@ -56,8 +61,30 @@ def demo_periods(today: date, days: int = HISTORY_DAYS) -> list[str]:
     return periods
 
 
-def sandbox_config_path(data_dir: Path) -> Path:
-    return data_dir / "sandbox" / "finops.yaml"
+def sandbox_config_path(data_dir: Path | str) -> Path:
+    """<data>/sandbox/finops.yaml (for a lake on object storage, in the local work directory)."""
+    return storage.work_dir(data_dir) / "sandbox" / "finops.yaml"
+
+
+LAKE_ENDPOINT_VARIABLES = ("FINOPS_LAKE_S3_ENDPOINT", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+
+
+def lake_on_sandbox(data_dir: Path | str, providers: list[DemoProvider]) -> None:
+    """An s3:// lake without an endpoint of its own: point it at the AWS stand-in's moto, create the bucket."""
+    if not storage.is_remote(data_dir) or not str(data_dir).startswith(("s3://", "s3a://")):
+        return
+    if any(os.environ.get(name) for name in LAKE_ENDPOINT_VARIABLES):
+        return
+    import boto3
+
+    moto = next(p.moto for p in providers if isinstance(p, AwsDemo) and p.moto is not None)
+    os.environ["FINOPS_LAKE_S3_ENDPOINT"] = moto.url
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    for name, value in (("AWS_ACCESS_KEY_ID", "sandbox-lake"), ("AWS_SECRET_ACCESS_KEY", "sandbox-lake")):
+        os.environ.setdefault(name, value)  # moto takes any; a real key in the environment is left as it is
+    bucket = str(data_dir).split("://", 1)[1].split("/", 1)[0]
+    boto3.client("s3", endpoint_url=moto.url, region_name=os.environ["AWS_DEFAULT_REGION"]).create_bucket(Bucket=bucket)
+    storage.reset_clients()
 
 
 @contextmanager
@@ -73,6 +100,7 @@ def running_sandbox(data_dir: Path, now: datetime, base_port: int | None = None)
         accounts = [entry for provider in providers for entry in provider.accounts(now)]
         for provider in providers:
             os.environ.update(provider.environment())
+        lake_on_sandbox(data_dir, providers)
         path = sandbox_config_path(data_dir)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(
@@ -90,11 +118,12 @@ def running_sandbox(data_dir: Path, now: datetime, base_port: int | None = None)
             provider.stop()
 
 
-def run_demo(data_dir: Path, now: datetime | None = None) -> FinopsConfig:
+def run_demo(data_dir: Path | str, now: datetime | None = None, then: Callable[[FinopsConfig], None] | None = None) -> FinopsConfig:
     """Run the pipeline through Dagster on the sandbox; returns the registry it used.
 
     The same runs as `finops-pipeline refresh --last 3`: each source's refresh job for every billing
     period of the last ~75 days, the tables once, then the check job, on the persistent instance.
+    `then` runs while the stand-ins are still up (a lake on the sandbox's moto is gone after).
     """
     from dagster import DagsterInstance
 
@@ -102,7 +131,8 @@ def run_demo(data_dir: Path, now: datetime | None = None) -> FinopsConfig:
     from finops_pipeline.resources import FinopsResource
 
     now = now or datetime.now(timezone.utc)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    if not storage.is_remote(data_dir):
+        Path(data_dir).mkdir(parents=True, exist_ok=True)
     os.environ["FINOPS_DATA_DIR"] = str(data_dir)
     with running_sandbox(data_dir, now) as config:
         os.environ["FINOPS_CONFIG"] = str(config.path)
@@ -119,4 +149,6 @@ def run_demo(data_dir: Path, now: datetime | None = None) -> FinopsConfig:
             print(f"  no data yet, as expected inside 48 hours: {', '.join(waiting)}", flush=True)
         print("  check_billing_connections ...", flush=True)
         run_checks(finops, instance=instance, run_config=QUIET)
+        if then is not None:
+            then(config)
     return config

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from finops_pipeline.lake import atomic_file
 from finops_pipeline.money import merge_totals
 from finops_pipeline.schema import COST_DAILY_SCHEMA, rows_to_table
+from finops_pipeline.storage import work_dir
 
 PARTITION_DAY = "partition_day"
 CACHE_SCHEMA = COST_DAILY_SCHEMA.append(pa.field(PARTITION_DAY, pa.date32(), nullable=False))
@@ -67,8 +68,9 @@ class MonthCache:
         return table.set_column(index, COST_DAILY_SCHEMA.field("x_Estimated"), estimated).cast(COST_DAILY_SCHEMA)
 
 
-def cache_path(data_dir: Path, account_key: str, billing_period: str) -> Path:
-    return Path(data_dir) / "state" / "gcp_export" / account_key / f"{billing_period}.parquet"
+def cache_path(data_dir: Path | str, account_key: str, billing_period: str) -> Path:
+    """Local even for a remote lake (in storage.work_dir): a cache, rebuilt by reading the days again if lost."""
+    return work_dir(data_dir) / "state" / "gcp_export" / account_key / f"{billing_period}.parquet"
 
 
 def load(data_dir: Path, account_key: str, billing_period: str, export_table: str, mapping: str) -> MonthCache:

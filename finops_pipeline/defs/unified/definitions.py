@@ -6,7 +6,6 @@ from decimal import Decimal
 from typing import Any
 
 import dagster as dg
-import duckdb
 import pyarrow.parquet as pq
 from dagster import (
     AssetExecutionContext,
@@ -20,7 +19,7 @@ from dagster import (
 )
 
 from finops_pipeline import serving
-from finops_pipeline.catalog import build_catalog, catalog_path
+from finops_pipeline.catalog import build_catalog, catalog_path, connect
 from finops_pipeline.config import registry_for_definitions
 from finops_pipeline.dagster_sources import BUILD_TABLES_JOB, CATALOG_POOL, COST_DAILY_COLUMN_SCHEMA, all_account_asset_keys, money
 from finops_pipeline.dashboard import preview_markdown, read_dashboard_data, write_dashboard
@@ -29,6 +28,7 @@ from finops_pipeline.lake import mart_path
 from finops_pipeline.marts import build_mart, daily_sql, write_mart
 from finops_pipeline.money import sum_by_currency
 from finops_pipeline.resources import FinopsResource
+from finops_pipeline.storage import open_read
 
 MART_DESCRIPTIONS = {
     "provider_cost_summary": "Cost card per provider and currency: month to date, last 7 and 30 days, the 30 days before and the change. "
@@ -73,7 +73,7 @@ def build_unified_assets(upstream: list[AssetKey]) -> list[AssetsDefinition]:
         catalog = catalog_path(data_dir)
         if not _run_includes(context, AssetKey("finops_dashboard")):
             catalog = build_catalog(data_dir, refreshed.state)
-        connection = duckdb.connect()
+        connection = connect(data_dir)
         try:
             connection.execute(f"CREATE TEMP VIEW daily AS SELECT * FROM {daily_sql(refreshed.state)}")
             rows = connection.execute("SELECT coalesce(sum(row_count), 0)::BIGINT FROM daily").fetchone()[0]
@@ -183,8 +183,11 @@ def finops_dashboard(context: AssetExecutionContext, finops: FinopsResource) -> 
 
 
 def _read_mart(finops: FinopsResource, name: str) -> list[dict[str, Any]] | None:
-    path = mart_path(finops.data_path(), name)
-    return pq.read_table(path).to_pylist() if path.exists() else None
+    try:
+        with open_read(mart_path(finops.data_path(), name)) as handle:  # one version, whole (also on object storage)
+            return pq.read_table(handle).to_pylist()
+    except FileNotFoundError:
+        return None
 
 
 def _check_result(verdict: Verdict, name: str) -> dg.AssetCheckResult:

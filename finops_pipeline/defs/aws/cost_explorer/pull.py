@@ -247,7 +247,7 @@ class Previous:
 
     @classmethod
     def read(cls, path: Path) -> Previous | None:
-        state = read_partition_extra(path, STATE) if path.exists() else None
+        state = read_partition_extra(path, STATE)  # None when there is no partition yet
         if not isinstance(state, dict):
             return None  # never pulled, or written before days were tracked: pull the whole month
         try:

@@ -28,6 +28,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from finops_pipeline import storage
 from finops_pipeline.defs.aws import PROVIDER
 from finops_pipeline.defs.aws.regions import region_name_sql
 from finops_pipeline.defs.aws.resource_types import resource_type_sql
@@ -1066,9 +1067,8 @@ def raw_totals(connection: duckdb.DuckDBPyConnection, groups: list[tuple[FileLay
 
 def connect(temp_directory: Path, memory_limit: str = "1GB", threads: int | None = None) -> duckdb.DuckDBPyConnection:
     """A DuckDB session that spills to `temp_directory` instead of growing past `memory_limit`."""
-    connection = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": str(temp_directory),
-                                        "preserve_insertion_order": False})
-    connection.execute("SET TimeZone = 'UTC'")
+    connection = storage.connect_duckdb(config={"memory_limit": memory_limit, "temp_directory": str(temp_directory),
+                                                "preserve_insertion_order": False})
     if threads:
         connection.execute(f"SET threads = {int(threads)}")
     return connection

@@ -6,29 +6,26 @@ daily side is summed from the partition's rows, so the comparison covers exactly
 
 from __future__ import annotations
 
-import json
 from decimal import ROUND_HALF_EVEN, Decimal
-from pathlib import Path
 from typing import Any
 
-import duckdb
-import pyarrow.parquet as pq
-
+from finops_pipeline import storage
 from finops_pipeline.defs.digitalocean.billing.invoices import CENT, CLOSED
-from finops_pipeline.lake import list_partitions
+from finops_pipeline.lake import list_partitions, read_partition_extra
+from finops_pipeline.storage import Location
 
 INVOICE_METADATA_KEY = b"finops.invoice"
 
 
-def stored_invoice(path: Path) -> dict[str, Any] | None:
-    raw = (pq.ParquetFile(path).schema_arrow.metadata or {}).get(INVOICE_METADATA_KEY)
-    return json.loads(raw) if raw else None
+def stored_invoice(path: Location) -> dict[str, Any] | None:
+    raw = read_partition_extra(path, INVOICE_METADATA_KEY.decode().removeprefix("finops."))
+    return raw if isinstance(raw, dict) else None
 
 
-def compare_invoices(data_dir: Path) -> list[dict[str, Any]]:
+def compare_invoices(data_dir: Location) -> list[dict[str, Any]]:
     """One entry per partition: its status, and for invoiced months daily vs invoice and the difference."""
     results = []
-    connection = duckdb.connect()
+    connection = storage.connect_duckdb(data_dir)
     try:
         for key, path in list_partitions(data_dir, "digitalocean", "billing"):
             invoice = stored_invoice(path) or {}
