@@ -589,13 +589,34 @@ def _daily_select(layout: FileLayout, staged: str) -> str:
     invoice = parts["bill_invoice_id"]
     description_out = f"{description} AS description" if _is_constant(description) else "s.description"
     estimated_out = (("true" if _is_null(invoice) else "false") + " AS estimated") if _is_constant(invoice) else "s.estimated"
+    # ServiceName, ServiceCategory and ServiceSubcategory (substring rules) once per distinct product, joined back.
+    keys = [k for k in ("product_name", "product_code") if k in present]
+    if keys:
+        on = " AND ".join(f"s.{k} IS NOT DISTINCT FROM p.{k}" for k in keys)
+        services = f"LEFT JOIN (SELECT {', '.join(keys)}, {_services(parts, 'p0.')} FROM (SELECT DISTINCT {', '.join(keys)} FROM {staged}) p0) p ON {on}"
+        service_out = "p.service_name, p.service_category, p.service_subcategory"
+    else:
+        services, service_out = "", _services(parts, "")
     return f"""
-        SELECT s.day, {outputs}, t.tags,
+        SELECT s.day, {outputs}, t.tags, {service_out},
                s.{"billed" if net else "contracted"} AS billed, s.effective, s.{"list" if public else "contracted"} AS list,
                s.contracted, s.usage_amount, {description_out}, {estimated_out}, s.line_items, s.suspect
         FROM {_with_raw_tags(layout, staged)} s
              LEFT JOIN (SELECT tags_raw, {_tags(layout)} AS tags FROM (SELECT DISTINCT tags_raw FROM {_with_raw_tags(layout, staged)})) t
-             ON s.tags_raw IS NOT DISTINCT FROM t.tags_raw"""
+             ON s.tags_raw IS NOT DISTINCT FROM t.tags_raw
+             {services}"""
+
+
+def _services(parts: Mapping[str, str], prefix: str) -> str:
+    """FOCUS ServiceName, ServiceCategory and ServiceSubcategory (never NULL: a service the mapping does not know
+    is 'Other (<its category>)') from the product name and code (`prefix`-qualified columns, or their literals)."""
+    def column(name: str) -> str:
+        return parts[name] if _is_constant(parts[name]) else f"{prefix}{name}"
+    product = f"coalesce({column('product_name')}, {column('product_code')})"
+    name = service_name_sql(f"coalesce({product}, 'Unknown')")
+    category = f"coalesce({service_category_sql(name)}, 'Other')"
+    subcategory = f"coalesce({service_subcategory_sql(product)}, 'Other (' || {category} || ')')"
+    return f"{name} AS service_name, {category} AS service_category, {subcategory} AS service_subcategory"
 
 
 def needs_reaggregation(groups: list[tuple[FileLayout, list[CurFile]]]) -> bool:
@@ -642,6 +663,21 @@ def tags_collide(connection: duckdb.DuckDBPyConnection, groups: list[tuple[FileL
         SELECT count(*), count(DISTINCT tags) + least(1, count(*) FILTER (WHERE tags IS NULL))
         FROM (SELECT {_tags(layout)} AS tags FROM (SELECT DISTINCT tags_raw FROM {_with_raw_tags(layout, table)}))""").fetchone()
     return distinct != normalized
+
+
+def grain_unique(connection: duckdb.DuckDBPyConnection, groups: list[tuple[FileLayout, list[CurFile]]], staged: list[str]) -> bool:
+    """Whether no two daily rows share a final grain (day, grain columns, normalized Tags), looked up in the data:
+    then the rollup needs no second aggregation, whatever the footers could not prove (tags that might
+    normalize alike, several descriptions, several file groups).
+
+    Exact, not probabilistic: equal grains hash alike, so as many distinct hashes as rows means no two rows
+    share a grain (a hash collision only makes the answer False, and the rollup aggregates as before).
+    """
+    if not groups:
+        return True
+    keys = ", ".join(("day", *GRAIN, "tags"))
+    rows, distinct = connection.execute(f"SELECT count(*), count(DISTINCT hash({keys})) FROM ({daily_sql(groups, staged)})").fetchone()
+    return rows == distinct
 
 
 def stage(connection: duckdb.DuckDBPyConnection, groups: list[tuple[FileLayout, list[CurFile]]]) -> list[str]:
@@ -785,8 +821,8 @@ def focus_12_outputs() -> dict[str, str]:
                             "WHEN pricing_term = 'OnDemand' OR line_item_type = 'Usage' THEN 'Standard' ELSE 'Other' END"),
         # AWS prices in USD; tax, credits and refunds are charged in the billing currency.
         "PricingCurrency": f"CASE WHEN {priced} THEN 'USD' ELSE currency END",
-        # The mapping's key here; the mapping itself runs once per distinct key (`rollup_sql`'s subcategories).
-        "ServiceSubcategory": "coalesce(product_name, product_code)",
+        # The mapping runs once per distinct product (`_daily_select`).
+        "ServiceSubcategory": "service_subcategory",
         "SkuMeter": "CASE WHEN line_item_type <> 'Tax' THEN line_item_usage_type END",
         "SkuPriceId": "CASE WHEN line_item_type <> 'Tax' THEN pricing_rate_code END",
         "SubAccountType": "CASE WHEN usage_account_id IS NOT NULL THEN 'Linked Account' END",
@@ -829,8 +865,8 @@ def rollup_sql(daily: str, *, account_id: str, account_name: str, account_key: s
         "InvoiceIssuerName": "coalesce(bill_invoicing_entity, 'Amazon Web Services')",
         "ProviderName": _lit(PROVIDER.focus_name),
         "PublisherName": f"coalesce(line_item_legal_entity, {_lit(PROVIDER.focus_name)})",
-        "ServiceName": service_name_sql("coalesce(product_name, product_code, 'Unknown')"),
-        "ServiceCategory": "CAST(NULL AS VARCHAR)",  # filled below, once per distinct service name
+        "ServiceName": "service_name",  # per distinct product (`_daily_select`)
+        "ServiceCategory": "service_category",
         "RegionId": "region",
         "RegionName": region_name_sql("region"),
         "ResourceId": "line_item_resource_id",
@@ -857,30 +893,23 @@ def rollup_sql(daily: str, *, account_id: str, account_name: str, account_key: s
     select = ",\n        ".join(f"CAST({expr} AS {casts[name]}) AS {_q(name)}" for name, expr in outputs.items())
     grouping = ("day, currency, bill_payer_account_id, bill_payer_account_name, usage_account_id, line_item_usage_account_name, "
                 "product_code, product_name, region, line_item_resource_id, line_item_type, line_item_usage_type, product_sku, "
-                "pricing_unit, bill_invoicing_entity, line_item_legal_entity, tags, " + ", ".join(GRAIN[GRAIN.index("bill_invoice_id"):]))
+                "pricing_unit, bill_invoicing_entity, line_item_legal_entity, tags, " + ", ".join(GRAIN[GRAIN.index("bill_invoice_id"):])
+                + ", service_name, service_category, service_subcategory")  # functions of the product: no extra groups
+    # Read by the output rows and the unused-commitment rows: computed once when it aggregates; otherwise
+    # inlined, so the second reader's filter (commitment fees only) is applied before the projection.
+    mode = "MATERIALIZED" if reaggregate else "NOT MATERIALIZED"
     return f"""
-    WITH rolled AS MATERIALIZED (SELECT {select}\n    FROM ({daily})\n    {"GROUP BY " + grouping if reaggregate else ""}),
-    categories AS (SELECT name, {service_category_sql("name")} AS category FROM (SELECT DISTINCT "ServiceName" AS name FROM rolled)),
-    subcategories AS (SELECT name, {service_subcategory_sql("name")} AS subcategory
-                      FROM (SELECT DISTINCT "ServiceSubcategory" AS name FROM rolled))
-    SELECT rolled.* REPLACE (CAST(coalesce(categories.category, 'Other') AS VARCHAR) AS "ServiceCategory",
-                             {_subcategory()} AS "ServiceSubcategory",
-                             {_purchase_effective()} AS "EffectiveCost",
+    WITH rolled AS {mode} (SELECT {select}\n    FROM ({daily})\n    {"GROUP BY " + grouping if reaggregate else ""})
+    SELECT rolled.* REPLACE ({_purchase_effective()} AS "EffectiveCost",
                              CASE WHEN rolled."PricingCurrency" = rolled."BillingCurrency" THEN {_purchase_effective()} END
                                  AS "PricingCurrencyEffectiveCost",
                              CASE WHEN rolled."PricingCurrency" = rolled."BillingCurrency" THEN rolled."ListUnitPrice" END
                                  AS "PricingCurrencyListUnitPrice",
                              CASE WHEN rolled."PricingCurrency" = rolled."BillingCurrency" THEN rolled."ContractedUnitPrice" END
                                  AS "PricingCurrencyContractedUnitPrice")
-    FROM rolled LEFT JOIN categories ON rolled."ServiceName" = categories.name
-         LEFT JOIN subcategories ON rolled."ServiceSubcategory" IS NOT DISTINCT FROM subcategories.name
+    FROM rolled
     UNION ALL
     {_unused_commitment()}"""
-
-
-def _subcategory() -> str:
-    """FOCUS: ServiceSubcategory is never NULL; a service the mapping does not know is 'Other (<its category>)'."""
-    return """CAST(coalesce(subcategories.subcategory, 'Other (' || coalesce(categories.category, 'Other') || ')') AS VARCHAR)"""
 
 
 def _purchase_effective() -> str:
@@ -895,9 +924,7 @@ def _unused_commitment() -> str:
     effective amount: the unused amortized upfront plus unused recurring fee): BilledCost 0, the unused
     amount as EffectiveCost, CommitmentDiscountStatus Unused. BilledCost and EffectiveCost totals stay as before."""
     zero = f"CAST(0 AS {MONEY_SQL})"
-    return f"""SELECT rolled.* REPLACE (CAST(coalesce(categories.category, 'Other') AS VARCHAR) AS "ServiceCategory",
-                             {_subcategory()} AS "ServiceSubcategory",
-                             CASE WHEN rolled."PricingCurrency" = rolled."BillingCurrency" THEN rolled."EffectiveCost" END
+    return f"""SELECT rolled.* REPLACE (CASE WHEN rolled."PricingCurrency" = rolled."BillingCurrency" THEN rolled."EffectiveCost" END
                                  AS "PricingCurrencyEffectiveCost",
                              CAST(NULL AS {MONEY_SQL}) AS "PricingCurrencyListUnitPrice",
                              CAST(NULL AS {MONEY_SQL}) AS "PricingCurrencyContractedUnitPrice",
@@ -910,8 +937,7 @@ def _unused_commitment() -> str:
                              CAST(NULL AS {MONEY_SQL}) AS "ListUnitPrice",
                              CAST(NULL AS {MONEY_SQL}) AS "PricingQuantity", CAST(NULL AS VARCHAR) AS "PricingUnit",
                              CAST(NULL AS {MONEY_SQL}) AS "ConsumedQuantity", CAST(NULL AS VARCHAR) AS "ConsumedUnit")
-    FROM rolled LEFT JOIN categories ON rolled."ServiceName" = categories.name
-         LEFT JOIN subcategories ON rolled."ServiceSubcategory" IS NOT DISTINCT FROM subcategories.name
+    FROM rolled
     WHERE rolled."x_SourceChargeType" IN {_in(COMMITMENT_FEES)} AND rolled."EffectiveCost" <> 0"""
 
 
