@@ -360,10 +360,19 @@ def _money(layout: FileLayout, name: str) -> str:
         # The narrow type: coalesce(NULL, a narrow amount) stays narrow; with a wide one it widens.
         return f"CAST(NULL AS {NARROW_MONEY_SQL})"
     if layout.kind == "csv":
+        if name in MONEY_CHECKED:
+            # TRY_CAST: a value that is no number is NULL here and flagged by `_suspect` (the same expression, so
+            # each amount is parsed once), which sends the pull to the exact checks; they refuse it.
+            return f"TRY_CAST({_csv_amount(raw)} AS {MONEY_SQL})"
         return f"CAST(NULLIF(trim({_q(raw)}), '') AS {MONEY_SQL})"
     if facts and raw in facts.narrow:
         return f"CAST({_q(raw)} AS {NARROW_MONEY_SQL})"
     return f"CAST({_q(raw)} AS {MONEY_SQL})"
+
+
+def _csv_amount(raw: str) -> str:
+    """A CSV amount's text, '' as NULL (not trimmed: the cast allows surrounding spaces, `_suspect` flags them)."""
+    return f"NULLIF({_q(raw)}, '')"
 
 
 def _utc_day(layout: FileLayout, name: str) -> str:
@@ -376,7 +385,10 @@ def _utc_day(layout: FileLayout, name: str) -> str:
     if layout.naive_start:
         return f"CAST({_q(raw)} AS DATE)"
     if layout.kind == "csv":
-        return f"CAST(CAST(NULLIF(trim({_q(raw)}), '') AS TIMESTAMPTZ) AS DATE)"
+        # CUR's own form (2026-10-01T00:00:00Z, UTC) parsed with its format, a third cheaper than the general
+        # cast, which every other form (an offset, a space, fractions) still goes through.
+        return (f"coalesce(CAST(try_strptime({_q(raw)}, '%Y-%m-%dT%H:%M:%SZ') AS DATE), "
+                f"CAST(CAST(NULLIF(trim({_q(raw)}), '') AS TIMESTAMPTZ) AS DATE))")
     return f"CAST(CAST({_q(raw)} AS TIMESTAMPTZ) AS DATE)"
 
 
@@ -567,11 +579,13 @@ def _suspect(layout: FileLayout, paths: list[str]) -> str:
             exact = f"CAST({column} AS {NARROW_MONEY_SQL if facts and raw in facts.narrow else MONEY_SQL})"
             conditions.append(f"abs({column} - CAST({exact} AS DOUBLE)) > greatest(1e-11, abs({column}) * 1e-15)")
         elif kind is None or pa.types.is_string(kind) or pa.types.is_large_string(kind):
-            text = f"NULLIF(trim(CAST({column} AS VARCHAR)), '')"
-            plain = (f"(ltrim({text}, '0123456789.+-') = '' AND ltrim({text}, '+-.') <> '' "
-                     f"AND TRY_CAST({text} AS {MONEY_SQL}) IS NOT NULL "
-                     f"AND (strpos({text}, '.') = 0 OR length(rtrim({text}, '0')) - strpos({text}, '.') <= 10))")
-            conditions.append(f"({text} IS NOT NULL AND NOT {plain})")
+            # Flagged: what does not cast, any character but digits, sign and point (an exponent, digit
+            # separators, spaces), more than 10 decimals (trailing zeros aside). The first two tests are the
+            # cheap ones that decide for AWS's 10-decimal amounts.
+            text = _csv_amount(raw) if layout.kind == "csv" else f"NULLIF(CAST({column} AS VARCHAR), '')"
+            point = f"strpos({text}, '.')"
+            conditions.append(f"({text} IS NOT NULL AND (TRY_CAST({text} AS {MONEY_SQL}) IS NULL OR regexp_matches({text}, '[^0-9.+-]') "
+                              f"OR ({point} > 0 AND length({text}) - {point} > 10 AND length(rtrim({text}, '0')) - {point} > 10)))")
         else:
             conditions.append(f"({column} IS NOT NULL AND TRY_CAST({column} AS {MONEY_SQL}) IS NULL)")
     return " OR ".join(conditions) if conditions else "false"
@@ -997,6 +1011,7 @@ def _unusable_amount(layout: FileLayout, raw: str, types: Mapping[str, pa.DataTy
         return f"({column} IS NOT NULL AND TRY_CAST({column} AS {MONEY_SQL}) IS NULL)"
     text = f"NULLIF(trim(CAST({column} AS VARCHAR)), '')"
     return (f"({text} IS NOT NULL AND NOT coalesce(regexp_full_match({text}, {_lit(_EXACT_DECIMAL)}) AND regexp_matches({text}, '[0-9]') "
+            f"AND TRY_CAST({text} AS {MONEY_SQL}) IS NOT NULL "
             f"OR regexp_full_match({text}, {_lit(_EXPONENT)}) AND TRY_CAST({text} AS {MONEY_SQL}) IS NOT NULL "
             f"AND CAST(TRY_CAST({text} AS {MONEY_SQL}) AS DOUBLE) = TRY_CAST({text} AS DOUBLE), false))")
 
