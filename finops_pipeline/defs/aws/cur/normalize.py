@@ -408,19 +408,20 @@ def _raw_tags(layout: FileLayout) -> str:
 def _tag_parts(layout: FileLayout) -> dict[str, str]:
     """The grouping keys for the tags: `tags_raw` (a map's JSON text, or CSV's text), or, for legacy per-tag
     columns, each column as its own key (`tag_1` ...): grouping by a dozen mostly empty text columns is
-    cheaper than building a JSON array on every line; the array (`_raw_tags`) is built per staged row."""
+    cheaper than building a JSON array on every line; the array is built per distinct tuple (`_tags_join`)."""
     if layout.tag_columns and not layout.tags_map:
         return {f"tag_{i}": f"CAST({_q(raw)} AS VARCHAR)" for i, (_, raw) in enumerate(sorted(layout.tag_columns), start=1)}
     return {"tags_raw": _raw_tags(layout)}
 
 
-def _with_raw_tags(layout: FileLayout, staged: str) -> str:
-    """The staged rows with `tags_raw` (built here from the `tag_N` keys for legacy per-tag columns)."""
-    parts = _tag_parts(layout)
-    if "tags_raw" in parts:
-        return staged
-    array = "CAST(to_json([" + ", ".join(parts) + "]) AS VARCHAR)"
-    return f"(SELECT * EXCLUDE ({', '.join(parts)}), {array} AS tags_raw FROM {staged})"
+def _tags_join(layout: FileLayout, staged: str) -> str:
+    """A LEFT JOIN (alias t) of the staged rows (alias s) to their FOCUS Tags, normalized once per distinct raw
+    value: the `tags_raw` text, or the tuple of legacy `tag_N` columns (as a JSON array only per distinct tuple)."""
+    keys = list(_tag_parts(layout))
+    raw = "tags_raw" if keys == ["tags_raw"] else "CAST(to_json([" + ", ".join(keys) + "]) AS VARCHAR)"
+    on = " AND ".join(f"s.{k} IS NOT DISTINCT FROM t.{k}" for k in keys)
+    return (f"LEFT JOIN (SELECT {', '.join(keys)}, {_tags(layout, raw)} AS tags FROM (SELECT DISTINCT {', '.join(keys)} FROM {staged})) t "
+            f"ON {on}")
 
 
 def _tags(layout: FileLayout, raw: str = "tags_raw") -> str:
@@ -615,9 +616,8 @@ def _daily_select(layout: FileLayout, staged: str) -> str:
         SELECT s.day, {outputs}, t.tags, {service_out},
                s.{"billed" if net else "contracted"} AS billed, s.effective, s.{"list" if public else "contracted"} AS list,
                s.contracted, s.usage_amount, {description_out}, {estimated_out}, s.line_items, s.suspect
-        FROM {_with_raw_tags(layout, staged)} s
-             LEFT JOIN (SELECT tags_raw, {_tags(layout)} AS tags FROM (SELECT DISTINCT tags_raw FROM {_with_raw_tags(layout, staged)})) t
-             ON s.tags_raw IS NOT DISTINCT FROM t.tags_raw
+        FROM {staged} s
+             {_tags_join(layout, staged)}
              {services}"""
 
 
@@ -650,10 +650,12 @@ def needs_reaggregation(groups: list[tuple[FileLayout, list[CurFile]]]) -> bool:
 def daily_sql(groups: list[tuple[FileLayout, list[CurFile]]], staged: list[str] | None = None) -> str:
     """Every file group's daily pre-aggregate, in one relation (the rollup's input).
 
-    `staged`: the tables `stage` wrote, one per group (the pull's path: the files were read once);
-    without it each group's pass over its files is a subquery here.
+    `staged`: the tables `stage` wrote, one per group, already in this shape (the pull's path: the files
+    were read once); without it each group's pass over its files is a subquery here.
     """
-    sources = staged or [f"({_stage_select(layout, [str(f.path) for f in files])})" for layout, files in groups]
+    if staged:
+        return "\nUNION ALL BY NAME\n".join(f"SELECT * FROM {table}" for table in staged)
+    sources = [f"({_stage_select(layout, [str(f.path) for f in files])})" for layout, files in groups]
     return "\nUNION ALL BY NAME\n".join(_daily_select(layout, source) for (layout, _), source in zip(groups, sources))
 
 
@@ -661,22 +663,6 @@ def descriptions_vary(groups: list[tuple[FileLayout, list[CurFile]]]) -> bool:
     """Whether a group's staged rows are keyed by description too (not proven constant by its footers), so
     one grain can have several staged rows and the rollup must aggregate them (the minimum description)."""
     return any(not _is_constant(canonical_parts(layout)["line_item_line_item_description"]) for layout, _ in groups)
-
-
-def tags_collide(connection: duckdb.DuckDBPyConnection, groups: list[tuple[FileLayout, list[CurFile]]], staged: list[str]) -> bool:
-    """Whether the staged rows can meet in one final grain, looked up in the data rather than proven by footers.
-
-    One group's staged rows are unique per day, grain and raw tag text; they stay unique after the tags
-    are normalized unless two distinct raw values normalize alike. That is checked on the distinct raw
-    values only (a few thousand, against millions of line items). Two groups can always meet.
-    """
-    if len(groups) != 1:
-        return True
-    layout, table = groups[0][0], staged[0]
-    distinct, normalized = connection.execute(f"""
-        SELECT count(*), count(DISTINCT tags) + least(1, count(*) FILTER (WHERE tags IS NULL))
-        FROM (SELECT {_tags(layout)} AS tags FROM (SELECT DISTINCT tags_raw FROM {_with_raw_tags(layout, table)}))""").fetchone()
-    return distinct != normalized
 
 
 def grain_unique(connection: duckdb.DuckDBPyConnection, groups: list[tuple[FileLayout, list[CurFile]]], staged: list[str]) -> bool:
@@ -695,12 +681,15 @@ def grain_unique(connection: duckdb.DuckDBPyConnection, groups: list[tuple[FileL
 
 
 def stage(connection: duckdb.DuckDBPyConnection, groups: list[tuple[FileLayout, list[CurFile]]]) -> list[str]:
-    """Read each file group once into a temporary table of its daily pre-aggregate (DuckDB keeps it
-    within its memory limit, spilling to the temporary directory); returns the tables' names."""
+    """Read each file group once into a temporary table of its daily pre-aggregate, in the rollup's input
+    shape (`_daily_select`: tags and services normalized once, here, not by each query that reads it;
+    DuckDB keeps it within its memory limit, spilling to the temporary directory); returns the tables' names."""
     tables = []
     for number, (layout, files) in enumerate(groups):
         name = f"cur_stage_{number}"
-        connection.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {_stage_select(layout, [str(f.path) for f in files])}")
+        connection.execute(f"""CREATE OR REPLACE TEMP TABLE {name} AS
+            WITH staged AS MATERIALIZED ({_stage_select(layout, [str(f.path) for f in files])})
+            {_daily_select(layout, "staged")}""")
         tables.append(name)
     return tables
 
@@ -720,11 +709,11 @@ def staged_totals(connection: duckdb.DuckDBPyConnection, groups: list[tuple[File
     else:
         dated = "0"
     rows = []
-    for (layout, _), table in zip(groups, tables):
+    for table in tables:
         rows += connection.execute(f"""
             SELECT currency, line_item_type, sum(line_items), sum(billed), sum(contracted),
                    count(*) FILTER (WHERE day IS NULL) + count(*) FILTER (WHERE currency IS NULL) + {dated} + count(*) FILTER (WHERE suspect)
-            FROM ({_daily_select(layout, table)}) GROUP BY ALL""").fetchall()
+            FROM {table} GROUP BY ALL""").fetchall()
     if any(problems for *_, problems in rows):
         return raw_totals(connection, groups, billing_period)
     totals = RawTotals()
