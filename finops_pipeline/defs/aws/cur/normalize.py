@@ -577,8 +577,9 @@ def _suspect(layout: FileLayout, paths: list[str]) -> str:
         column = _q(raw)
         kind = types.get(raw)
         if kind is not None and pa.types.is_floating(kind):
-            exact = f"CAST({column} AS {NARROW_MONEY_SQL if facts and raw in facts.narrow else MONEY_SQL})"
-            conditions.append(f"abs({column} - CAST({exact} AS DOUBLE)) > greatest(1e-11, abs({column}) * 1e-15)")
+            back = f"CAST(CAST({column} AS {NARROW_MONEY_SQL if facts and raw in facts.narrow else MONEY_SQL}) AS DOUBLE)"
+            # A value that comes back unchanged (nearly all) skips the tolerance arithmetic.
+            conditions.append(f"({column} <> {back} AND abs({column} - {back}) > greatest(1e-11, abs({column}) * 1e-15))")
         elif kind is None or pa.types.is_string(kind) or pa.types.is_large_string(kind):
             # Flagged: what does not cast, any character but digits, sign and point (an exponent, digit
             # separators, spaces), more than 10 decimals (trailing zeros aside). The first two tests are the
