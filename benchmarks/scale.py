@@ -10,7 +10,9 @@ so the files keep the demo's realistic sizes and contents. On each lake:
    marts again, each step timed (this is what every scheduled refresh costs);
 2. a month-to-date summary and a 30-day trend, over the catalog's `cost_daily` (a read-only session,
    as people and dashboards use it) against the same query over one Parquet file holding the same
-   rows sorted by day (the best case for a reader); median of --repeat runs, ratio in the same run;
+   rows sorted by day (the best case for a reader), read directly and through a view; each with a
+   `ChargePeriodStart::DATE` filter (which DuckDB does not push through a view) and with filters it
+   does push; best and median of --repeat runs, ratio in the same run, row groups each scan read;
 3. the definitions load time (benchmarks/definitions_load.py), and, with --pulls, the pulls benchmark
    (benchmarks/pulls.py) next to it.
 
@@ -21,6 +23,7 @@ so the files keep the demo's realistic sizes and contents. On each lake:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -48,15 +51,26 @@ from finops_pipeline.marts import build_marts  # noqa: E402
 from finops_pipeline.schema import month_bounds  # noqa: E402
 
 MONTHS = 12
+# The queries, as people write them: over the catalog's cost_daily, then over one file. `{today}` is the
+# last day with data (a month to date on the 1st would be empty).
 MTD_SQL = """SELECT x_Provider, BillingCurrency, sum(BilledCost) AS billed FROM {source}
              WHERE ChargePeriodStart::DATE >= date_trunc('month', DATE '{today}') AND ChargePeriodStart::DATE <= DATE '{today}'
              GROUP BY ALL ORDER BY ALL"""
-MTD_TS_SQL = """SELECT x_Provider, BillingCurrency, sum(BilledCost) AS billed FROM {source}
-                WHERE ChargePeriodStart >= date_trunc('month', DATE '{today}')::TIMESTAMPTZ AND ChargePeriodStart < DATE '{today}' + 1
-                GROUP BY ALL ORDER BY ALL"""
 TREND_SQL = """SELECT x_Provider, BillingCurrency, ChargePeriodStart::DATE AS day, sum(BilledCost) AS billed FROM {source}
-               WHERE ChargePeriodStart::DATE BETWEEN DATE '{today}' - 30 AND DATE '{today}' - 1
+               WHERE ChargePeriodStart::DATE BETWEEN DATE '{today}' - 29 AND DATE '{today}'
                GROUP BY ALL ORDER BY ALL"""
+MTD_TS_SQL = """SELECT x_Provider, BillingCurrency, sum(BilledCost) AS billed FROM {source}
+                WHERE ChargePeriodStart >= date_trunc('month', DATE '{today}') AND ChargePeriodStart < DATE '{today}' + 1
+                GROUP BY ALL ORDER BY ALL"""
+MTD_TRUNC_SQL = """SELECT x_Provider, BillingCurrency, sum(BilledCost) AS billed FROM {source}
+                   WHERE date_trunc('month', ChargePeriodStart) = date_trunc('month', DATE '{today}') AND ChargePeriodStart < DATE '{today}' + 1
+                   GROUP BY ALL ORDER BY ALL"""
+TREND_TS_SQL = """SELECT x_Provider, BillingCurrency, ChargePeriodStart::DATE AS day, sum(BilledCost) AS billed FROM {source}
+                  WHERE ChargePeriodStart >= DATE '{today}' - 29 AND ChargePeriodStart < DATE '{today}' + 1
+                  GROUP BY ALL ORDER BY ALL"""
+QUERIES = (("month to date, ::DATE filter", MTD_SQL), ("30-day trend, ::DATE filter", TREND_SQL),
+           ("month to date, on ChargePeriodStart", MTD_TS_SQL), ("month to date, date_trunc('month')", MTD_TRUNC_SQL),
+           ("30-day trend, on ChargePeriodStart", TREND_TS_SQL))
 
 
 def demo_data(directory: Path) -> Path:
@@ -156,6 +170,18 @@ def interleaved(runs: list[tuple[duckdb.DuckDBPyConnection, str]], repeat: int) 
     return times
 
 
+def scanned(connection: duckdb.DuckDBPyConnection, sql: str) -> str:
+    """'[row groups read / row groups]' of the query's Parquet scan, from DuckDB's profile (EXPLAIN ANALYZE)."""
+    profile = json.loads(connection.execute(f"EXPLAIN (ANALYZE, FORMAT json) {sql}").fetchall()[0][1])
+    operators = list(profile["operator"])
+    while operators:
+        operator = operators.pop()
+        if operator["type"] == "TABLE_SCAN":
+            return f"[{operator['row_groups_scanned']}/{operator['total_row_groups_to_scan']}]"
+        operators.extend(operator.get("children", []))
+    return "[?]"
+
+
 def measure(lake: Path, keys: list[PartitionKey], today: date, repeat: int, refreshes: int) -> None:
     config = config_for(keys)
     now = datetime.combine(today, dtime(6), tzinfo=timezone.utc)
@@ -205,11 +231,13 @@ def measure(lake: Path, keys: list[PartitionKey], today: date, repeat: int, refr
         catalog_session = duckdb.connect(str(catalog_path(lake)), read_only=True)
         file_session = duckdb.connect()
         file_session.execute(f"CREATE VIEW one_file AS SELECT * FROM read_parquet('{one_file}')")
-        print(f"queries, best of {repeat} (median), the sides taking turns; 'one file' is the same rows in one Parquet file sorted by day:")
-        for name, sql in (("month-to-date summary", MTD_SQL), ("30-day trend", TREND_SQL), ("month to date, timestamp filter", MTD_TS_SQL)):
-            on_catalog = sql.format(source="cost_daily", today=today)
-            on_file = sql.format(source=f"read_parquet('{one_file}')", today=today)
-            on_file_view = sql.format(source="one_file", today=today)
+        print(f"queries as of {today - timedelta(days=1)}, best of {repeat} (median), the sides taking turns; 'one file' is the same "
+              f"rows in one Parquet file sorted by day; [row groups read / row groups]:")
+        for name, sql in QUERIES:
+            day = today - timedelta(days=1)
+            on_catalog = sql.format(source="cost_daily", today=day)
+            on_file = sql.format(source=f"read_parquet('{one_file}')", today=day)
+            on_file_view = sql.format(source="one_file", today=day)
             same = catalog_session.execute(on_catalog).fetchall() == file_session.execute(on_file).fetchall()
             catalog_times, file_times, view_times = interleaved(
                 [(catalog_session, on_catalog), (file_session, on_file), (file_session, on_file_view)], repeat)
@@ -217,9 +245,10 @@ def measure(lake: Path, keys: list[PartitionKey], today: date, repeat: int, refr
             def ms(times: list[float]) -> str:
                 return f"{min(times) * 1000:6.1f} ms ({statistics.median(times) * 1000:6.1f})"
 
-            print(f"  {name:32s} catalog {ms(catalog_times)}; one file read_parquet(...) {ms(file_times)}: "
-                  f"{min(catalog_times) / min(file_times):.2f}x; one file through a view {ms(view_times)}: "
-                  f"{min(catalog_times) / min(view_times):.2f}x (same result: {same})")
+            print(f"  {name:36s} catalog {ms(catalog_times)} {scanned(catalog_session, on_catalog)}; "
+                  f"one file read_parquet(...) {ms(file_times)} {scanned(file_session, on_file)}: {min(catalog_times) / min(file_times):.2f}x; "
+                  f"one file through a view {ms(view_times)} {scanned(file_session, on_file_view)}: "
+                  f"{min(catalog_times) / min(view_times):.2f}x (same result: {same}; load {os.getloadavg()[0]:.1f})", flush=True)
         catalog_session.close()
         file_session.close()
 

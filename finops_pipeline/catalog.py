@@ -168,7 +168,8 @@ def cost_daily_sql(data_dir: Path, files: list[Path] | None = None) -> str:
 def serving_sql(files: list[Path]) -> str:
     """SELECT for the unified table over the serving layer's per-period files (all in today's schema,
     sorted by day: DuckDB skips the row groups, and files, outside a filter on ChargePeriodStart or
-    BillingPeriodStart); a typed empty result when there are none."""
+    BillingPeriodStart; not outside one on ChargePeriodStart::DATE, which DuckDB 2.0.1 keeps above any
+    view's projection as a cast that "can throw", README "Scale"); a typed empty result when there are none."""
     if not files:
         return _typed_empty()
     names = ", ".join(f'"{c.name}"' for c in COLUMNS)
@@ -209,13 +210,15 @@ def build_catalog(data_dir: Path, state: ServingState | None = None) -> Path:
 
 
 def connect_readonly(data_dir: Path) -> duckdb.DuckDBPyConnection:
+    """A read-only session on the catalog, in UTC (a catalog file cannot carry a TimeZone: it is a
+    session setting), so `ChargePeriodStart::DATE` is the FOCUS (UTC) day whatever the host's zone."""
     path = catalog_path(data_dir)
     if not path.exists():
         raise FileNotFoundError(
             f"{path} does not exist yet: run the pipeline first (make demo, or materialize the assets), "
             f"or point FINOPS_DATA_DIR at the data directory that holds it."
         )
-    return duckdb.connect(str(path), read_only=True)
+    return serving.utc_connection(str(path), read_only=True)
 
 
 def query(data_dir: Path, sql: str, parameters: list[Any] | None = None) -> tuple[list[str], list[tuple]]:

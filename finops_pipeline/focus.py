@@ -5,8 +5,9 @@ cost_daily's columns BY NAME from each file (the intersection with `schema.COLUM
 so when cost_daily gains a FOCUS column the reader fills it without a change here. What it does:
 
 - **Versions.** FOCUS 1.0, 1.1 and 1.2 files are read (Azure's `1.0r2` is 1.0 with seconds in dates,
-  `1.2-preview` is 1.2). 1.0 columns renamed since are mapped to their 1.2 name (`x_UsageType` ->
-  `SkuMeter`), 1.0's `x_CostCategories` moves into `Tags` as `costCategory/<name>` keys. A version the
+  `1.2-preview` is 1.2). 1.0 columns renamed since are mapped to their 1.2 name (AWS `x_UsageType` and Microsoft
+  `x_SkuMeterName` -> `SkuMeter`, Microsoft `x_PricingCurrency` -> `PricingCurrency`, `x_InvoiceId` -> `InvoiceId`),
+  1.0's `x_CostCategories` moves into `Tags` as `costCategory/<name>` keys. A version the
   reader does not know (declared by the export, or a file shaped like FOCUS 1.3: `ServiceProviderName`
   without `ProviderName`) is refused with a fix.
 - **Types.** Costs and quantities (DOUBLE in AWS's Parquet, decimal text in CSV) are cast to
@@ -25,6 +26,8 @@ so when cost_daily gains a FOCUS column the reader fills it without a change her
 - **Derivations** (`derived`): a source may supply, per column, a SQL expression over the row's cost_daily
   columns that fills the column where its export leaves it NULL (AWS: ResourceType from ResourceId; GCP:
   ResourceType from the resource name, SubAccountType `Project`). A value the export gives is kept.
+- **Fills** (`FILLS`, like the derivations): the PricingCurrency* amounts are the billing ones where PricingCurrency
+  is the BillingCurrency and the export has no such column (FOCUS 1.0 files).
 - **FOCUS 1.2 conformance** (`CONFORMANCE`, applied to every row after the derivations): exports write what
   their providers write, and some of it breaks FOCUS 1.2's column rules; only descriptive columns, unit
   prices and quantities are changed, never a `...Cost` column, so the totals reconcile exactly:
@@ -43,8 +46,11 @@ so when cost_daily gains a FOCUS column the reader fills it without a change her
   - One ServiceCategory per ServiceName across the table (FOCUS: one category per service): the shared
     mapping's (`schema.service_category_sql`, the one every other source uses) wherever it knows the service;
     the export's own category for a service the mapping does not know (unless a month gives it several).
-  - ServiceSubcategory `Other (<ServiceCategory>)` where the export gives none (FOCUS 1.2's value for a
-    service no other subcategory fits; the column MUST NOT be null).
+  - ServiceSubcategory under the row's ServiceCategory (FOCUS: one parent per subcategory): the export's where its
+    parent is that category, else the shared mapping's (`schema.service_subcategory_sql`) where that is, else
+    `Other (<ServiceCategory>)` (FOCUS 1.2's value for a service no other subcategory fits; never null).
+  - PricingUnit, ConsumedUnit and CommitmentDiscountUnit in FOCUS UnitFormat where the export's unit is known
+    (`schema.focus_unit`: "Hrs" -> "Hours", "GB-Mo" -> "GB-Months", "1 GB/Month" -> "GB-Months"; quantities unchanged).
   docs/focus_conformance.md quotes the spec's rule behind each, and the validator's where it differs.
 - **Bad input** raises `FocusFileError` naming the file, the column and the problem; the caller turns it
   into a ProviderError (see `file_error`), and nothing is written, so the month keeps its last good data.
@@ -65,14 +71,26 @@ from typing import Any
 import duckdb
 
 from finops_pipeline.diagnosis import ERROR, Diagnosis, ProviderError
-from finops_pipeline.schema import CHARGE_CATEGORIES, COLUMNS, month_bounds, service_category_sql
+from finops_pipeline.schema import (
+    CHARGE_CATEGORIES,
+    COLUMNS,
+    UNIT_COLUMNS,
+    focus_unit_sql,
+    month_bounds,
+    service_category_sql,
+    service_subcategory_sql,
+    subcategory_parent_sql,
+)
 
 MONEY_SQL = "DECIMAL(38,10)"
 
 # Declared version -> the FOCUS version whose column names it uses.
 VERSIONS = {"1.0": "1.0", "1.0r2": "1.0", "1.0-preview": "1.0", "1.1": "1.1", "1.2": "1.2", "1.2-preview": "1.2"}
 # Columns renamed or merged since a version, to their FOCUS 1.2 name.
-RENAMES = {"1.0": {"x_UsageType": "SkuMeter"}, "1.1": {}, "1.2": {}}
+# 1.0 exports wrote as x_ columns what FOCUS 1.2 later named: AWS x_UsageType; Microsoft (FocusCost 1.0/1.0r2, renamed
+# in its 1.2-preview) x_SkuMeterName, x_PricingCurrency and x_InvoiceId.
+RENAMES = {"1.0": {"x_UsageType": "SkuMeter", "x_SkuMeterName": "SkuMeter", "x_PricingCurrency": "PricingCurrency", "x_InvoiceId": "InvoiceId"},
+           "1.1": {}, "1.2": {}}
 TAG_MERGES = {"1.0": {"x_CostCategories": "costCategory/"}, "1.1": {}, "1.2": {}}
 # Columns every FOCUS version since 1.0 mandates, without which no cost can be attributed.
 REQUIRED = ("BilledCost", "EffectiveCost", "BillingCurrency", "ChargePeriodStart", "ChargeCategory", "BillingAccountId", "ServiceName")
@@ -416,6 +434,16 @@ _TAX = "\"ChargeCategory\" = 'Tax'"
 _NOT_CONSUMED = "(\"ChargeCategory\" IS DISTINCT FROM 'Usage' OR \"CommitmentDiscountStatus\" = 'Unused')"
 _NO_COMMITMENT_QUANTITY = "(\"ChargeCategory\" NOT IN ('Usage', 'Purchase') OR \"CommitmentDiscountId\" IS NULL)"
 
+# column -> an expression that fills it where the export leaves it NULL (before the rules below): where the price list's
+# currency is the billing currency, the PricingCurrency amounts are the billing ones, exactly (FOCUS 1.0 exports, e.g.
+# Microsoft's FocusCost 1.0, name PricingCurrency but have no PricingCurrency* columns yet).
+_SAME_CURRENCY = '"PricingCurrency" = "BillingCurrency"'
+FILLS: dict[str, str] = {
+    "PricingCurrencyEffectiveCost": f'CASE WHEN {_SAME_CURRENCY} THEN "EffectiveCost" END',
+    "PricingCurrencyListUnitPrice": f'CASE WHEN {_SAME_CURRENCY} THEN "ListUnitPrice" END',
+    "PricingCurrencyContractedUnitPrice": f'CASE WHEN {_SAME_CURRENCY} THEN "ContractedUnitPrice" END',
+}
+
 # column -> the condition under which FOCUS 1.2 says it MUST be null (the spec's wording; the validator's rule id).
 CONFORMANCE: dict[str, str] = {
     "SkuId": _TAX,  # SkuId-C-004-C
@@ -447,28 +475,38 @@ assert not [name for name in CONFORMANCE if name.endswith("Cost")], "conformance
 
 
 def conformance_sql(select: str, derived: Mapping[str, str] | None = None) -> str:
-    """`select` (rows in cost_daily's columns) with a source's derivations, then FOCUS 1.2's column rules
-    (`CONFORMANCE`, one ServiceCategory per ServiceName, ServiceSubcategory `Other (<ServiceCategory>)`
-    where NULL). Same columns, order and types; the costs are untouched."""
+    """`select` (rows in cost_daily's columns) with a source's derivations and `FILLS`, then FOCUS 1.2's column rules
+    (`CONFORMANCE`, one ServiceCategory per ServiceName, a ServiceSubcategory of that category, units in UnitFormat).
+    Same columns, order and types; BilledCost, EffectiveCost, ListCost and ContractedCost are untouched."""
     types = {c.name: _sql_type(c) for c in COLUMNS}
     unknown = sorted(set(derived or {}) - set(types))
     if unknown:
         raise ValueError(f"derivations for columns cost_daily does not have: {', '.join(unknown)}")
     fills = [f"CAST(coalesce({_q(name)}, {expression}) AS {types[name]}) AS {_q(name)}"
-             for name, expression in (derived or {}).items()]
+             for name, expression in {**FILLS, **(derived or {})}.items()]
     nulls = [f"CAST(CASE WHEN {condition} THEN NULL ELSE {_q(name)} END AS {types[name]}) AS {_q(name)}"
-             for name, condition in CONFORMANCE.items()]
+             for name, condition in CONFORMANCE.items() if name not in UNIT_COLUMNS]
+    # the units in FOCUS UnitFormat (schema.focus_unit), after their null rules
+    units = [f"CAST({focus_unit_sql(f'CASE WHEN {CONFORMANCE[name]} THEN NULL ELSE {_q(name)} END')} AS VARCHAR) AS {_q(name)}"
+             for name in UNIT_COLUMNS]
     several = 'min("ServiceCategory") OVER (PARTITION BY "ServiceName") <> max("ServiceCategory") OVER (PARTITION BY "ServiceName")'
     category = ('CAST(CASE WHEN mapped.category <> \'Other\' OR ' + several + ' THEN mapped.category ELSE "ServiceCategory" END '
                 'AS VARCHAR) AS "ServiceCategory"')
-    subcategory = 'CAST(coalesce("ServiceSubcategory", \'Other (\' || "ServiceCategory" || \')\') AS VARCHAR) AS "ServiceSubcategory"'
-    derived_rows = f"SELECT * REPLACE ({', '.join(fills)}) FROM exported" if fills else "SELECT * FROM exported"
+    # FOCUS: a subcategory has one parent category. The export's where it is the category's, else the shared mapping's
+    # where that is, else "Other (<ServiceCategory>)" (also where the export gives none: the column MUST NOT be null).
+    exported_parent = subcategory_parent_sql('"ServiceSubcategory"')
+    subcategory = (f'CAST(CASE WHEN {exported_parent} = "ServiceCategory" '
+                   f'THEN "ServiceSubcategory" WHEN {subcategory_parent_sql("__mapped_subcategory")} = "ServiceCategory" '
+                   'THEN __mapped_subcategory ELSE \'Other (\' || "ServiceCategory" || \')\' END AS VARCHAR) AS "ServiceSubcategory"')
+    derived_rows = f"SELECT * REPLACE ({', '.join(fills)}) FROM exported"
     return f"""
     WITH exported AS ({select}),
     derived AS ({derived_rows}),
-    mapped AS (SELECT name, {service_category_sql("name")} AS category FROM (SELECT DISTINCT "ServiceName" AS name FROM derived)),
-    categorized AS (SELECT derived.* REPLACE ({category}) FROM derived LEFT JOIN mapped ON derived."ServiceName" = mapped.name),
-    conformed AS (SELECT * REPLACE ({', '.join(nulls)}, {subcategory}) FROM categorized)
+    mapped AS (SELECT name, {service_category_sql("name")} AS category, {service_subcategory_sql("name")} AS subcategory
+               FROM (SELECT DISTINCT "ServiceName" AS name FROM derived)),
+    categorized AS (SELECT derived.* REPLACE ({category}), mapped.subcategory AS __mapped_subcategory
+                    FROM derived LEFT JOIN mapped ON derived."ServiceName" = mapped.name),
+    conformed AS (SELECT * EXCLUDE (__mapped_subcategory) REPLACE ({', '.join(nulls + units)}, {subcategory}) FROM categorized)
     SELECT * FROM conformed"""
 
 

@@ -123,9 +123,11 @@ COLUMNS: tuple[Column, ...] = (
     _f("ResourceName", S, True, C, "Resource display name."),
     _f("SkuId", S, True, C, "Provider SKU; NULL on Tax rows."),
     _f("PricingQuantity", QUANTITY, True, M, "Quantity in pricing units."),
-    _f("PricingUnit", S, True, M, "Unit of PricingQuantity; NULL exactly when PricingQuantity is."),
+    _f("PricingUnit", S, True, M, "Unit of PricingQuantity in FOCUS UnitFormat where the source's unit is known (Hrs -> Hours, GB-Mo -> "
+                                  "GB-Months, 1 GB/Month -> GB-Months, gibibyte month -> GiB-Months; the quantity unchanged); NULL exactly "
+                                  "when PricingQuantity is."),
     _f("ConsumedQuantity", QUANTITY, True, C, "Quantity consumed."),
-    _f("ConsumedUnit", S, True, C, "Unit of ConsumedQuantity."),
+    _f("ConsumedUnit", S, True, C, "Unit of ConsumedQuantity, in FOCUS UnitFormat as PricingUnit."),
     _f("Tags", S, True, C, "FOCUS Tags: a JSON object of key/value strings, NULL when none.", focus_type="JSON"),
     # FOCUS 1.2 columns beyond the first 31, alphabetical.
     _f("AvailabilityZone", S, True, R, "Provider availability zone (us-east-1a, europe-west1-b)."),
@@ -139,17 +141,18 @@ COLUMNS: tuple[Column, ...] = (
     _f("CommitmentDiscountQuantity", QUANTITY, True, C, "Commitment quantity used or unused by the row, in CommitmentDiscountUnit."),
     _f("CommitmentDiscountStatus", S, True, C, "Used or Unused, on usage rows of a commitment."),
     _f("CommitmentDiscountType", S, True, C, "Provider label of the commitment (Reservation, Savings Plan, Committed Use Discount)."),
-    _f("CommitmentDiscountUnit", S, True, C, "Unit of CommitmentDiscountQuantity."),
+    _f("CommitmentDiscountUnit", S, True, C, "Unit of CommitmentDiscountQuantity, in FOCUS UnitFormat as PricingUnit."),
     _f("ContractedUnitPrice", MONEY, True, C, "Negotiated unit price of the SKU (before commitment discounts)."),
     _f("InvoiceId", S, True, R, "The invoice the row is billed on, once invoiced."),
     _f("ListUnitPrice", MONEY, True, C, "Public list unit price of the SKU."),
     _f("PricingCategory", S, True, C, "Standard, Dynamic, Committed or Other; NULL where nothing is priced (tax, credits)."),
-    _f("PricingCurrency", S, True, C, "Currency of the provider's price list, when the source says so."),
+    _f("PricingCurrency", S, True, C, "Currency of the provider's price list, when the source says so (FocusCost 1.0's x_PricingCurrency)."),
     _f("PricingCurrencyContractedUnitPrice", MONEY, True, C, "ContractedUnitPrice in PricingCurrency."),
     _f("PricingCurrencyEffectiveCost", MONEY, True, C, "EffectiveCost in PricingCurrency."),
     _f("PricingCurrencyListUnitPrice", MONEY, True, C, "ListUnitPrice in PricingCurrency."),
     _f("ResourceType", S, True, C, "Kind of resource (Virtual Machine, Bucket, ...), where derivable."),
-    _f("ServiceSubcategory", S, True, R, "One of FOCUS's ServiceSubcategory values under ServiceCategory; NULL when not mapped."),
+    _f("ServiceSubcategory", S, True, R, "One of FOCUS's ServiceSubcategory values, under the row's ServiceCategory; "
+                                         "`Other (<ServiceCategory>)` where no listed one fits."),
     _f("SkuMeter", S, True, C, "What the SKU meters (AWS usage type, GCP SKU description)."),
     _f("SkuPriceDetails", S, True, C, "JSON object of the SKU price's properties.", focus_type="JSON"),
     _f("SkuPriceId", S, True, C, "Provider id of the SKU's price (AWS rate code)."),
@@ -270,7 +273,7 @@ _SERVICE_CATEGORY_RULES: tuple[tuple[str, str], ...] = (
     ("genai", "AI and Machine Learning"),
     ("bigquery", "Databases"),  # its ServiceSubcategory Data Warehouses is a Databases subcategory in FOCUS 1.2
     ("athena", "Analytics"),
-    ("redshift", "Analytics"),
+    ("redshift", "Databases"),  # Data Warehouses, a Databases subcategory in FOCUS 1.2 (as BigQuery)
     ("glue", "Analytics"),
     ("kinesis", "Analytics"),
     ("emr", "Analytics"),
@@ -312,6 +315,7 @@ _SERVICE_CATEGORY_RULES: tuple[tuple[str, str], ...] = (
     ("volume", "Storage"),
     ("spaces", "Storage"),
     ("elastic block", "Storage"),
+    ("elastic file", "Storage"),
     ("efs", "Storage"),
     ("glacier", "Storage"),
     ("cloudwatch", "Management and Governance"),
@@ -429,6 +433,90 @@ _SERVICE_SUBCATEGORY_RULES: tuple[tuple[str, str], ...] = (
 )
 
 
+# FOCUS 1.2's ServiceSubcategory values, each under its one parent ServiceCategory (ServiceSubcategory-C-004-M).
+_SUBCATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("AI and Machine Learning", ("AI Platforms", "Bots", "Generative AI", "Machine Learning", "Natural Language Processing")),
+    ("Analytics", ("Analytics Platforms", "Business Intelligence", "Data Processing", "Search", "Streaming Analytics")),
+    ("Business Applications", ("Productivity and Collaboration",)),
+    ("Compute", ("Containers", "End User Computing", "Quantum Compute", "Serverless Compute", "Virtual Machines")),
+    ("Databases", ("Caching", "Data Warehouses", "Ledger Databases", "NoSQL Databases", "Relational Databases", "Time Series Databases")),
+    ("Developer Tools", ("Developer Platforms", "Continuous Integration and Deployment", "Development Environments", "Source Code Management",
+                         "Quality Assurance")),
+    ("Identity", ("Identity and Access Management",)),
+    ("Integration", ("API Management", "Messaging", "Workflow Orchestration")),
+    ("Internet of Things", ("IoT Analytics", "IoT Platforms")),
+    ("Management and Governance", ("Architecture", "Compliance", "Cost Management", "Data Governance", "Disaster Recovery", "Endpoint Management",
+                                   "Observability", "Support")),
+    ("Media", ("Content Creation", "Gaming", "Media Streaming", "Mixed Reality")),
+    ("Migration", ("Data Migration", "Resource Migration")),
+    ("Mobile", ()),
+    ("Multicloud", ("Multicloud Integration",)),
+    ("Networking", ("Application Networking", "Content Delivery", "Network Connectivity", "Network Infrastructure", "Network Routing", "Network Security")),
+    ("Security", ("Secret Management", "Security Posture Management", "Threat Detection and Response")),
+    ("Storage", ("Backup Storage", "Block Storage", "File Storage", "Object Storage", "Storage Platforms")),
+    ("Web", ("Application Platforms",)),
+    ("Other", ()),
+)
+# Every category also has "Other (<category>)" for a service none of its subcategories fits.
+SERVICE_SUBCATEGORY_PARENTS: dict[str, str] = {
+    **{sub: category for category, subs in _SUBCATEGORIES for sub in subs},
+    **{f"Other ({category})": category for category, _ in _SUBCATEGORIES},
+}
+
+
+def subcategory_parent_sql(expression: str) -> str:
+    """The FOCUS 1.2 parent ServiceCategory of the ServiceSubcategory `expression` (NULL for a value FOCUS does not list)."""
+    branches = " ".join(f"WHEN {_sql_literal(sub)} THEN {_sql_literal(category)}" for sub, category in SERVICE_SUBCATEGORY_PARENTS.items())
+    return f"(CASE {expression} {branches} ELSE NULL END)"
+
+
+def _sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+# Units as the sources write them -> FOCUS 1.2 UnitFormat (PricingUnit, ConsumedUnit, CommitmentDiscountUnit SHOULD
+# follow it). Only spellings whose meaning is certain are rewritten, and only the notation changes, never the quantity:
+# AWS's "Hrs" and "GB-Mo" count hours and GB-months, GCP's pricing units are its price list's ("hour", "gibibyte
+# month"), Azure's unitOfMeasure "1 Hour" / "1 GB/Month" is the unit its quantity counts in. Keys compare lowercased.
+_UNIT_NAMES: dict[str, str] = {
+    # AWS (CUR pricing_unit, Data Exports FOCUS)
+    "hrs": "Hours", "hr": "Hours", "gb-mo": "GB-Months", "gb-month": "GB-Months", "lambda-gb-second": "GB-Seconds",
+    # Google Cloud (pricing_unit, usage.unit)
+    "hour": "Hours", "hours": "Hours", "second": "Seconds", "seconds": "Seconds", "month": "Months", "day": "Days",
+    "gibibyte": "GiB", "tebibyte": "TiB", "mebibyte": "MiB", "gibibyte month": "GiB-Months", "tebibyte month": "TiB-Months",
+    "gibibyte hour": "GiB-Hours", "gibibyte day": "GiB-Days",
+    # Azure (unitOfMeasure, FocusCost PricingUnit/ConsumedUnit)
+    "1 hour": "Hours", "1 day": "Days", "1 month": "Months", "1 gb": "GB", "1 gb/month": "GB-Months",
+}
+# AWS compound units: "<unit>-Hrs" counts <unit>-hours, "<unit>-Mo" <unit>-months (ReadCapacityUnit-Hrs, IOPS-Mo).
+_UNIT_SUFFIXES: tuple[tuple[str, str], ...] = (("-Hrs", "-Hours"), ("-Mo", "-Months"))
+
+
+def focus_unit(unit: str | None) -> str | None:
+    """A source's unit in FOCUS UnitFormat where its meaning is known (`_UNIT_NAMES`), else as the source wrote it."""
+    if unit is None:
+        return None
+    known = _UNIT_NAMES.get(unit.strip().lower())
+    if known is not None:
+        return known
+    for suffix, replacement in _UNIT_SUFFIXES:
+        if unit.endswith(suffix):
+            return unit[: -len(suffix)] + replacement
+    return unit
+
+
+def focus_unit_sql(expression: str) -> str:
+    """`focus_unit` as a SQL expression over `expression` (DuckDB)."""
+    whens = " ".join(f"WHEN {_sql_literal(k)} THEN {_sql_literal(v)}" for k, v in _UNIT_NAMES.items())
+    other = expression
+    for suffix, replacement in _UNIT_SUFFIXES:
+        other = f"regexp_replace({other}, {_sql_literal(suffix + '$')}, {_sql_literal(replacement)})"
+    return f"(CASE lower(trim({expression})) {whens} ELSE {other} END)"
+
+
+UNIT_COLUMNS = ("PricingUnit", "ConsumedUnit", "CommitmentDiscountUnit")
+
+
 def service_subcategory(service_name: str | None) -> str | None:
     """FOCUS ServiceSubcategory of a service name, NULL when the small mapping has none."""
     lowered = (service_name or "").lower()
@@ -486,6 +574,7 @@ def focus_rules(table: pa.Table) -> pa.Table:
     - ServiceProviderName (FOCUS 1.3) is ProviderName, HostProviderName too (first-party services), when unset;
     - SubAccountName is the SubAccountId when the source knows no name (FOCUS: not NULL when the id is set);
     - PricingUnit is NULL when PricingQuantity is (FOCUS PricingUnit-C);
+    - PricingUnit, ConsumedUnit and CommitmentDiscountUnit in FOCUS UnitFormat where the source's unit is known (`focus_unit`);
     - SkuId (and SkuPriceId, SkuMeter) are NULL on Tax rows (FOCUS: SkuId NULL when ChargeCategory is Tax);
     - ServiceSubcategory is "Other (<ServiceCategory>)" where the mapping has none (FOCUS: never NULL);
     - the PricingCurrency* amounts are the billing ones where PricingCurrency is the BillingCurrency.
@@ -506,6 +595,14 @@ def focus_rules(table: pa.Table) -> pa.Table:
     unit = table.column("PricingUnit")
     if unit.null_count != table.num_rows:
         put("PricingUnit", pc.if_else(pc.is_null(table.column("PricingQuantity")), pa.scalar(None, pa.string()), unit))
+    for name in UNIT_COLUMNS:  # FOCUS UnitFormat, once per distinct unit
+        column = table.column(name)
+        if column.null_count != table.num_rows:
+            encoded = pc.dictionary_encode(column.combine_chunks())
+            units = encoded.dictionary.to_pylist()
+            fixed = [focus_unit(u) for u in units]
+            if fixed != units:
+                put(name, pa.DictionaryArray.from_arrays(encoded.indices, pa.array(fixed, pa.string())).cast(pa.string()))
     subcategory = table.column("ServiceSubcategory")
     if subcategory.null_count:  # FOCUS: never NULL; what the mapping does not know is "Other (<category>)"
         other = pc.binary_join_element_wise("Other (", table.column("ServiceCategory"), ")", "")

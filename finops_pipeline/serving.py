@@ -57,6 +57,15 @@ DAILY_SQL = """
 """
 
 
+def utc_connection(database: str = ":memory:", read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection whose TimeZone is UTC. A TIMESTAMPTZ's `::DATE`, `date_trunc` and `strftime`
+    follow the session's TimeZone, which DuckDB takes from the host (TZ): on a host in New York,
+    2026-11-01T00:00Z`::DATE` is 2026-10-31. FOCUS days and billing periods are UTC ones."""
+    connection = duckdb.connect(database, read_only=read_only)
+    connection.execute("SET TimeZone = 'UTC'")
+    return connection
+
+
 def grace_seconds() -> float:
     """How long a replaced catalog snapshot or serving version stays for the sessions that still read it."""
     return float(os.environ.get("FINOPS_SNAPSHOT_GRACE_SECONDS") or DEFAULT_GRACE_SECONDS)
@@ -285,7 +294,7 @@ def _compact_period(data_dir: Path, billing_period: str, files: Mapping[str, tup
     relative_daily = f"daily_by_account/billing_period={billing_period}/{version}.parquet"
     options = f"FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS}"
     columns = ", ".join(f'"{f.name}" {_duckdb_type(f.type)}' for f in COST_DAILY_SCHEMA)
-    connection = duckdb.connect()
+    connection = utc_connection()
     try:
         # The changed partitions go to a temp table (read once, checked); the others' rows come
         # straight from the previous compacted file, which no one rewrites.
@@ -440,7 +449,7 @@ def partition_totals(data_dir: Path) -> dict[str, dict[str, Decimal]]:
 def serving_totals(data_dir: Path, state: ServingState | None = None) -> dict[str, dict[str, Decimal]]:
     """Sum of BilledCost per billing period and currency, read from the serving files themselves."""
     state = state or current_state(data_dir)
-    connection = duckdb.connect()
+    connection = utc_connection()
     try:
         return {p.billing_period: _file_totals(connection, p.cost_daily)[0] for p in state.periods.values()}
     finally:

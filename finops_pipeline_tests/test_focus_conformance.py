@@ -7,6 +7,7 @@ These are the rules the table implements; the FinOps Foundation's focus_validato
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from collections import defaultdict
 from datetime import date, datetime, timezone
@@ -22,6 +23,8 @@ from finops_pipeline.schema import (
     COST_DAILY_SCHEMA,
     FOCUS_12_COLUMNS,
     MANDATORY,
+    SERVICE_SUBCATEGORY_PARENTS,
+    UNIT_COLUMNS,
     rows_to_table,
     totals_by_currency,
 )
@@ -39,6 +42,16 @@ def test_the_schema_has_every_focus_12_column_and_the_13_provider_columns() -> N
             assert column.focus_type in ("String", "Decimal", "Date/Time", "JSON"), column.name
 
 
+# FOCUS 1.2 UnitFormat: a data size or time unit, a count unit, <unit>-<plural time unit>, <unit>/<singular time unit>,
+# <quantity> <unit>, <unit>/<interval> <plural time unit>. The spec's SHOULD, checked on every unit we write.
+_SIZES = "|".join(["b", "B"] + [p + s for p in "KMGTPE" for s in ("b", "B")] + [p + "i" + s for p in "KMGTPE" for s in ("b", "B")])
+_SINGULAR = "Year|Month|Day|Hour|Minute|Second"
+_PLURAL = "Years|Months|Days|Hours|Minutes|Seconds"
+_WORD = r"[A-Za-z][A-Za-z0-9]*(?: [A-Za-z][A-Za-z0-9]*)*"
+UNIT_FORMAT = re.compile(rf"(?:{_SIZES}|{_PLURAL}|{_SINGULAR}|{_WORD})(?:-(?:{_PLURAL})|/(?:{_SINGULAR})|/[0-9]+ (?:{_PLURAL}))?"
+                         rf"|[0-9]+ (?:{_SIZES}|{_WORD})")
+
+
 def check_focus(table: pa.Table) -> None:
     """The FOCUS rules cost_daily implements, on one source's table."""
     assert {f.name: f.type for f in table.schema} == {f.name: f.type for f in COST_DAILY_SCHEMA}
@@ -54,6 +67,8 @@ def check_focus(table: pa.Table) -> None:
             assert "" not in values, f"{column.name}: '' instead of NULL"
         if column.name in ALLOWED_VALUES:
             assert set(values) - {None} <= set(ALLOWED_VALUES[column.name]), column.name
+        if column.name in UNIT_COLUMNS:
+            assert [u for u in set(values) - {None} if not UNIT_FORMAT.fullmatch(u)] == [], column.name
     for row in rows:
         assert (row["PricingUnit"] is None) == (row["PricingQuantity"] is None) or row["PricingUnit"] is None, row
         if row["PricingQuantity"] is None:
@@ -74,6 +89,8 @@ def check_focus(table: pa.Table) -> None:
             assert row["CapacityReservationStatus"] is not None, row["CapacityReservationId"]
         if row["Tags"] is not None:
             assert isinstance(json.loads(row["Tags"]), dict)
+        # ServiceSubcategory-C-004-M: one of FOCUS's values, under the row's ServiceCategory.
+        assert SERVICE_SUBCATEGORY_PARENTS.get(row["ServiceSubcategory"]) == row["ServiceCategory"], (row["ServiceName"], row["ServiceSubcategory"])
         if row["SkuPriceDetails"] is not None:
             assert isinstance(json.loads(row["SkuPriceDetails"]), dict)
         # Purchases that cover future (commitment) charges: EffectiveCost 0, amortized onto the usage.
@@ -228,3 +245,40 @@ def test_the_core_applies_the_nullability_rules() -> None:
     assert first["SubAccountName"] == "123" and first["PricingUnit"] is None
     assert first["ServiceProviderName"] == first["ProviderName"] == first["HostProviderName"]
     assert tax["SkuId"] is None
+
+
+def test_the_service_mappings_put_every_subcategory_under_its_focus_category() -> None:
+    """schema's two service mappings agree with FOCUS 1.2's parent of each subcategory (ServiceSubcategory-C-004-M), so a
+    service has one category and one subcategory whichever source names it (Amazon Redshift and BigQuery are Data
+    Warehouses, a Databases subcategory)."""
+    from finops_pipeline.schema import _SERVICE_SUBCATEGORY_RULES, service_category, service_subcategory
+
+    for fragment, subcategory in _SERVICE_SUBCATEGORY_RULES:
+        if subcategory:
+            assert SERVICE_SUBCATEGORY_PARENTS[subcategory] == service_category(fragment), fragment
+    for name in ("Amazon Redshift", "BigQuery", "Amazon Elastic File System", "Amazon ElastiCache", "AWS Lambda", "Amazon CloudFront"):
+        assert SERVICE_SUBCATEGORY_PARENTS[service_subcategory(name)] == service_category(name), name
+    assert service_category("Amazon Redshift") == "Databases"
+
+
+def test_units_are_written_in_focus_unit_format() -> None:
+    """The sources' units whose meaning is known become FOCUS UnitFormat; only the notation changes (the quantity
+    is in the same unit), and a unit not known is kept as the source wrote it."""
+    import duckdb
+
+    from finops_pipeline.schema import focus_unit, focus_unit_sql
+    from finops_pipeline_tests.test_schema import row
+
+    cases = {"Hrs": "Hours", "GB-Mo": "GB-Months", "Lambda-GB-Second": "GB-Seconds", "ReadCapacityUnit-Hrs": "ReadCapacityUnit-Hours",
+             "IOPS-Mo": "IOPS-Months", "hour": "Hours", "seconds": "Seconds", "gibibyte month": "GiB-Months", "tebibyte": "TiB",
+             "1 Hour": "Hours", "1 GB/Month": "GB-Months", "Requests": "Requests", "vCPU-Hours": "vCPU-Hours", "10K": "10K", None: None}
+    connection = duckdb.connect()
+    for source, focus_form in cases.items():
+        assert focus_unit(source) == focus_form, source
+        literal = "NULL" if source is None else "'" + source + "'"
+        assert connection.execute(f"SELECT {focus_unit_sql(literal)}").fetchone()[0] == focus_form, source
+        if focus_form not in (None, "10K"):
+            assert UNIT_FORMAT.fullmatch(focus_form), focus_form
+    table = rows_to_table([row(PricingUnit="Hrs", PricingQuantity="2", ConsumedUnit="Hrs", ConsumedQuantity="2")])
+    assert table.column("PricingUnit").to_pylist() == table.column("ConsumedUnit").to_pylist() == ["Hours"]
+    assert table.column("PricingQuantity").to_pylist() == [Decimal(2)]

@@ -115,7 +115,7 @@ def test_focus_columns(tmp_path, fmt):
             assert row[column] != "", column
     usage = by_type["Usage"][0]
     assert usage["ServiceName"] in {s for s, _, _ in sandbox_cur.SERVICES}
-    assert usage["ConsumedQuantity"] == usage["PricingQuantity"] and usage["ConsumedUnit"] == "Hrs"
+    assert usage["ConsumedQuantity"] == usage["PricingQuantity"] and usage["ConsumedUnit"] == "Hours"  # CUR's Hrs, in FOCUS UnitFormat
     assert by_type["Tax"][0]["ConsumedQuantity"] is None and by_type["Tax"][0]["RegionId"] is None
 
     # Tags: a FOCUS JSON object, empty values dropped, NULL when a line has none.

@@ -274,8 +274,14 @@ def test_rows_are_made_focus_12_conformant_without_touching_a_cost(tmp_path):
     assert {types[i] for i in types if i.startswith("arn:aws:amazonec2:")} == {"amazonec2:res"}
     # One ServiceCategory per ServiceName: the shared mapping's where the file gave two.
     assert {r["ServiceCategory"] for r in rows if r["ServiceName"] == lines[0]["ServiceName"]} == {"Compute"}
-    # ServiceSubcategory where the export gives none: FOCUS 1.2's 'Other (<ServiceCategory>)', after that category.
-    assert next(r for r in rows if r["ResourceId"] == "i-0123456789abcdef0")["ServiceSubcategory"] == "Other (Compute)"
+    # ServiceSubcategory where the export gives none: the shared mapping's (the one every source uses), under that category.
+    assert next(r for r in rows if r["ResourceId"] == "i-0123456789abcdef0")["ServiceSubcategory"] == "Virtual Machines"
+    # A subcategory under another category than the row's (the stand-in's Tax line keeps the usage line's Virtual
+    # Machines while the mapping makes Tax 'Other'): FOCUS's 'Other (<ServiceCategory>)'.
+    assert tax["ServiceSubcategory"] == "Virtual Machines" and tax_row["ServiceSubcategory"] == "Other (Other)"
+    # Units in FOCUS UnitFormat: AWS's Hrs and GB-Mo are hours and GB-months; the quantities are the export's.
+    assert {line["PricingUnit"] for line in lines} >= {"Hrs", "GB-Mo"}
+    assert {r["PricingUnit"] for r in rows} - {None} <= {"Hours", "GB-Months", "GB-Seconds"}
 
 
 def test_an_exports_own_value_wins_over_a_derivation(tmp_path):

@@ -14,6 +14,7 @@ from finops_pipeline.diagnosis import PENDING, ProviderError
 from finops_pipeline.lake import PartitionKey, read_partition, read_partition_totals
 from finops_pipeline.refresh import refresh_accounts
 from finops_pipeline.schema import totals_by_currency
+from finops_pipeline_tests.test_focus_conformance import check_native_export
 from finops_sandbox import azure_exports as ax
 
 from .conftest import account_of, entry
@@ -62,12 +63,24 @@ def test_focus_export_reads_exactly_the_newest_runs_blobs(azurite, container, tm
 
 
 def test_focus_10r2_is_read_by_its_declared_version(azurite, container, tmp_path):
-    # FocusCost 1.0r2 has neither SkuMeter nor ServiceSubcategory, and names the price list's currency x_PricingCurrency
-    lines = [{("x_PricingCurrency" if k == "PricingCurrency" else k): v for k, v in line.items() if k not in ("SkuMeter", "ServiceSubcategory")}
+    # FocusCost 1.0r2 has none of 1.2's SkuMeter, ServiceSubcategory, InvoiceId, PricingCurrency and PricingCurrency* columns:
+    # it names the meter x_SkuMeterName, the price list's currency x_PricingCurrency and the invoice x_InvoiceId.
+    only_12 = ("SkuMeter", "ServiceSubcategory", "PricingCurrency", "PricingCurrencyEffectiveCost", "PricingCurrencyListUnitPrice")
+    lines = [{**{k: v for k, v in line.items() if k not in only_12}, "x_PricingCurrency": line["PricingCurrency"], "x_InvoiceId": "G012345678"}
              for line in ax.focus_rows(PERIOD, days=2)]
     ax.deliver(container, "exports", "focus-daily", PERIOD, lines, "csv", version="1.0r2")
     pull, table = _pull(account_of(entry(container.container_name, azurite)), tmp_path)
     assert pull.metadata["focus_versions"] == ["1.0"] and totals_by_currency(table) == ax.expected_totals(lines)
+    # ... read under their 1.2 names; the PricingCurrency amounts are the billing ones where the two currencies are one.
+    rows = table.to_pylist()
+    assert {r["PricingCurrency"] for r in rows} == {"USD"} and {r["InvoiceId"] for r in rows} == {"G012345678"}
+    assert {r["SkuMeter"] for r in rows if r["ChargeCategory"] == "Usage"} == {meter for _, _, _, meter, _, _ in ax.SERVICES}
+    assert all(r["PricingCurrencyEffectiveCost"] == r["EffectiveCost"] for r in rows)
+    assert all(r["PricingCurrencyListUnitPrice"] == r["ListUnitPrice"] for r in rows)
+    assert not {"x_PricingCurrency", "x_InvoiceId", "x_SkuMeterName"} & set(pull.metadata["x_columns_dropped"])
+    # Azure's "1 Hour" and "1 GB/Month" in FOCUS UnitFormat; a subcategory for every service, under its category.
+    assert {r["PricingUnit"] for r in rows} - {None} == {"Hours", "GB-Months"}
+    check_native_export(table)
 
 
 @pytest.mark.parametrize("pascal", [False, True], ids=["mca-names", "ea-names"])

@@ -51,7 +51,8 @@ def test_detailed_table_preferred_and_rows_follow_focus(scenario, bigquery, tmp_
     assert compute["ResourceId"].endswith("/instances/web-1") and compute["ResourceName"] == "web-1"
     assert compute["Tags"] == '{"env":"prod","team":"checkout"}'
     assert compute["ServiceCategory"] == "Compute" and compute["SubAccountName"] == "Shop (prod)"
-    assert compute["ConsumedUnit"] == "seconds" and compute["PricingUnit"] == "hour"
+    # the export's "seconds" and "hour" in FOCUS UnitFormat (schema.focus_unit); the quantities as exported
+    assert compute["ConsumedUnit"] == "Seconds" and compute["PricingUnit"] == "Hours"
     # ListCost is cost_at_list; ContractedCost the cost at the account's (negotiated) prices; the unit prices
     # are the tier's, per hour, so price x PricingQuantity is the cost (FOCUS).
     compute_rows = [r for r in usage if r["ServiceName"] == "Compute Engine"]

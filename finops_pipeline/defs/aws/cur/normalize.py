@@ -32,7 +32,7 @@ from finops_pipeline.defs.aws import PROVIDER
 from finops_pipeline.defs.aws.regions import region_name_sql
 from finops_pipeline.defs.aws.resource_types import resource_type_sql
 from finops_pipeline.defs.aws.services import service_name_sql
-from finops_pipeline.schema import COLUMNS, month_bounds, service_category_sql, service_subcategory_sql
+from finops_pipeline.schema import COLUMNS, focus_unit_sql, month_bounds, service_category_sql, service_subcategory_sql
 
 MONEY_SQL = "DECIMAL(38,10)"
 # Amounts the Parquet footer proves smaller than 10^8 are cast to a 64-bit decimal instead (the same
@@ -877,9 +877,10 @@ def rollup_sql(daily: str, *, account_id: str, account_name: str, account_key: s
         "ResourceName": "CAST(NULL AS VARCHAR)",
         "SkuId": "CASE WHEN line_item_type <> 'Tax' THEN product_sku END",
         "PricingQuantity": agg("sum", "usage_amount"),
-        "PricingUnit": f"CASE WHEN {agg('sum', 'usage_amount')} IS NOT NULL THEN pricing_unit END",
+        # units in FOCUS UnitFormat ("Hrs" -> "Hours", "GB-Mo" -> "GB-Months": schema.focus_unit)
+        "PricingUnit": f"CASE WHEN {agg('sum', 'usage_amount')} IS NOT NULL THEN {focus_unit_sql('pricing_unit')} END",
         "ConsumedQuantity": f"CASE WHEN line_item_type IN {_in(USAGE_TYPES)} THEN {agg('sum', 'usage_amount')} END",
-        "ConsumedUnit": f"CASE WHEN line_item_type IN {_in(USAGE_TYPES)} THEN pricing_unit END",
+        "ConsumedUnit": f"CASE WHEN line_item_type IN {_in(USAGE_TYPES)} THEN {focus_unit_sql('pricing_unit')} END",
         "Tags": "tags",
         **{c.name: f"CAST(NULL AS {_sql_type(c)})" for c in COLUMNS if c.name in _LATER},
         **focus_12_outputs(),

@@ -36,7 +36,7 @@ SOURCE = "bigquery_export"
 ZERO = Decimal(0)
 # The version of what unified_row puts in a row. The day cache keeps rows between refreshes and is
 # dropped when its version differs, so a new mapping reaches months whose export no longer changes.
-MAPPING_VERSION = "3"  # 3: BigQuery Databases, no quantities on Tax. 2: ResourceType, zones, commitment credits, prices
+MAPPING_VERSION = "4"  # 4: units in FOCUS UnitFormat. 3: BigQuery Databases, no quantities on Tax. 2: ResourceType, zones, commitment credits, prices
 
 # Committed use discount credit types -> FOCUS CommitmentDiscountCategory.
 CUD_CATEGORIES = {"COMMITTED_USAGE_DISCOUNT": "Usage", "COMMITTED_USAGE_DISCOUNT_DOLLAR_BASE": "Spend"}

@@ -63,7 +63,7 @@ if TYPE_CHECKING:  # google-cloud-bigquery is imported where a query runs: loadi
 
 SOURCE = "focus"
 # Changed when the rows a day becomes change: a cache built by another version is read again, once.
-MAPPING_VERSION = "focus-2"  # 2: FOCUS 1.2 conformance and the derivations below
+MAPPING_VERSION = "focus-3"  # 3: units in FOCUS UnitFormat, subcategories under their category. 2: FOCUS 1.2 conformance and the derivations below
 MARGIN_DAYS = 15
 # Google's FOCUS export leaves ResourceType (and on some rows SubAccountType) NULL: ResourceType from the resource
 # name the way the billing export's source names it (bigquery_export.normalize.resource_type, once per distinct id,
