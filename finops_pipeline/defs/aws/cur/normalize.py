@@ -635,7 +635,7 @@ def _services(parts: Mapping[str, str], prefix: str) -> str:
 
 
 def needs_reaggregation(groups: list[tuple[FileLayout, list[CurFile]]]) -> bool:
-    """Whether two daily rows can meet in one final grain, so the rollup must aggregate them again.
+    """Whether the footers leave open that two daily rows meet in one final grain (then `grain_unique` looks).
 
     Each group's daily rows are unique per day, grain and raw tags (and description, when it varies: see
     `descriptions_vary`). Rows of two groups can share a grain, and two raw tag values can normalize
@@ -662,7 +662,8 @@ def daily_sql(groups: list[tuple[FileLayout, list[CurFile]]], staged: list[str] 
 
 def descriptions_vary(groups: list[tuple[FileLayout, list[CurFile]]]) -> bool:
     """Whether a group's staged rows are keyed by description too (not proven constant by its footers), so
-    one grain can have several staged rows and the rollup must aggregate them (the minimum description)."""
+    one grain can have several staged rows, which the rollup then aggregates (the minimum description) unless
+    `grain_unique` finds none in the data."""
     return any(not _is_constant(canonical_parts(layout)["line_item_line_item_description"]) for layout, _ in groups)
 
 
@@ -840,7 +841,7 @@ def rollup_sql(daily: str, *, account_id: str, account_name: str, account_key: s
     """The groups' daily pre-aggregates -> one row per day and grain, in exactly the cost_daily columns and types.
 
     Re-aggregated here because two file groups (or two raw tag sets that normalize alike) can meet in one
-    grain; `reaggregate=False` (only when `needs_reaggregation` proves no two daily rows can) maps each
+    grain; `reaggregate=False` (only when the footers or `grain_unique` prove no two daily rows do) maps each
     daily row to its output row as it is, which gives the same rows.
     """
     def agg(function: str, column: str) -> str:
