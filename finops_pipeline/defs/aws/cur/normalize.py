@@ -362,10 +362,19 @@ def _money(layout: FileLayout, name: str) -> str:
         # The narrow type: coalesce(NULL, a narrow amount) stays narrow; with a wide one it widens.
         return f"CAST(NULL AS {NARROW_MONEY_SQL})"
     if layout.kind == "csv":
+        if name in MONEY_CHECKED:
+            # TRY_CAST: a value that is no number is NULL here and flagged by `_suspect` (the same expression, so
+            # each amount is parsed once), which sends the pull to the exact checks; they refuse it.
+            return f"TRY_CAST({_csv_amount(raw)} AS {MONEY_SQL})"
         return f"CAST(NULLIF(trim({_q(raw)}), '') AS {MONEY_SQL})"
     if facts and raw in facts.narrow:
         return f"CAST({_q(raw)} AS {NARROW_MONEY_SQL})"
     return f"CAST({_q(raw)} AS {MONEY_SQL})"
+
+
+def _csv_amount(raw: str) -> str:
+    """A CSV amount's text, '' as NULL (not trimmed: the cast allows surrounding spaces, `_suspect` flags them)."""
+    return f"NULLIF({_q(raw)}, '')"
 
 
 def _utc_day(layout: FileLayout, name: str) -> str:
@@ -378,7 +387,10 @@ def _utc_day(layout: FileLayout, name: str) -> str:
     if layout.naive_start:
         return f"CAST({_q(raw)} AS DATE)"
     if layout.kind == "csv":
-        return f"CAST(CAST(NULLIF(trim({_q(raw)}), '') AS TIMESTAMPTZ) AS DATE)"
+        # CUR's own form (2026-10-01T00:00:00Z, UTC) parsed with its format, a third cheaper than the general
+        # cast, which every other form (an offset, a space, fractions) still goes through.
+        return (f"coalesce(CAST(try_strptime({_q(raw)}, '%Y-%m-%dT%H:%M:%SZ') AS DATE), "
+                f"CAST(CAST(NULLIF(trim({_q(raw)}), '') AS TIMESTAMPTZ) AS DATE))")
     return f"CAST(CAST({_q(raw)} AS TIMESTAMPTZ) AS DATE)"
 
 
@@ -398,19 +410,20 @@ def _raw_tags(layout: FileLayout) -> str:
 def _tag_parts(layout: FileLayout) -> dict[str, str]:
     """The grouping keys for the tags: `tags_raw` (a map's JSON text, or CSV's text), or, for legacy per-tag
     columns, each column as its own key (`tag_1` ...): grouping by a dozen mostly empty text columns is
-    cheaper than building a JSON array on every line; the array (`_raw_tags`) is built per staged row."""
+    cheaper than building a JSON array on every line; the array is built per distinct tuple (`_tags_join`)."""
     if layout.tag_columns and not layout.tags_map:
         return {f"tag_{i}": f"CAST({_q(raw)} AS VARCHAR)" for i, (_, raw) in enumerate(sorted(layout.tag_columns), start=1)}
     return {"tags_raw": _raw_tags(layout)}
 
 
-def _with_raw_tags(layout: FileLayout, staged: str) -> str:
-    """The staged rows with `tags_raw` (built here from the `tag_N` keys for legacy per-tag columns)."""
-    parts = _tag_parts(layout)
-    if "tags_raw" in parts:
-        return staged
-    array = "CAST(to_json([" + ", ".join(parts) + "]) AS VARCHAR)"
-    return f"(SELECT * EXCLUDE ({', '.join(parts)}), {array} AS tags_raw FROM {staged})"
+def _tags_join(layout: FileLayout, staged: str) -> str:
+    """A LEFT JOIN (alias t) of the staged rows (alias s) to their FOCUS Tags, normalized once per distinct raw
+    value: the `tags_raw` text, or the tuple of legacy `tag_N` columns (as a JSON array only per distinct tuple)."""
+    keys = list(_tag_parts(layout))
+    raw = "tags_raw" if keys == ["tags_raw"] else "CAST(to_json([" + ", ".join(keys) + "]) AS VARCHAR)"
+    on = " AND ".join(f"s.{k} IS NOT DISTINCT FROM t.{k}" for k in keys)
+    return (f"LEFT JOIN (SELECT {', '.join(keys)}, {_tags(layout, raw)} AS tags FROM (SELECT DISTINCT {', '.join(keys)} FROM {staged})) t "
+            f"ON {on}")
 
 
 def _tags(layout: FileLayout, raw: str = "tags_raw") -> str:
@@ -566,14 +579,17 @@ def _suspect(layout: FileLayout, paths: list[str]) -> str:
         column = _q(raw)
         kind = types.get(raw)
         if kind is not None and pa.types.is_floating(kind):
-            exact = f"CAST({column} AS {NARROW_MONEY_SQL if facts and raw in facts.narrow else MONEY_SQL})"
-            conditions.append(f"abs({column} - CAST({exact} AS DOUBLE)) > greatest(1e-11, abs({column}) * 1e-15)")
+            back = f"CAST(CAST({column} AS {NARROW_MONEY_SQL if facts and raw in facts.narrow else MONEY_SQL}) AS DOUBLE)"
+            # A value that comes back unchanged (nearly all) skips the tolerance arithmetic.
+            conditions.append(f"({column} <> {back} AND abs({column} - {back}) > greatest(1e-11, abs({column}) * 1e-15))")
         elif kind is None or pa.types.is_string(kind) or pa.types.is_large_string(kind):
-            text = f"NULLIF(trim(CAST({column} AS VARCHAR)), '')"
-            plain = (f"(ltrim({text}, '0123456789.+-') = '' AND ltrim({text}, '+-.') <> '' "
-                     f"AND TRY_CAST({text} AS {MONEY_SQL}) IS NOT NULL "
-                     f"AND (strpos({text}, '.') = 0 OR length(rtrim({text}, '0')) - strpos({text}, '.') <= 10))")
-            conditions.append(f"({text} IS NOT NULL AND NOT {plain})")
+            # Flagged: what does not cast, any character but digits, sign and point (an exponent, digit
+            # separators, spaces), more than 10 decimals (trailing zeros aside). The first two tests are the
+            # cheap ones that decide for AWS's 10-decimal amounts.
+            text = _csv_amount(raw) if layout.kind == "csv" else f"NULLIF(CAST({column} AS VARCHAR), '')"
+            point = f"strpos({text}, '.')"
+            conditions.append(f"({text} IS NOT NULL AND (TRY_CAST({text} AS {MONEY_SQL}) IS NULL OR regexp_matches({text}, '[^0-9.+-]') "
+                              f"OR ({point} > 0 AND length({text}) - {point} > 10 AND length(rtrim({text}, '0')) - {point} > 10)))")
         else:
             conditions.append(f"({column} IS NOT NULL AND TRY_CAST({column} AS {MONEY_SQL}) IS NULL)")
     return " OR ".join(conditions) if conditions else "false"
@@ -591,17 +607,37 @@ def _daily_select(layout: FileLayout, staged: str) -> str:
     invoice = parts["bill_invoice_id"]
     description_out = f"{description} AS description" if _is_constant(description) else "s.description"
     estimated_out = (("true" if _is_null(invoice) else "false") + " AS estimated") if _is_constant(invoice) else "s.estimated"
+    # ServiceName, ServiceCategory and ServiceSubcategory (substring rules) once per distinct product, joined back.
+    keys = [k for k in ("product_name", "product_code") if k in present]
+    if keys:
+        on = " AND ".join(f"s.{k} IS NOT DISTINCT FROM p.{k}" for k in keys)
+        services = f"LEFT JOIN (SELECT {', '.join(keys)}, {_services(parts, 'p0.')} FROM (SELECT DISTINCT {', '.join(keys)} FROM {staged}) p0) p ON {on}"
+        service_out = "p.service_name, p.service_category, p.service_subcategory"
+    else:
+        services, service_out = "", _services(parts, "")
     return f"""
-        SELECT s.day, {outputs}, t.tags,
+        SELECT s.day, {outputs}, t.tags, {service_out},
                s.{"billed" if net else "contracted"} AS billed, s.effective, s.{"list" if public else "contracted"} AS list,
                s.contracted, s.usage_amount, {description_out}, {estimated_out}, s.line_items, s.suspect
-        FROM {_with_raw_tags(layout, staged)} s
-             LEFT JOIN (SELECT tags_raw, {_tags(layout)} AS tags FROM (SELECT DISTINCT tags_raw FROM {_with_raw_tags(layout, staged)})) t
-             ON s.tags_raw IS NOT DISTINCT FROM t.tags_raw"""
+        FROM {staged} s
+             {_tags_join(layout, staged)}
+             {services}"""
+
+
+def _services(parts: Mapping[str, str], prefix: str) -> str:
+    """FOCUS ServiceName, ServiceCategory and ServiceSubcategory (never NULL: a service the mapping does not know
+    is 'Other (<its category>)') from the product name and code (`prefix`-qualified columns, or their literals)."""
+    def column(name: str) -> str:
+        return parts[name] if _is_constant(parts[name]) else f"{prefix}{name}"
+    product = f"coalesce({column('product_name')}, {column('product_code')})"
+    name = service_name_sql(f"coalesce({product}, 'Unknown')")
+    category = f"coalesce({service_category_sql(name)}, 'Other')"
+    subcategory = f"coalesce({service_subcategory_sql(product)}, 'Other (' || {category} || ')')"
+    return f"{name} AS service_name, {category} AS service_category, {subcategory} AS service_subcategory"
 
 
 def needs_reaggregation(groups: list[tuple[FileLayout, list[CurFile]]]) -> bool:
-    """Whether two daily rows can meet in one final grain, so the rollup must aggregate them again.
+    """Whether the footers leave open that two daily rows meet in one final grain (then `grain_unique` looks).
 
     Each group's daily rows are unique per day, grain and raw tags (and description, when it varies: see
     `descriptions_vary`). Rows of two groups can share a grain, and two raw tag values can normalize
@@ -617,42 +653,47 @@ def needs_reaggregation(groups: list[tuple[FileLayout, list[CurFile]]]) -> bool:
 def daily_sql(groups: list[tuple[FileLayout, list[CurFile]]], staged: list[str] | None = None) -> str:
     """Every file group's daily pre-aggregate, in one relation (the rollup's input).
 
-    `staged`: the tables `stage` wrote, one per group (the pull's path: the files were read once);
-    without it each group's pass over its files is a subquery here.
+    `staged`: the tables `stage` wrote, one per group, already in this shape (the pull's path: the files
+    were read once); without it each group's pass over its files is a subquery here.
     """
-    sources = staged or [f"({_stage_select(layout, [str(f.path) for f in files])})" for layout, files in groups]
+    if staged:
+        return "\nUNION ALL BY NAME\n".join(f"SELECT * FROM {table}" for table in staged)
+    sources = [f"({_stage_select(layout, [str(f.path) for f in files])})" for layout, files in groups]
     return "\nUNION ALL BY NAME\n".join(_daily_select(layout, source) for (layout, _), source in zip(groups, sources))
 
 
 def descriptions_vary(groups: list[tuple[FileLayout, list[CurFile]]]) -> bool:
     """Whether a group's staged rows are keyed by description too (not proven constant by its footers), so
-    one grain can have several staged rows and the rollup must aggregate them (the minimum description)."""
+    one grain can have several staged rows, which the rollup then aggregates (the minimum description) unless
+    `grain_unique` finds none in the data."""
     return any(not _is_constant(canonical_parts(layout)["line_item_line_item_description"]) for layout, _ in groups)
 
 
-def tags_collide(connection: duckdb.DuckDBPyConnection, groups: list[tuple[FileLayout, list[CurFile]]], staged: list[str]) -> bool:
-    """Whether the staged rows can meet in one final grain, looked up in the data rather than proven by footers.
+def grain_unique(connection: duckdb.DuckDBPyConnection, groups: list[tuple[FileLayout, list[CurFile]]], staged: list[str]) -> bool:
+    """Whether no two daily rows share a final grain (day, grain columns, normalized Tags), looked up in the data:
+    then the rollup needs no second aggregation, whatever the footers could not prove (tags that might
+    normalize alike, several descriptions, several file groups).
 
-    One group's staged rows are unique per day, grain and raw tag text; they stay unique after the tags
-    are normalized unless two distinct raw values normalize alike. That is checked on the distinct raw
-    values only (a few thousand, against millions of line items). Two groups can always meet.
+    Exact, not probabilistic: equal grains hash alike, so as many distinct hashes as rows means no two rows
+    share a grain (a hash collision only makes the answer False, and the rollup aggregates as before).
     """
-    if len(groups) != 1:
+    if not groups:
         return True
-    layout, table = groups[0][0], staged[0]
-    distinct, normalized = connection.execute(f"""
-        SELECT count(*), count(DISTINCT tags) + least(1, count(*) FILTER (WHERE tags IS NULL))
-        FROM (SELECT {_tags(layout)} AS tags FROM (SELECT DISTINCT tags_raw FROM {_with_raw_tags(layout, table)}))""").fetchone()
-    return distinct != normalized
+    keys = ", ".join(("day", *GRAIN, "tags"))
+    rows, distinct = connection.execute(f"SELECT count(*), count(DISTINCT hash({keys})) FROM ({daily_sql(groups, staged)})").fetchone()
+    return rows == distinct
 
 
 def stage(connection: duckdb.DuckDBPyConnection, groups: list[tuple[FileLayout, list[CurFile]]]) -> list[str]:
-    """Read each file group once into a temporary table of its daily pre-aggregate (DuckDB keeps it
-    within its memory limit, spilling to the temporary directory); returns the tables' names."""
+    """Read each file group once into a temporary table of its daily pre-aggregate, in the rollup's input
+    shape (`_daily_select`: tags and services normalized once, here, not by each query that reads it;
+    DuckDB keeps it within its memory limit, spilling to the temporary directory); returns the tables' names."""
     tables = []
     for number, (layout, files) in enumerate(groups):
         name = f"cur_stage_{number}"
-        connection.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {_stage_select(layout, [str(f.path) for f in files])}")
+        connection.execute(f"""CREATE OR REPLACE TEMP TABLE {name} AS
+            WITH staged AS MATERIALIZED ({_stage_select(layout, [str(f.path) for f in files])})
+            {_daily_select(layout, "staged")}""")
         tables.append(name)
     return tables
 
@@ -672,11 +713,11 @@ def staged_totals(connection: duckdb.DuckDBPyConnection, groups: list[tuple[File
     else:
         dated = "0"
     rows = []
-    for (layout, _), table in zip(groups, tables):
+    for table in tables:
         rows += connection.execute(f"""
             SELECT currency, line_item_type, sum(line_items), sum(billed), sum(contracted),
                    count(*) FILTER (WHERE day IS NULL) + count(*) FILTER (WHERE currency IS NULL) + {dated} + count(*) FILTER (WHERE suspect)
-            FROM ({_daily_select(layout, table)}) GROUP BY ALL""").fetchall()
+            FROM {table} GROUP BY ALL""").fetchall()
     if any(problems for *_, problems in rows):
         return raw_totals(connection, groups, billing_period)
     totals = RawTotals()
@@ -787,8 +828,8 @@ def focus_12_outputs() -> dict[str, str]:
                             "WHEN pricing_term = 'OnDemand' OR line_item_type = 'Usage' THEN 'Standard' ELSE 'Other' END"),
         # AWS prices in USD; tax, credits and refunds are charged in the billing currency.
         "PricingCurrency": f"CASE WHEN {priced} THEN 'USD' ELSE currency END",
-        # The mapping's key here; the mapping itself runs once per distinct key (`rollup_sql`'s subcategories).
-        "ServiceSubcategory": "coalesce(product_name, product_code)",
+        # The mapping runs once per distinct product (`_daily_select`).
+        "ServiceSubcategory": "service_subcategory",
         "SkuMeter": "CASE WHEN line_item_type <> 'Tax' THEN line_item_usage_type END",
         "SkuPriceId": "CASE WHEN line_item_type <> 'Tax' THEN pricing_rate_code END",
         "SubAccountType": "CASE WHEN usage_account_id IS NOT NULL THEN 'Linked Account' END",
@@ -802,7 +843,7 @@ def rollup_sql(daily: str, *, account_id: str, account_name: str, account_key: s
     """The groups' daily pre-aggregates -> one row per day and grain, in exactly the cost_daily columns and types.
 
     Re-aggregated here because two file groups (or two raw tag sets that normalize alike) can meet in one
-    grain; `reaggregate=False` (only when `needs_reaggregation` proves no two daily rows can) maps each
+    grain; `reaggregate=False` (only when the footers or `grain_unique` prove no two daily rows do) maps each
     daily row to its output row as it is, which gives the same rows.
     """
     def agg(function: str, column: str) -> str:
@@ -831,8 +872,8 @@ def rollup_sql(daily: str, *, account_id: str, account_name: str, account_key: s
         "InvoiceIssuerName": "coalesce(bill_invoicing_entity, 'Amazon Web Services')",
         "ProviderName": _lit(PROVIDER.focus_name),
         "PublisherName": f"coalesce(line_item_legal_entity, {_lit(PROVIDER.focus_name)})",
-        "ServiceName": service_name_sql("coalesce(product_name, product_code, 'Unknown')"),
-        "ServiceCategory": "CAST(NULL AS VARCHAR)",  # filled below, once per distinct service name
+        "ServiceName": "service_name",  # per distinct product (`_daily_select`)
+        "ServiceCategory": "service_category",
         "RegionId": "region",
         "RegionName": region_name_sql("region"),
         "ResourceId": "line_item_resource_id",
@@ -860,30 +901,23 @@ def rollup_sql(daily: str, *, account_id: str, account_name: str, account_key: s
     select = ",\n        ".join(f"CAST({expr} AS {casts[name]}) AS {_q(name)}" for name, expr in outputs.items())
     grouping = ("day, currency, bill_payer_account_id, bill_payer_account_name, usage_account_id, line_item_usage_account_name, "
                 "product_code, product_name, region, line_item_resource_id, line_item_type, line_item_usage_type, product_sku, "
-                "pricing_unit, bill_invoicing_entity, line_item_legal_entity, tags, " + ", ".join(GRAIN[GRAIN.index("bill_invoice_id"):]))
+                "pricing_unit, bill_invoicing_entity, line_item_legal_entity, tags, " + ", ".join(GRAIN[GRAIN.index("bill_invoice_id"):])
+                + ", service_name, service_category, service_subcategory")  # functions of the product: no extra groups
+    # Read by the output rows and the unused-commitment rows: computed once when it aggregates; otherwise
+    # inlined, so the second reader's filter (commitment fees only) is applied before the projection.
+    mode = "MATERIALIZED" if reaggregate else "NOT MATERIALIZED"
     return f"""
-    WITH rolled AS MATERIALIZED (SELECT {select}\n    FROM ({daily})\n    {"GROUP BY " + grouping if reaggregate else ""}),
-    categories AS (SELECT name, {service_category_sql("name")} AS category FROM (SELECT DISTINCT "ServiceName" AS name FROM rolled)),
-    subcategories AS (SELECT name, {service_subcategory_sql("name")} AS subcategory
-                      FROM (SELECT DISTINCT "ServiceSubcategory" AS name FROM rolled))
-    SELECT rolled.* REPLACE (CAST(coalesce(categories.category, 'Other') AS VARCHAR) AS "ServiceCategory",
-                             {_subcategory()} AS "ServiceSubcategory",
-                             {_purchase_effective()} AS "EffectiveCost",
+    WITH rolled AS {mode} (SELECT {select}\n    FROM ({daily})\n    {"GROUP BY " + grouping if reaggregate else ""})
+    SELECT rolled.* REPLACE ({_purchase_effective()} AS "EffectiveCost",
                              CASE WHEN rolled."PricingCurrency" = rolled."BillingCurrency" THEN {_purchase_effective()} END
                                  AS "PricingCurrencyEffectiveCost",
                              CASE WHEN rolled."PricingCurrency" = rolled."BillingCurrency" THEN rolled."ListUnitPrice" END
                                  AS "PricingCurrencyListUnitPrice",
                              CASE WHEN rolled."PricingCurrency" = rolled."BillingCurrency" THEN rolled."ContractedUnitPrice" END
                                  AS "PricingCurrencyContractedUnitPrice")
-    FROM rolled LEFT JOIN categories ON rolled."ServiceName" = categories.name
-         LEFT JOIN subcategories ON rolled."ServiceSubcategory" IS NOT DISTINCT FROM subcategories.name
+    FROM rolled
     UNION ALL
     {_unused_commitment()}"""
-
-
-def _subcategory() -> str:
-    """FOCUS: ServiceSubcategory is never NULL; a service the mapping does not know is 'Other (<its category>)'."""
-    return """CAST(coalesce(subcategories.subcategory, 'Other (' || coalesce(categories.category, 'Other') || ')') AS VARCHAR)"""
 
 
 def _purchase_effective() -> str:
@@ -898,9 +932,7 @@ def _unused_commitment() -> str:
     effective amount: the unused amortized upfront plus unused recurring fee): BilledCost 0, the unused
     amount as EffectiveCost, CommitmentDiscountStatus Unused. BilledCost and EffectiveCost totals stay as before."""
     zero = f"CAST(0 AS {MONEY_SQL})"
-    return f"""SELECT rolled.* REPLACE (CAST(coalesce(categories.category, 'Other') AS VARCHAR) AS "ServiceCategory",
-                             {_subcategory()} AS "ServiceSubcategory",
-                             CASE WHEN rolled."PricingCurrency" = rolled."BillingCurrency" THEN rolled."EffectiveCost" END
+    return f"""SELECT rolled.* REPLACE (CASE WHEN rolled."PricingCurrency" = rolled."BillingCurrency" THEN rolled."EffectiveCost" END
                                  AS "PricingCurrencyEffectiveCost",
                              CAST(NULL AS {MONEY_SQL}) AS "PricingCurrencyListUnitPrice",
                              CAST(NULL AS {MONEY_SQL}) AS "PricingCurrencyContractedUnitPrice",
@@ -913,8 +945,7 @@ def _unused_commitment() -> str:
                              CAST(NULL AS {MONEY_SQL}) AS "ListUnitPrice",
                              CAST(NULL AS {MONEY_SQL}) AS "PricingQuantity", CAST(NULL AS VARCHAR) AS "PricingUnit",
                              CAST(NULL AS {MONEY_SQL}) AS "ConsumedQuantity", CAST(NULL AS VARCHAR) AS "ConsumedUnit")
-    FROM rolled LEFT JOIN categories ON rolled."ServiceName" = categories.name
-         LEFT JOIN subcategories ON rolled."ServiceSubcategory" IS NOT DISTINCT FROM subcategories.name
+    FROM rolled
     WHERE rolled."x_SourceChargeType" IN {_in(COMMITMENT_FEES)} AND rolled."EffectiveCost" <> 0"""
 
 
@@ -974,6 +1005,7 @@ def _unusable_amount(layout: FileLayout, raw: str, types: Mapping[str, pa.DataTy
         return f"({column} IS NOT NULL AND TRY_CAST({column} AS {MONEY_SQL}) IS NULL)"
     text = f"NULLIF(trim(CAST({column} AS VARCHAR)), '')"
     return (f"({text} IS NOT NULL AND NOT coalesce(regexp_full_match({text}, {_lit(_EXACT_DECIMAL)}) AND regexp_matches({text}, '[0-9]') "
+            f"AND TRY_CAST({text} AS {MONEY_SQL}) IS NOT NULL "
             f"OR regexp_full_match({text}, {_lit(_EXPONENT)}) AND TRY_CAST({text} AS {MONEY_SQL}) IS NOT NULL "
             f"AND CAST(TRY_CAST({text} AS {MONEY_SQL}) AS DOUBLE) = TRY_CAST({text} AS DOUBLE), false))")
 

@@ -359,10 +359,10 @@ def pull_cur(account: Account, billing_period: str, data_dir: Path | None = None
                 normalize.daily_sql(groups, staged) if groups else _empty_daily(),
                 account_id=account.settings["account_id"], account_name=account.name, account_key=account.key,
                 billing_period=billing_period, source_updated_at=manifest.last_modified, ingested_at=ingested_at,
-                # Tags or groups that can meet (what the footers prove, else what the staged tags show), or
-                # several descriptions of one grain.
-                reaggregate=(normalize.needs_reaggregation(groups) and normalize.tags_collide(connection, groups, staged))
-                or normalize.descriptions_vary(groups))
+                # Only when daily rows can meet in one grain (tags that normalize alike, several groups or
+                # descriptions: what the footers cannot rule out) and do in the data.
+                reaggregate=(normalize.needs_reaggregation(groups) or normalize.descriptions_vary(groups))
+                and not normalize.grain_unique(connection, groups, staged))
             metadata = partition_metadata(totals.billed, {"cur_manifest": manifest.key, "cur_assembly_id": manifest.assembly_id})
             try:
                 _checked(lambda: normalize.copy_to_parquet(connection, select, target, metadata), connection, groups, manifest, store)
@@ -388,7 +388,8 @@ def _checked(run, connection, groups, manifest: Manifest, store: Store):
 def _empty_daily() -> str:
     """A delivery that lists no files (a month without usage) still writes an empty, well-typed partition."""
     money = normalize.MONEY_SQL
-    columns = {"day": "DATE", **{n: "VARCHAR" for n in normalize.GRAIN}, "tags": "VARCHAR", "billed": money,
+    columns = {"day": "DATE", **{n: "VARCHAR" for n in normalize.GRAIN}, "tags": "VARCHAR", "service_name": "VARCHAR",
+               "service_category": "VARCHAR", "service_subcategory": "VARCHAR", "billed": money,
                "effective": money, "list": money, "contracted": money, "usage_amount": money, "description": "VARCHAR",
                "estimated": "BOOLEAN"}
     return "SELECT " + ", ".join(f"CAST(NULL AS {t}) AS {n}" for n, t in columns.items()) + " WHERE false"
