@@ -296,9 +296,7 @@ def _insert_partitions(connection: duckdb.DuckDBPyConnection, files: Mapping[str
     totals_sql = "SELECT filename, BillingCurrency, sum(BilledCost) FROM period WHERE filename IS NOT NULL GROUP BY ALL"
     if not files:
         return {}, {}
-    for path, _ in files.values():
-        storage.register_duckdb(connection, path)
-        break
+    storage.register_duckdb(connection, next(iter(files.values()))[0])  # every partition is in the same lake
     before = _stat_all(files)
     connection.execute("BEGIN")
     try:
