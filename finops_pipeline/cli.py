@@ -177,7 +177,7 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"Running the pipeline on local stand-ins (Dagster home {home}, data {directory})")
     print("Some demo accounts are misconfigured on purpose: their runs end red in Dagster, and their causes and fixes are printed below.")
     from finops_pipeline.catalog import catalog_path
-    from finops_pipeline.storage import join
+    from finops_pipeline.storage import is_remote, join, work_dir
 
     dashboard: list[Path] = []
 
@@ -187,11 +187,17 @@ def _demo(args: argparse.Namespace) -> int:
 
     config = run_demo(directory, then=report)
     print(f"\nDashboard (open in a browser): {dashboard[0].absolute()}")
+    if is_remote(directory):  # the next commands must find this lake's catalog in the work directory
+        query_command = f"FINOPS_DATA_DIR={directory} FINOPS_WORK_DIR={work_dir(directory)} .venv/bin/finops-pipeline query"
+        ui_line = "make ui runs the stand-ins and the UI on a local lake (this demo's bucket on the stand-ins' S3 went with them; its catalog's tables stay)"
+    else:
+        query_command = ".venv/bin/finops-pipeline query"
+        ui_line = "make ui        (stand-ins + dagster dev on http://127.0.0.1:3000)"
     print(
         f"""
 Next:
-  Dagster UI on this data:  make ui        (stand-ins + dagster dev on http://127.0.0.1:3000)
-  SQL on the tables:        .venv/bin/finops-pipeline query "SELECT * FROM provider_cost_summary"
+  Dagster UI on this data:  {ui_line}
+  SQL on the tables:        {query_command} "SELECT * FROM provider_cost_summary"
   The files:                {catalog_path(directory)} (catalog), {join(directory, "lake")}/ (Parquet)
   The registry it used:     {config.path}"""
     )
