@@ -42,7 +42,7 @@ import pyarrow as pa
 
 from finops_pipeline import serving, storage
 from finops_pipeline.lake import _HOST, atomic_file, lake_root, list_partitions, mart_path, pid_alive
-from finops_pipeline.schema import COLUMNS
+from finops_pipeline.schema import COLUMNS, sql_literal
 from finops_pipeline.serving import DEFAULT_GRACE_SECONDS, ServingState, grace_seconds  # noqa: F401 - re-exported
 from finops_pipeline.storage import Location
 
@@ -71,10 +71,6 @@ def _duckdb_type(data_type: pa.DataType) -> str:
     if pa.types.is_boolean(data_type):
         return "BOOLEAN"
     return "VARCHAR"
-
-
-def _quote(path: Path | str) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
 
 
 SNAPSHOT_DIR = ".catalog"
@@ -183,7 +179,7 @@ def cost_daily_sql(data_dir: Location, files: list[Location] | None = None) -> s
     if files is None:
         files = [path for _, path in list_partitions(data_dir)]
     if files:
-        listed = ", ".join(_quote(f) for f in files)
+        listed = ", ".join(sql_literal(f) for f in files)
         # The typed empty first, by name: a partition written before a column existed reads it as NULL
         # (even when every file is that old), with the column's type.
         return (f"SELECT {names} FROM ({_typed_empty()} UNION ALL BY NAME "
@@ -199,7 +195,7 @@ def serving_sql(files: list[Location]) -> str:
     if not files:
         return _typed_empty()
     names = ", ".join(f'"{c.name}"' for c in COLUMNS)
-    return f"SELECT {names} FROM read_parquet([{', '.join(_quote(f) for f in files)}], hive_partitioning = false)"
+    return f"SELECT {names} FROM read_parquet([{', '.join(sql_literal(f) for f in files)}], hive_partitioning = false)"
 
 
 def register_views(connection: duckdb.DuckDBPyConnection, data_dir: Location, *, temporary: bool = False,
@@ -219,9 +215,9 @@ def register_views(connection: duckdb.DuckDBPyConnection, data_dir: Location, *,
     connection.execute(f"CREATE OR REPLACE {kind} cost_daily AS {serving_sql(snapshot.partitions)}")
     for name, path in snapshot.marts.items():
         if storage.is_remote(path) and not temporary:
-            connection.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM read_parquet({_quote(path)})")
+            connection.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM read_parquet({sql_literal(path)})")
         else:
-            connection.execute(f"CREATE OR REPLACE {kind} {name} AS SELECT * FROM read_parquet({_quote(path)})")
+            connection.execute(f"CREATE OR REPLACE {kind} {name} AS SELECT * FROM read_parquet({sql_literal(path)})")
     return snapshot
 
 

@@ -80,6 +80,7 @@ from finops_pipeline.schema import (
     month_bounds,
     service_category_sql,
     service_subcategory_sql,
+    sql_literal,
     subcategory_parent_sql,
 )
 from finops_pipeline.workdir import WorkSession
@@ -142,12 +143,8 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _lit(text: str) -> str:
-    return "'" + str(text).replace("'", "''") + "'"
-
-
 def _source(kind: str, paths: list[str]) -> str:
-    listed = "[" + ", ".join(_lit(p) for p in paths) + "]"
+    listed = "[" + ", ".join(sql_literal(p) for p in paths) + "]"
     if kind == "parquet":
         return f"read_parquet({listed}, union_by_name = true)"
     return f"read_csv({listed}, header = true, all_varchar = true, union_by_name = true, compression = 'auto')"
@@ -308,7 +305,7 @@ def _tags_map(layout: Layout) -> str:
     parts = [_as_map(layout, raw)] if raw else []
     for merged, prefix in layout.tag_merges:
         parts.append(f"map_from_entries(list_transform(map_entries({_as_map(layout, merged)}), "
-                     f"lambda e: {{'key': {_lit(prefix)} || e.key, 'value': e.value}}))")
+                     f"lambda e: {{'key': {sql_literal(prefix)} || e.key, 'value': e.value}}))")
     if not parts:
         return "CAST(NULL AS MAP(VARCHAR, VARCHAR))"
     return parts[0] if len(parts) == 1 else "map_concat(" + ", ".join(f"coalesce({p}, MAP {{}})" for p in parts) + ")"
@@ -367,7 +364,7 @@ def rollup_sql(groups: list[tuple[Layout, list[FocusFile]]], *, provider_name: s
     period_start, period_end = month_bounds(billing_period)
 
     def ts(value: datetime | None) -> str:
-        return "CAST(NULL AS TIMESTAMPTZ)" if value is None else f"CAST({_lit(value.isoformat())} AS TIMESTAMPTZ)"
+        return "CAST(NULL AS TIMESTAMPTZ)" if value is None else f"CAST({sql_literal(value.isoformat())} AS TIMESTAMPTZ)"
 
     if groups:
         lines = " UNION ALL BY NAME ".join(f"({line_select(layout, [str(f.path) for f in files])})" for layout, files in groups)
@@ -401,16 +398,16 @@ def rollup_sql(groups: list[tuple[Layout, list[FocusFile]]], *, provider_name: s
             "ChargePeriodEnd": f"{day} + INTERVAL 1 DAY",
             "BillingPeriodStart": ts(period_start),
             "BillingPeriodEnd": ts(period_end),
-            "ProviderName": f"coalesce({quoted}, {_lit(provider_name)})",
-            "PublisherName": f"coalesce({quoted}, {_lit(provider_name)})",
+            "ProviderName": f"coalesce({quoted}, {sql_literal(provider_name)})",
+            "PublisherName": f"coalesce({quoted}, {sql_literal(provider_name)})",
             # FOCUS 1.3's names, from the 1.2 provider when an export predates them (schema.focus_rules' rule)
-            "ServiceProviderName": f"coalesce({quoted}, rolled.\"ProviderName\", {_lit(provider_name)})",
-            "HostProviderName": f"coalesce({quoted}, rolled.\"ProviderName\", {_lit(provider_name)})",
-            "InvoiceIssuerName": f"coalesce({quoted}, {_lit(invoice_issuer)})",
-            "BillingAccountName": f"coalesce({quoted}, {_lit(account_name)})",
-            "x_Provider": _lit(provider_key),
-            "x_Source": _lit(source),
-            "x_AccountKey": _lit(account_key),
+            "ServiceProviderName": f"coalesce({quoted}, rolled.\"ProviderName\", {sql_literal(provider_name)})",
+            "HostProviderName": f"coalesce({quoted}, rolled.\"ProviderName\", {sql_literal(provider_name)})",
+            "InvoiceIssuerName": f"coalesce({quoted}, {sql_literal(invoice_issuer)})",
+            "BillingAccountName": f"coalesce({quoted}, {sql_literal(account_name)})",
+            "x_Provider": sql_literal(provider_key),
+            "x_Source": sql_literal(source),
+            "x_AccountKey": sql_literal(account_key),
             "x_SourceUpdatedAt": ts(source_updated_at),
             "x_IngestedAt": ts(ingested_at),
         }.get(name, quoted)
@@ -576,7 +573,7 @@ def _checks(layout: Layout, billing_period: str) -> list[tuple[str, str, str, st
     checks.append((start, f"has rows whose {start} is after the end of billing period {billing_period}",
                    f"{day} > DATE '{end.date().isoformat()}'", f"CAST({_q(start)} AS VARCHAR)"))
     category = layout.columns["ChargeCategory"]
-    allowed = "(" + ", ".join(_lit(c) for c in CHARGE_CATEGORIES) + ")"
+    allowed = "(" + ", ".join(sql_literal(c) for c in CHARGE_CATEGORIES) + ")"
     checks.append((category, f"has a {category} that is not one of {', '.join(CHARGE_CATEGORIES)}",
                    f"coalesce(CAST({_q(category)} AS VARCHAR), '') NOT IN {allowed}", f"CAST({_q(category)} AS VARCHAR)"))
     currency = layout.columns["BillingCurrency"]
@@ -667,9 +664,9 @@ def connect(temp_directory: Path, memory_limit: str = "1400MB", threads: int | N
 
 def copy_to_parquet(connection: duckdb.DuckDBPyConnection, select: str, target: Path, metadata: Mapping[str, str],
                     groups: list[tuple[Layout, list[FocusFile]]]) -> None:
-    kv = "{" + ", ".join(f"{_lit(k)}: {_lit(v)}" for k, v in metadata.items()) + "}"
+    kv = "{" + ", ".join(f"{sql_literal(k)}: {sql_literal(v)}" for k, v in metadata.items()) + "}"
     try:
-        connection.execute(f"COPY ({select}) TO {_lit(str(target))} (FORMAT parquet, COMPRESSION zstd, KV_METADATA {kv})")
+        connection.execute(f"COPY ({select}) TO {sql_literal(str(target))} (FORMAT parquet, COMPRESSION zstd, KV_METADATA {kv})")
     except duckdb.Error:
         culprit = locate_bad_file(connection, groups)
         if culprit is not None:

@@ -25,9 +25,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from finops_pipeline import serving, storage
-from finops_pipeline.catalog import _quote, connect, register_views
+from finops_pipeline.catalog import connect, register_views
 from finops_pipeline.config import FinopsConfig
 from finops_pipeline.lake import mart_path, write_table
+from finops_pipeline.schema import sql_literal
 from finops_pipeline.serving import ServingState
 from finops_pipeline.status import connection_statuses, coverage_from_daily
 
@@ -49,7 +50,7 @@ def _connection(data_dir: Path, state: ServingState | None = None) -> duckdb.Duc
 def daily_sql(state: ServingState, first: date | None = None, last: date | None = None) -> str:
     """The per-period daily aggregates of the periods holding days in [first, last] (all by default)."""
     files = state.files("daily", first, last)
-    return f"(SELECT * FROM read_parquet([{', '.join(_quote(f) for f in files)}], hive_partitioning = false))" if files else f"({_DAILY_EMPTY})"
+    return f"(SELECT * FROM read_parquet([{', '.join(sql_literal(f) for f in files)}], hive_partitioning = false))" if files else f"({_DAILY_EMPTY})"
 
 
 def _daily_connection(data_dir: Path, state: ServingState | None, today: date) -> duckdb.DuckDBPyConnection:

@@ -466,12 +466,19 @@ SERVICE_SUBCATEGORY_PARENTS: dict[str, str] = {
 
 def subcategory_parent_sql(expression: str) -> str:
     """The FOCUS 1.2 parent ServiceCategory of the ServiceSubcategory `expression` (NULL for a value FOCUS does not list)."""
-    branches = " ".join(f"WHEN {_sql_literal(sub)} THEN {_sql_literal(category)}" for sub, category in SERVICE_SUBCATEGORY_PARENTS.items())
-    return f"(CASE {expression} {branches} ELSE NULL END)"
+    return lookup_sql(expression, SERVICE_SUBCATEGORY_PARENTS)
 
 
-def _sql_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+def sql_literal(text: object) -> str:
+    """`text` as a SQL string literal (quotes doubled): the one place the SQL we build quotes a value."""
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def lookup_sql(expression: str, table: Mapping[str, str], otherwise: str = "NULL") -> str:
+    """A Python lookup table as a DuckDB CASE over `expression`: `table[value]`, else the SQL `otherwise`
+    (pass `expression` itself to keep values the table does not list)."""
+    branches = " ".join(f"WHEN {sql_literal(key)} THEN {sql_literal(value)}" for key, value in table.items())
+    return f"(CASE {expression} {branches} ELSE {otherwise} END)"
 
 
 # Units as the sources write them -> FOCUS 1.2 UnitFormat (PricingUnit, ConsumedUnit, CommitmentDiscountUnit SHOULD
@@ -507,10 +514,10 @@ def focus_unit(unit: str | None) -> str | None:
 
 def focus_unit_sql(expression: str) -> str:
     """`focus_unit` as a SQL expression over `expression` (DuckDB)."""
-    whens = " ".join(f"WHEN {_sql_literal(k)} THEN {_sql_literal(v)}" for k, v in _UNIT_NAMES.items())
+    whens = " ".join(f"WHEN {sql_literal(k)} THEN {sql_literal(v)}" for k, v in _UNIT_NAMES.items())
     other = expression
     for suffix, replacement in _UNIT_SUFFIXES:
-        other = f"regexp_replace({other}, {_sql_literal(suffix + '$')}, {_sql_literal(replacement)})"
+        other = f"regexp_replace({other}, {sql_literal(suffix + '$')}, {sql_literal(replacement)})"
     return f"(CASE lower(trim({expression})) {whens} ELSE {other} END)"
 
 

@@ -57,7 +57,7 @@ from finops_pipeline.lake import (
     read_json,
     write_json,
 )
-from finops_pipeline.schema import COST_DAILY_SCHEMA
+from finops_pipeline.schema import COST_DAILY_SCHEMA, sql_literal
 from finops_pipeline.storage import Location
 
 STATE_FILE = "state.json"
@@ -247,13 +247,9 @@ def _version() -> str:
     return f"v-{time.time_ns():020d}-{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
-def _quote(path: Path | str) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
-
-
 def _file_totals(connection: duckdb.DuckDBPyConnection, path: Location) -> tuple[dict[str, Decimal], int, date | None, date | None]:
     rows = connection.execute(f"SELECT BillingCurrency, sum(BilledCost), count(*), min(ChargePeriodStart)::DATE, max(ChargePeriodStart)::DATE "
-                              f"FROM read_parquet({_quote(path)}, hive_partitioning = false) GROUP BY ALL").fetchall()
+                              f"FROM read_parquet({sql_literal(path)}, hive_partitioning = false) GROUP BY ALL").fetchall()
     return ({c: t for c, t, *_ in rows}, sum(r[2] for r in rows), min((r[3] for r in rows), default=None), max((r[4] for r in rows), default=None))
 
 
@@ -300,7 +296,7 @@ def _insert_partitions(connection: duckdb.DuckDBPyConnection, files: Mapping[str
     before = _stat_all(files)
     connection.execute("BEGIN")
     try:
-        listed = ", ".join(_quote(files[r][0]) for r in sorted(before))
+        listed = ", ".join(sql_literal(files[r][0]) for r in sorted(before))
         connection.execute(f"INSERT INTO period BY NAME SELECT * FROM read_parquet([{listed}], union_by_name = true, filename = true, "
                            f"hive_partitioning = false)")
         scanned = _stat_all(files) == before
@@ -354,12 +350,12 @@ def _compact_period(data_dir: Location, billing_period: str, files: Mapping[str,
             partition_totals.update({r: {c: Decimal(v) for c, v in previous["partition_totals"][r].items()} for r in unchanged})
             dropped = sorted(set(previous["inputs"]) - unchanged)
             connection.execute("CREATE TEMP TABLE dropped AS SELECT unnest($drop::VARCHAR[]) AS relative", {"drop": dropped})
-            source = (f"SELECT * FROM read_parquet({_quote(storage.join(root, previous['cost_daily']))}, hive_partitioning = false) "
+            source = (f"SELECT * FROM read_parquet({sql_literal(storage.join(root, previous['cost_daily']))}, hive_partitioning = false) "
                       f"WHERE x_Provider || '/' || x_Source || '/' || x_AccountKey NOT IN (SELECT relative FROM dropped) "
                       f"UNION ALL BY NAME {source}")
         expected = _sum(list(partition_totals.values()))
         with atomic_file(storage.join(root, relative_file)) as temporary:
-            connection.execute(f"COPY (SELECT * FROM ({source}) {ORDER}) TO {_quote(temporary)} ({options})")
+            connection.execute(f"COPY (SELECT * FROM ({source}) {ORDER}) TO {sql_literal(temporary)} ({options})")
             output_totals, rows, first, last = _file_totals(connection, temporary)
             if _sum([output_totals]) != expected:
                 if incremental:  # a row not where its partition's key says: redo it from every partition
@@ -368,10 +364,10 @@ def _compact_period(data_dir: Location, billing_period: str, files: Mapping[str,
                                 f"kept the previous serving version")
             _check_serving_schema(temporary)
             held = [p for (p,) in connection.execute(f"SELECT DISTINCT strftime(BillingPeriodStart, '%Y-%m') FROM read_parquet("
-                                                     f"{_quote(temporary)}) ORDER BY 1").fetchall()]
+                                                     f"{sql_literal(temporary)}) ORDER BY 1").fetchall()]
         with atomic_file(storage.join(root, relative_daily)) as temporary:
-            source = f"read_parquet({_quote(storage.join(root, relative_file))}, hive_partitioning = false)"
-            connection.execute(f"COPY ({DAILY_SQL.format(source=source)}) TO {_quote(temporary)} (FORMAT parquet, COMPRESSION zstd)")
+            source = f"read_parquet({sql_literal(storage.join(root, relative_file))}, hive_partitioning = false)"
+            connection.execute(f"COPY ({DAILY_SQL.format(source=source)}) TO {sql_literal(temporary)} (FORMAT parquet, COMPRESSION zstd)")
     finally:
         connection.close()
     return {

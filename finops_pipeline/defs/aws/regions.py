@@ -5,6 +5,8 @@ A code not listed keeps its code as its name, so RegionName is set exactly when 
 
 from __future__ import annotations
 
+from finops_pipeline.schema import lookup_sql
+
 AWS_REGION_NAMES: dict[str, str] = {
     "us-east-1": "US East (N. Virginia)",
     "us-east-2": "US East (Ohio)",
@@ -53,5 +55,4 @@ def region_name(code: str | None) -> str | None:
 
 def region_name_sql(expression: str) -> str:
     """The same as `region_name`, as a DuckDB CASE over `expression`."""
-    branches = " ".join(f"WHEN '{code}' THEN '{name}'" for code, name in AWS_REGION_NAMES.items())
-    return f"(CASE {expression} {branches} ELSE {expression} END)"
+    return lookup_sql(expression, AWS_REGION_NAMES, expression)

@@ -10,6 +10,8 @@ these explains keeps ResourceType NULL rather than a guess (docs/aws_cur.md says
 
 from __future__ import annotations
 
+from finops_pipeline.schema import sql_literal
+
 # Bare EC2-family ids (the prefix, then 8 or 17 hex digits) -> Resource Explorer type; longer prefixes first.
 ID_PREFIXES: dict[str, str] = {
     "tgw-attach-": "ec2:transit-gateway-attachment",
@@ -37,17 +39,13 @@ PRODUCT_TYPES: dict[str, str] = {
 }
 
 
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def resource_type_sql(resource_id: str, product_code: str) -> str:
     """A DuckDB expression: the Resource Explorer type of `resource_id`, NULL when there is no id or no evidence."""
     arn_type = (f"lower(regexp_extract({resource_id}, '^arn:[^:]+:([^:]+):', 1)) || ':' || "
                 f"lower(regexp_extract({resource_id}, '^arn:[^:]+:[^:]+:[^:]*:[^:]*:([^/:]+)[/:]', 1))")
-    prefixes = " ".join(f"WHEN regexp_matches({resource_id}, {_lit('^' + prefix + '[0-9a-f]{8,17}$')}) THEN {_lit(kind)}"
+    prefixes = " ".join(f"WHEN regexp_matches({resource_id}, {sql_literal('^' + prefix + '[0-9a-f]{8,17}$')}) THEN {sql_literal(kind)}"
                         for prefix, kind in ID_PREFIXES.items())
-    products = " ".join(f"WHEN {product_code} = {_lit(code)} THEN {_lit(kind)}" for code, kind in PRODUCT_TYPES.items())
+    products = " ".join(f"WHEN {product_code} = {sql_literal(code)} THEN {sql_literal(kind)}" for code, kind in PRODUCT_TYPES.items())
     # An S3 ARN has no type segment (arn:aws:s3:::bucket): its service's one kind of resource.
     arn_without_type = f"CASE lower(regexp_extract({resource_id}, '^arn:[^:]+:([^:]+):', 1)) WHEN 's3' THEN 's3:bucket' END"
     return (f"CASE WHEN {resource_id} IS NULL OR {resource_id} = '' THEN NULL "

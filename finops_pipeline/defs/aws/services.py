@@ -8,6 +8,8 @@ cost_daily whichever AWS source an account uses.
 
 from __future__ import annotations
 
+from finops_pipeline.schema import lookup_sql
+
 # Cost Explorer SERVICE value -> CUR product name.
 COST_EXPLORER_TO_CUR: dict[str, str] = {
     "Amazon Elastic Compute Cloud - Compute": "Amazon Elastic Compute Cloud",
@@ -27,5 +29,4 @@ def service_name(name: str) -> str:
 
 def service_name_sql(expression: str) -> str:
     """`service_name` as a DuckDB CASE (CUR names pass unchanged; used so both AWS paths share one rule)."""
-    branches = " ".join(f"WHEN '{ce}' THEN '{cur}'" for ce, cur in COST_EXPLORER_TO_CUR.items() if ce != cur)
-    return f"(CASE {expression} {branches} ELSE {expression} END)"
+    return lookup_sql(expression, {ce: cur for ce, cur in COST_EXPLORER_TO_CUR.items() if ce != cur}, expression)

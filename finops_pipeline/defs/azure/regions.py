@@ -8,6 +8,8 @@ a resource type missing here keeps its ARM type (provider/type, lower case)."""
 
 from __future__ import annotations
 
+from finops_pipeline.schema import lookup_sql
+
 AZURE_REGION_NAMES: dict[str, str] = {
     "eastus": "East US", "eastus2": "East US 2", "southcentralus": "South Central US", "westus2": "West US 2",
     "westus3": "West US 3", "australiaeast": "Australia East", "southeastasia": "Southeast Asia", "northeurope": "North Europe",
@@ -48,14 +50,9 @@ AZURE_RESOURCE_TYPES: dict[str, str] = {
 }
 
 
-def _case(expression: str, table: dict[str, str]) -> str:
-    branches = " ".join(f"WHEN '{code}' THEN '{name}'" for code, name in table.items())
-    return f"(CASE {expression} {branches} ELSE {expression} END)"
-
-
 def region_name_sql(expression: str) -> str:
     """RegionName of a normalized location code (lower case, no spaces) in SQL; an unknown code is its own name."""
-    return _case(expression, AZURE_REGION_NAMES)
+    return lookup_sql(expression, AZURE_REGION_NAMES, expression)
 
 
 def arm_type_sql(resource_id: str) -> str:
@@ -74,4 +71,5 @@ def arm_type_sql(resource_id: str) -> str:
 
 def resource_type_sql(resource_id: str) -> str:
     """ResourceType as Microsoft's FOCUS export writes it (display name), else the ARM type, in SQL."""
-    return _case(arm_type_sql(resource_id), AZURE_RESOURCE_TYPES)
+    arm_type = arm_type_sql(resource_id)
+    return lookup_sql(arm_type, AZURE_RESOURCE_TYPES, arm_type)

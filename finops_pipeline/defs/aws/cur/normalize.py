@@ -34,7 +34,7 @@ from finops_pipeline.defs.aws.regions import region_name_sql
 from finops_pipeline.defs.aws.resource_types import resource_type_sql
 from finops_pipeline.defs.aws.services import service_name_sql
 from finops_pipeline.money import sum_by_currency
-from finops_pipeline.schema import COLUMNS, focus_unit_sql, month_bounds, service_category_sql, service_subcategory_sql
+from finops_pipeline.schema import COLUMNS, focus_unit_sql, month_bounds, service_category_sql, service_subcategory_sql, sql_literal
 
 MONEY_SQL = "DECIMAL(38,10)"
 # Amounts the Parquet footer proves smaller than 10^8 are cast to a 64-bit decimal instead (the same
@@ -326,12 +326,8 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _source(layout: FileLayout, paths: list[str]) -> str:
-    files = "[" + ", ".join(_lit(p) for p in paths) + "]"
+    files = "[" + ", ".join(sql_literal(p) for p in paths) + "]"
     if layout.kind == "parquet":
         return f"read_parquet({files})"
     # all_varchar: amounts stay decimal strings until the exact DECIMAL cast; no type sniffing surprises.
@@ -339,7 +335,7 @@ def _source(layout: FileLayout, paths: list[str]) -> str:
 
 
 def _csv_columns(layout: FileLayout) -> str:
-    return "{" + ", ".join(f"{_lit(n)}: 'VARCHAR'" for n in layout.header) + "}"
+    return "{" + ", ".join(f"{sql_literal(n)}: 'VARCHAR'" for n in layout.header) + "}"
 
 
 def _text(layout: FileLayout, name: str) -> str:
@@ -349,7 +345,7 @@ def _text(layout: FileLayout, name: str) -> str:
         return "CAST(NULL AS VARCHAR)"
     if facts and raw in facts.constants:  # the same value on every line: a literal, not a column to hash
         value = facts.constants[raw]
-        return f"CAST({_lit(value)} AS VARCHAR)" if value != "" else "CAST(NULL AS VARCHAR)"
+        return f"CAST({sql_literal(value)} AS VARCHAR)" if value != "" else "CAST(NULL AS VARCHAR)"
     if facts and raw in facts.nonempty:  # never '': nothing for NULLIF to do on each line
         return f"CAST({_q(raw)} AS VARCHAR)"
     return f"NULLIF(CAST({_q(raw)} AS VARCHAR), '')" if raw else "CAST(NULL AS VARCHAR)"
@@ -440,7 +436,7 @@ def _tags(layout: FileLayout, raw: str = "tags_raw") -> str:
     elif layout.tag_columns:
         keys = [key for key, _ in sorted(layout.tag_columns)]
         values = f"from_json({raw}, '[\"VARCHAR\"]')"
-        entries = "[" + ", ".join(f"{{'key': {_lit(k)}, 'value': {values}[{i}]}}" for i, k in enumerate(keys, start=1)) + "]"
+        entries = "[" + ", ".join(f"{{'key': {sql_literal(k)}, 'value': {values}[{i}]}}" for i, k in enumerate(keys, start=1)) + "]"
         if keys != sorted(keys):
             entries = f"list_sort({entries})"
     else:
@@ -745,7 +741,7 @@ def stage_and_total(connection: duckdb.DuckDBPyConnection, groups: list[tuple[Fi
 # --- FOCUS rules ------------------------------------------------------------------------------------
 
 def _in(values: Iterable[str]) -> str:
-    return "(" + ", ".join(_lit(v) for v in values) + ")"
+    return "(" + ", ".join(sql_literal(v) for v in values) + ")"
 
 
 BILLED = "coalesce(line_item_net_unblended_cost, unblended)"
@@ -833,8 +829,8 @@ def focus_12_outputs() -> dict[str, str]:
         "SkuMeter": "CASE WHEN line_item_type <> 'Tax' THEN line_item_usage_type END",
         "SkuPriceId": "CASE WHEN line_item_type <> 'Tax' THEN pricing_rate_code END",
         "SubAccountType": "CASE WHEN usage_account_id IS NOT NULL THEN 'Linked Account' END",
-        "ServiceProviderName": _lit(PROVIDER.focus_name),
-        "HostProviderName": _lit(PROVIDER.focus_name),
+        "ServiceProviderName": sql_literal(PROVIDER.focus_name),
+        "HostProviderName": sql_literal(PROVIDER.focus_name),
     }
 
 
@@ -850,7 +846,7 @@ def rollup_sql(daily: str, *, account_id: str, account_name: str, account_key: s
         return f"{function}({column})" if reaggregate else column
 
     period_start, period_end = month_bounds(billing_period)
-    ts = lambda value: f"CAST({_lit(value.isoformat())} AS TIMESTAMPTZ)"  # noqa: E731
+    ts = lambda value: f"CAST({sql_literal(value.isoformat())} AS TIMESTAMPTZ)"  # noqa: E731
     day_start = "CAST(day AS TIMESTAMPTZ)"
     outputs = {
         "BilledCost": agg("sum", "billed"),
@@ -865,13 +861,13 @@ def rollup_sql(daily: str, *, account_id: str, account_name: str, account_key: s
         "ChargeCategory": CHARGE_CATEGORY,
         "ChargeClass": f"CASE WHEN {day_start} < {ts(period_start)} THEN 'Correction' END",
         "ChargeDescription": agg("min", "description"),
-        "BillingAccountId": f"coalesce(bill_payer_account_id, {_lit(account_id)})",
-        "BillingAccountName": f"coalesce(bill_payer_account_name, {_lit(account_name)})",
+        "BillingAccountId": f"coalesce(bill_payer_account_id, {sql_literal(account_id)})",
+        "BillingAccountName": f"coalesce(bill_payer_account_name, {sql_literal(account_name)})",
         "SubAccountId": "usage_account_id",
         "SubAccountName": "coalesce(line_item_usage_account_name, usage_account_id)",
         "InvoiceIssuerName": "coalesce(bill_invoicing_entity, 'Amazon Web Services')",
-        "ProviderName": _lit(PROVIDER.focus_name),
-        "PublisherName": f"coalesce(line_item_legal_entity, {_lit(PROVIDER.focus_name)})",
+        "ProviderName": sql_literal(PROVIDER.focus_name),
+        "PublisherName": f"coalesce(line_item_legal_entity, {sql_literal(PROVIDER.focus_name)})",
         "ServiceName": "service_name",  # per distinct product (`_daily_select`)
         "ServiceCategory": "service_category",
         "RegionId": "region",
@@ -889,7 +885,7 @@ def rollup_sql(daily: str, *, account_id: str, account_name: str, account_key: s
         **focus_12_outputs(),
         "x_Provider": "'aws'",
         "x_Source": "'cur'",
-        "x_AccountKey": _lit(account_key),
+        "x_AccountKey": sql_literal(account_key),
         "x_Estimated": agg("bool_or", "estimated"),
         "x_SourceChargeType": "line_item_type",
         "x_CurrencyConversionRate": f"CAST(NULL AS {MONEY_SQL})",
@@ -1004,9 +1000,9 @@ def _unusable_amount(layout: FileLayout, raw: str, types: Mapping[str, pa.DataTy
     if kind is not None and not pa.types.is_string(kind) and not pa.types.is_large_string(kind):
         return f"({column} IS NOT NULL AND TRY_CAST({column} AS {MONEY_SQL}) IS NULL)"
     text = f"NULLIF(trim(CAST({column} AS VARCHAR)), '')"
-    return (f"({text} IS NOT NULL AND NOT coalesce(regexp_full_match({text}, {_lit(_EXACT_DECIMAL)}) AND regexp_matches({text}, '[0-9]') "
+    return (f"({text} IS NOT NULL AND NOT coalesce(regexp_full_match({text}, {sql_literal(_EXACT_DECIMAL)}) AND regexp_matches({text}, '[0-9]') "
             f"AND TRY_CAST({text} AS {MONEY_SQL}) IS NOT NULL "
-            f"OR regexp_full_match({text}, {_lit(_EXPONENT)}) AND TRY_CAST({text} AS {MONEY_SQL}) IS NOT NULL "
+            f"OR regexp_full_match({text}, {sql_literal(_EXPONENT)}) AND TRY_CAST({text} AS {MONEY_SQL}) IS NOT NULL "
             f"AND CAST(TRY_CAST({text} AS {MONEY_SQL}) AS DOUBLE) = TRY_CAST({text} AS DOUBLE), false))")
 
 
@@ -1107,8 +1103,8 @@ def connect(temp_directory: Path, memory_limit: str = "1GB", threads: int | None
 
 
 def copy_to_parquet(connection: duckdb.DuckDBPyConnection, select: str, target: Path, metadata: Mapping[str, str]) -> None:
-    kv = "{" + ", ".join(f"{_lit(k)}: {_lit(v)}" for k, v in metadata.items()) + "}"
-    connection.execute(f"COPY ({select}) TO {_lit(str(target))} (FORMAT parquet, COMPRESSION zstd, KV_METADATA {kv})")
+    kv = "{" + ", ".join(f"{sql_literal(k)}: {sql_literal(v)}" for k, v in metadata.items()) + "}"
+    connection.execute(f"COPY ({select}) TO {sql_literal(str(target))} (FORMAT parquet, COMPRESSION zstd, KV_METADATA {kv})")
 
 
 def locate_bad_file(connection: duckdb.DuckDBPyConnection, groups: list[tuple[FileLayout, list[CurFile]]]) -> CurFileError | None:

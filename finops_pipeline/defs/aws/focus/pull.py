@@ -30,6 +30,7 @@ from finops_pipeline.diagnosis import PENDING, Diagnosis, ProviderError
 from finops_pipeline.http_budget import Deadline
 from finops_pipeline.lake import partition_metadata
 from finops_pipeline.refresh import Pull
+from finops_pipeline.schema import lookup_sql
 from finops_pipeline.workdir import WorkSession
 
 SOURCE = "focus"
@@ -38,7 +39,7 @@ SOURCE = "focus"
 # so the product code that explains bare ids (an S3 bucket name) comes from the ServiceName of those products.
 _PRODUCT_CODES = {"Amazon Simple Storage Service": "AmazonS3", "Amazon CloudFront": "AmazonCloudFront", "Amazon Route 53": "AmazonRoute53"}
 DERIVED = {"ResourceType": resource_type_sql(
-    '"ResourceId"', "CASE \"ServiceName\" " + " ".join(f"WHEN '{name}' THEN '{code}'" for name, code in _PRODUCT_CODES.items()) + " END")}
+    '"ResourceId"', lookup_sql('"ServiceName"', _PRODUCT_CODES))}
 DUCKDB_MEMORY_LIMIT = "1400MB"  # FINOPS_FOCUS_MEMORY_LIMIT overrides it; DuckDB spills past it to the work directory
 
 

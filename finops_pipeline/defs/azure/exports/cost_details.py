@@ -27,7 +27,7 @@ from finops_pipeline import focus
 from finops_pipeline.defs.azure.cost_management.pull import CHARGE_TYPES
 from finops_pipeline.defs.azure.regions import region_name_sql, resource_type_sql
 from finops_pipeline.money import sum_by_currency
-from finops_pipeline.schema import service_category_sql, service_subcategory_sql
+from finops_pipeline.schema import lookup_sql, service_category_sql, service_subcategory_sql, sql_literal
 
 MONEY = focus.MONEY_SQL
 # FOCUS column -> the cost details columns that fill it, first found wins (compared case-insensitively).
@@ -92,10 +92,8 @@ def _date(raw: str, kind: str) -> str:
 
 def _case(raw: str | None, mapping: dict[str, str], default: str | None) -> str:
     if raw is None:
-        return "CAST(NULL AS VARCHAR)" if default is None else focus._lit(default)
-    key = f"lower(replace({_text(raw)}, ' ', ''))"
-    whens = " ".join(f"WHEN {focus._lit(k)} THEN {focus._lit(v)}" for k, v in mapping.items())
-    return f"CASE {key} {whens} ELSE {focus._lit(default) if default else 'NULL'} END"
+        return "CAST(NULL AS VARCHAR)" if default is None else sql_literal(default)
+    return lookup_sql(f"lower(replace({_text(raw)}, ' ', ''))", mapping, sql_literal(default) if default else "NULL")
 
 
 def convert(connection: duckdb.DuckDBPyConnection, file: focus.FocusFile, amortized: bool, target: Path) -> Converted:
@@ -163,7 +161,7 @@ def convert(connection: duckdb.DuckDBPyConnection, file: focus.FocusFile, amorti
         "ChargeDescription": _text(col["ChargeDescription"]),
         "BillingAccountId": _text(col["BillingAccountId"]),
         "BillingAccountName": _text(col["BillingAccountName"]),
-        "BillingAccountType": f"CASE WHEN {_text(col['BillingAccountId'])} IS NULL THEN NULL ELSE {focus._lit(account_type)} END",
+        "BillingAccountType": f"CASE WHEN {_text(col['BillingAccountId'])} IS NULL THEN NULL ELSE {sql_literal(account_type)} END",
         "SubAccountId": f"CASE WHEN {subscription} IS NULL THEN NULL ELSE '/subscriptions/' || lower({subscription}) END",
         "SubAccountName": _text(col["SubAccountName"]),
         "SubAccountType": f"CASE WHEN {subscription} IS NULL THEN NULL ELSE 'Subscription' END",
@@ -193,7 +191,7 @@ def convert(connection: duckdb.DuckDBPyConnection, file: focus.FocusFile, amorti
         "x_SourceChargeType": _text(col["chargeType"]),
     }
     select = ", ".join(f"CAST({expression} AS VARCHAR) AS {focus._q(name)}" for name, expression in parts.items())
-    connection.execute(f"COPY (SELECT {select} FROM {source}) TO {focus._lit(str(target))} (FORMAT parquet, COMPRESSION zstd)")
+    connection.execute(f"COPY (SELECT {select} FROM {source}) TO {sql_literal(str(target))} (FORMAT parquet, COMPRESSION zstd)")
     totals = sum_by_currency((code, total) for code, _, total in sums)
     rows = sum(count for _, count, _ in sums)
     return Converted(focus.FocusFile(file.key, target), totals, rows)
