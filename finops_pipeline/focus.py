@@ -60,6 +60,7 @@ Nothing here knows a provider: the caller passes the provider's FOCUS name and i
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -69,7 +70,7 @@ from typing import Any
 
 import duckdb
 
-from finops_pipeline import storage
+from finops_pipeline import workdir
 from finops_pipeline.diagnosis import ERROR, Diagnosis, ProviderError
 from finops_pipeline.money import sum_by_currency
 from finops_pipeline.schema import (
@@ -654,19 +655,17 @@ def describe_files(groups: list[tuple[Layout, list[FocusFile]]]) -> dict[str, An
             "columns_absent": absent if groups else [], "x_columns_dropped": sorted(dropped)}
 
 
-def connect(temp_directory: Path, memory_limit: str = "1400MB", threads: int | None = None) -> duckdb.DuckDBPyConnection:
-    connection = storage.connect_duckdb(config={"memory_limit": memory_limit, "temp_directory": str(temp_directory),
-                                                "preserve_insertion_order": False})
-    if threads:
-        connection.execute(f"SET threads = {int(threads)}")
-    return connection
+def memory_limit() -> str:
+    """The native-export readers' DuckDB memory limit: FINOPS_FOCUS_MEMORY_LIMIT, else 1400MB; past it DuckDB spills
+    to the pull's work directory."""
+    return os.environ.get("FINOPS_FOCUS_MEMORY_LIMIT") or "1400MB"
 
 
 def copy_to_parquet(connection: duckdb.DuckDBPyConnection, select: str, target: Path, metadata: Mapping[str, str],
                     groups: list[tuple[Layout, list[FocusFile]]]) -> None:
-    kv = "{" + ", ".join(f"{sql_literal(k)}: {sql_literal(v)}" for k, v in metadata.items()) + "}"
+    """`workdir.copy_to_parquet`; a failing query names the export file it could not read."""
     try:
-        connection.execute(f"COPY ({select}) TO {sql_literal(str(target))} (FORMAT parquet, COMPRESSION zstd, KV_METADATA {kv})")
+        workdir.copy_to_parquet(connection, select, target, metadata)
     except duckdb.Error:
         culprit = locate_bad_file(connection, groups)
         if culprit is not None:

@@ -16,6 +16,7 @@ import pytest
 from finops_pipeline.defs.aws.cur import normalize
 from finops_pipeline.defs.aws.cur.pull import pull_cur
 from finops_pipeline.diagnosis import ProviderError
+from finops_pipeline.workdir import spilling_duckdb
 from finops_sandbox import cur as sandbox_cur
 
 from .conftest import account_of, entry, lines_for
@@ -35,7 +36,7 @@ def _pull(root: Path, fmt: str):
 def _grain_unique(root: Path, delivery: sandbox_cur.Delivery, tmp_path: Path) -> bool:
     files = [normalize.CurFile(key, root / key) for key in delivery.data_keys]
     groups = normalize.group_files(files)
-    connection = normalize.connect(tmp_path / "spill")
+    connection = spilling_duckdb(tmp_path / "spill", "1GB")
     try:
         return normalize.grain_unique(connection, groups, normalize.stage(connection, groups))
     finally:

@@ -15,6 +15,7 @@ from finops_pipeline import focus
 from finops_pipeline.defs.aws.focus.pull import DERIVED
 from finops_pipeline.lake import _check_partition_file, partition_metadata
 from finops_pipeline.schema import COLUMN_NAMES, totals_by_currency
+from finops_pipeline.workdir import spilling_duckdb
 from finops_sandbox import focus as sf
 
 PERIOD = "2026-10"
@@ -28,7 +29,7 @@ def _write(tmp_path: Path, lines, fmt: str = "parquet", name: str = "f") -> focu
 
 
 def _read(tmp_path: Path, files, declared: str | None = None):
-    connection = focus.connect(tmp_path / "spill")
+    connection = spilling_duckdb(tmp_path / "spill", "1GB")
     groups = focus.group_files(connection, files, declared)
     totals = focus.raw_totals(connection, groups, PERIOD)
     target = tmp_path / "out.parquet"
@@ -87,7 +88,7 @@ def test_new_cost_daily_columns_are_filled_by_name(tmp_path, monkeypatch):
     monkeypatch.setattr(focus, "COLUMNS", extended)
     lines = sf.as_version(sf.rows(PERIOD, days=1), "1.0")  # 1.0: x_UsageType is SkuMeter
     file = _write(tmp_path, lines)
-    connection = focus.connect(tmp_path / "spill")
+    connection = spilling_duckdb(tmp_path / "spill", "1GB")
     groups = focus.group_files(connection, [file])
     select = focus.rollup_sql(groups, provider_name="AWS", invoice_issuer="AWS", provider_key="aws", source="focus", account_key="k",
                               account_name="A", billing_period=PERIOD, source_updated_at=None, ingested_at=datetime.now(timezone.utc))
@@ -206,7 +207,7 @@ def test_a_map_column_for_a_text_column_is_kept_as_json(tmp_path, monkeypatch):
     lines = sf.rows(PERIOD, days=1)
     lines[0]["x_Discounts"] = {"bundled": "-0.5"}
     file = _write(tmp_path, lines)
-    connection = focus.connect(tmp_path / "spill")
+    connection = spilling_duckdb(tmp_path / "spill", "1GB")
     groups = focus.group_files(connection, [file])
     select = focus.rollup_sql(groups, provider_name="AWS", invoice_issuer="AWS", provider_key="aws", source="focus", account_key="k",
                               account_name="A", billing_period=PERIOD, source_updated_at=None, ingested_at=datetime.now(timezone.utc))
@@ -286,7 +287,7 @@ def test_rows_are_made_focus_12_conformant_without_touching_a_cost(tmp_path):
 
 def test_an_exports_own_value_wins_over_a_derivation(tmp_path):
     lines = [{**line, "ResourceType": "Virtual Machine"} if line["ChargeCategory"] == "Usage" else line for line in sf.rows(PERIOD, days=1)]
-    connection = focus.connect(tmp_path / "spill")
+    connection = spilling_duckdb(tmp_path / "spill", "1GB")
     groups = focus.group_files(connection, [_write(tmp_path, lines)])
     select = focus.rollup_sql(groups, provider_name="AWS", invoice_issuer="AWS", provider_key="aws", source="focus", account_key="k",
                               account_name="Acme", billing_period=PERIOD, source_updated_at=None,

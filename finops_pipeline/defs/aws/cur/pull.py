@@ -36,7 +36,7 @@ from finops_pipeline.http_budget import Deadline
 from finops_pipeline.lake import partition_metadata
 from finops_pipeline.refresh import Pull
 from finops_pipeline.schema import month_bounds
-from finops_pipeline.workdir import WorkSession  # the private download directory and connection, shared with the other downloading pulls
+from finops_pipeline.workdir import WorkSession, copy_to_parquet  # the private download directory and connection, shared with the other downloading pulls
 
 SOURCE = "cur"
 # Bounded memory per refresh: DuckDB spills past this to the temporary directory, so a month of any size
@@ -334,7 +334,7 @@ def pull_cur(account: Account, billing_period: str, data_dir: Path | None = None
         manifest = latest_manifest(store, account, billing_period)
         files, fetched = fetch_files(store, manifest, work.dir)
         groups = normalize.group_files(files)
-        connection = work.connect(lambda spill: normalize.connect(spill, os.environ.get("FINOPS_CUR_MEMORY_LIMIT") or DUCKDB_MEMORY_LIMIT))
+        connection = work.connect(os.environ.get("FINOPS_CUR_MEMORY_LIMIT") or DUCKDB_MEMORY_LIMIT)
         # One read of the files: the daily pre-aggregate into temporary tables, the totals from them.
         staged, totals = _checked(lambda: normalize.stage_and_total(connection, groups, billing_period), connection, groups, manifest, store)
 
@@ -365,7 +365,7 @@ def pull_cur(account: Account, billing_period: str, data_dir: Path | None = None
                 and not normalize.grain_unique(connection, groups, staged))
             metadata = partition_metadata(totals.billed, {"cur_manifest": manifest.key, "cur_assembly_id": manifest.assembly_id})
             try:
-                _checked(lambda: normalize.copy_to_parquet(connection, select, target, metadata), connection, groups, manifest, store)
+                _checked(lambda: copy_to_parquet(connection, select, target, metadata), connection, groups, manifest, store)
             except normalize.CurFileError as exc:
                 raise file_error(exc, manifest, store) from None
         finally:
@@ -388,8 +388,7 @@ def _checked(run, connection, groups, manifest: Manifest, store: Store):
 def _empty_daily() -> str:
     """A delivery that lists no files (a month without usage) still writes an empty, well-typed partition."""
     money = normalize.MONEY_SQL
-    columns = {"day": "DATE", **{n: "VARCHAR" for n in normalize.GRAIN}, "tags": "VARCHAR", "service_name": "VARCHAR",
-               "service_category": "VARCHAR", "service_subcategory": "VARCHAR", "billed": money,
+    columns = {"day": "DATE", **{n: "VARCHAR" for n in (*normalize.GRAIN, "tags", *normalize.LOOKUP_COLUMNS)}, "billed": money,
                "effective": money, "list": money, "contracted": money, "usage_amount": money, "description": "VARCHAR",
                "estimated": "BOOLEAN"}
     return "SELECT " + ", ".join(f"CAST(NULL AS {t}) AS {n}" for n, t in columns.items()) + " WHERE false"

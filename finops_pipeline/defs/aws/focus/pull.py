@@ -10,7 +10,6 @@ the latest manifest lists, so a re-delivered month never counts twice.
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -40,7 +39,6 @@ SOURCE = "focus"
 _PRODUCT_CODES = {"Amazon Simple Storage Service": "AmazonS3", "Amazon CloudFront": "AmazonCloudFront", "Amazon Route 53": "AmazonRoute53"}
 DERIVED = {"ResourceType": resource_type_sql(
     '"ResourceId"', lookup_sql('"ServiceName"', _PRODUCT_CODES))}
-DUCKDB_MEMORY_LIMIT = "1400MB"  # FINOPS_FOCUS_MEMORY_LIMIT overrides it; DuckDB spills past it to the work directory
 
 
 def export_root(account: Account) -> str:
@@ -77,7 +75,7 @@ def pull_focus(account: Account, billing_period: str, data_dir: Path | None = No
         manifest = latest_manifest(store, account, billing_period)
         fetched_files, fetched = fetch_files(store, manifest, work.dir)
         files = [focus.FocusFile(f.key, f.path) for f in fetched_files]
-        connection = work.connect(lambda spill: focus.connect(spill, os.environ.get("FINOPS_FOCUS_MEMORY_LIMIT") or DUCKDB_MEMORY_LIMIT))
+        connection = work.connect(focus.memory_limit())
         groups = focus.group_files(connection, files)
         totals = focus.raw_totals(connection, groups, billing_period)
 

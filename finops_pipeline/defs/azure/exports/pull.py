@@ -18,7 +18,6 @@ shared FOCUS reader (finops_pipeline.focus); cost details files are first projec
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -40,7 +39,6 @@ from finops_pipeline.workdir import WorkSession
 
 SOURCE = "exports"
 TITLE = "Azure cost export"
-DUCKDB_MEMORY_LIMIT = "1400MB"  # FINOPS_FOCUS_MEMORY_LIMIT overrides it; DuckDB spills past it to the work directory
 DATASET_TYPES = {"focus": ("FocusCost",), "actual": ("ActualCost", "Usage"), "amortized": ("AmortizedCost",)}
 _FOLDER = re.compile(r"(\d{8})-(\d{8})")
 
@@ -260,7 +258,7 @@ def pull_exports(account: Account, billing_period: str, data_dir: Path | None = 
                     fetched += size
             finally:
                 store.close()
-        connection = work.connect(lambda spill: focus.connect(spill, os.environ.get("FINOPS_FOCUS_MEMORY_LIMIT") or DUCKDB_MEMORY_LIMIT))
+        connection = work.connect(focus.memory_limit())
         raw_billed: dict[str, Decimal] | None = None
         effective: dict[str, Decimal] = {}
         if cost_details_kind:

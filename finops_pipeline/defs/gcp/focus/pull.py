@@ -174,7 +174,7 @@ def unified_days(lines: list[dict[str, Any]], columns: dict[str, str], table: Fo
     arrays = {name: pa.array([line[name] for line in lines], _arrow_type(kind)) for name, kind in columns.items()}
     path = work.dir / "lines.parquet"
     pq.write_table(pa.table(arrays), path)
-    connection = work.connect(focus.connect)
+    connection = work.connect(focus.memory_limit())
     ids = sorted({str(line["ResourceId"]) for line in lines if line.get("ResourceId")})
     connection.register(RESOURCE_TYPES, pa.table({"id": pa.array(ids, pa.string()),
                                                   "type": pa.array([resource_type(i) for i in ids], pa.string())}))
