@@ -53,14 +53,11 @@ def make_workdir(data_dir: Path | str | None, kind: str = "cur") -> Path:
     return Path(tempfile.mkdtemp(prefix=f"{kind}-{os.getpid()}-{secrets.token_hex(4)}-", dir=root))
 
 
-def spilling_duckdb(temp_directory: Path, memory_limit: str, threads: int | None = None) -> duckdb.DuckDBPyConnection:
+def spilling_duckdb(temp_directory: Path, memory_limit: str) -> duckdb.DuckDBPyConnection:
     """A DuckDB session (UTC, `storage.connect_duckdb`) that spills to `temp_directory` instead of growing past
     `memory_limit`: the pulls that read whole exports stay within their memory whatever the export's size."""
-    connection = connect_duckdb(config={"memory_limit": memory_limit, "temp_directory": str(temp_directory),
-                                        "preserve_insertion_order": False})
-    if threads:
-        connection.execute(f"SET threads = {int(threads)}")
-    return connection
+    return connect_duckdb(config={"memory_limit": memory_limit, "temp_directory": str(temp_directory),
+                                  "preserve_insertion_order": False})
 
 
 def copy_to_parquet(connection: duckdb.DuckDBPyConnection, select: str, target: Path, metadata: Mapping[str, str]) -> None:

@@ -541,9 +541,9 @@ def _stage_select(layout: FileLayout, paths: list[str]) -> str:
     # A varying description is a group key here (its minimum is taken by the rollup's second aggregation,
     # over the much smaller staged rows). Keyed by its hash with min() of the text instead, the grouping costs
     # a sixth less CPU on 2 million legacy lines, but the per-group copies of the text live outside DuckDB's
-    # memory limit: 40 million lines peaked at 1,538 MiB and took twice the CPU (measured). min() of text over groups keyed without
-    # the description costs several times the grouping itself on real CUR (measured). A constant (or absent)
-    # description is every group's min; a constant (or absent) invoice id marks all or none estimated.
+    # memory limit: 40 million lines then peaked at 1,538 MiB and took twice the CPU (measured). min() of text
+    # over groups keyed without the description costs several times the grouping itself (measured). A constant
+    # (or absent) description is every group's min; a constant (or absent) invoice id marks all or none estimated.
     description_key = "" if _is_constant(parts["line_item_line_item_description"]) else "line_item_line_item_description AS description,"
     estimated_agg = "" if _is_constant(parts["bill_invoice_id"]) else "bool_or(bill_invoice_id IS NULL) AS estimated,"
     suspect = _suspect(layout, paths)
