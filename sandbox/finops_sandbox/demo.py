@@ -97,6 +97,10 @@ def running_sandbox(data_dir: Path, now: datetime, base_port: int | None = None)
         for offset, provider in enumerate(providers):
             provider.start(base_port + offset if base_port else 0)
             started.append(provider)
+        # moto keeps its state per process, shared by every moto server in it: a demo run earlier in this process
+        # left its buckets and its queued Cost Explorer answers, which this run's accounts would be served. The
+        # stand-ins create nothing until they seed, so one reset here starts every moto-backed one empty.
+        next(p.moto for p in providers if isinstance(p, AwsDemo) and p.moto is not None).reset()
         accounts = [entry for provider in providers for entry in provider.accounts(now)]
         for provider in providers:
             os.environ.update(provider.environment())
