@@ -133,11 +133,11 @@ def bare_query(root: Path, fmt: str) -> str:
 def run_duckdb(root: Path, out: Path, fmt: str, query: str) -> int:
     import tempfile as tf
 
-    from finops_pipeline.defs.aws.cur.pull import DUCKDB_MEMORY_LIMIT
+    from finops_pipeline.defs.aws.cur.pull import memory_limit
     from finops_pipeline.workdir import spilling_duckdb
 
     with tf.TemporaryDirectory() as spill:  # the same session settings as ours
-        connection = spilling_duckdb(Path(spill), os.environ.get("FINOPS_CUR_MEMORY_LIMIT") or DUCKDB_MEMORY_LIMIT)
+        connection = spilling_duckdb(Path(spill), memory_limit())
         connection.execute(f"COPY ({query}) TO '{out}' (FORMAT parquet, COMPRESSION zstd)")
         connection.close()
     return 0  # not counted (a count would read CSV files again); the report uses ours' count

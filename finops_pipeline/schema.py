@@ -514,11 +514,10 @@ def focus_unit(unit: str | None) -> str | None:
 
 def focus_unit_sql(expression: str) -> str:
     """`focus_unit` as a SQL expression over `expression` (DuckDB)."""
-    whens = " ".join(f"WHEN {sql_literal(k)} THEN {sql_literal(v)}" for k, v in _UNIT_NAMES.items())
     other = expression
     for suffix, replacement in _UNIT_SUFFIXES:
         other = f"regexp_replace({other}, {sql_literal(suffix + '$')}, {sql_literal(replacement)})"
-    return f"(CASE lower(trim({expression})) {whens} ELSE {other} END)"
+    return lookup_sql(f"lower(trim({expression}))", _UNIT_NAMES, other)
 
 
 UNIT_COLUMNS = ("PricingUnit", "ConsumedUnit", "CommitmentDiscountUnit")

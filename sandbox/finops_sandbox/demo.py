@@ -24,7 +24,7 @@ import yaml
 
 from finops_pipeline import storage
 from finops_pipeline.config import FinopsConfig, load_config
-from finops_sandbox.aws import AwsDemo
+from finops_sandbox.aws import AwsDemo, MotoSandbox
 from finops_sandbox.azure import AzureDemo
 from finops_sandbox.azure_exports import AzureExportsDemo
 from finops_sandbox.cur import AwsCurDemo
@@ -69,6 +69,11 @@ def sandbox_config_path(data_dir: Path | str) -> Path:
 LAKE_ENDPOINT_VARIABLES = ("FINOPS_LAKE_S3_ENDPOINT", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
 
 
+def _aws_moto(providers: list[DemoProvider]) -> MotoSandbox:
+    """The AWS stand-in's moto server (the demo's first; every moto server in the process shares its state)."""
+    return next(p.moto for p in providers if isinstance(p, AwsDemo) and p.moto is not None)
+
+
 def lake_on_sandbox(data_dir: Path | str, providers: list[DemoProvider]) -> None:
     """An s3:// lake without an endpoint of its own: point it at the AWS stand-in's moto, create the bucket."""
     if not storage.is_remote(data_dir) or not str(data_dir).startswith(("s3://", "s3a://")):
@@ -77,7 +82,7 @@ def lake_on_sandbox(data_dir: Path | str, providers: list[DemoProvider]) -> None
         return
     import boto3
 
-    moto = next(p.moto for p in providers if isinstance(p, AwsDemo) and p.moto is not None)
+    moto = _aws_moto(providers)
     os.environ["FINOPS_LAKE_S3_ENDPOINT"] = moto.url
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     for name, value in (("AWS_ACCESS_KEY_ID", "sandbox-lake"), ("AWS_SECRET_ACCESS_KEY", "sandbox-lake")):
@@ -100,7 +105,7 @@ def running_sandbox(data_dir: Path, now: datetime, base_port: int | None = None)
         # moto keeps its state per process, shared by every moto server in it: a demo run earlier in this process
         # left its buckets and its queued Cost Explorer answers, which this run's accounts would be served. The
         # stand-ins create nothing until they seed, so one reset here starts every moto-backed one empty.
-        next(p.moto for p in providers if isinstance(p, AwsDemo) and p.moto is not None).reset()
+        _aws_moto(providers).reset()
         accounts = [entry for provider in providers for entry in provider.accounts(now)]
         for provider in providers:
             os.environ.update(provider.environment())

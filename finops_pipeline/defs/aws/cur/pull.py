@@ -44,8 +44,14 @@ SOURCE = "cur"
 # 40-million-line real-shaped month, 1200MB keeps it under 1.5 GB (see docs/aws_cur.md).
 # FINOPS_CUR_MEMORY_LIMIT (a DuckDB size like "3GB") overrides it.
 DUCKDB_MEMORY_LIMIT = "1200MB"
+
 # s3transfer streams ranged GETs to disk in chunks; a few in flight keeps memory flat.
 TRANSFER_SETTINGS = {"multipart_chunksize": 16 * 1024 * 1024, "max_concurrency": 4, "max_io_queue": 32}
+
+
+def memory_limit() -> str:
+    """The CUR rollup's DuckDB memory limit: FINOPS_CUR_MEMORY_LIMIT, else DUCKDB_MEMORY_LIMIT."""
+    return os.environ.get("FINOPS_CUR_MEMORY_LIMIT") or DUCKDB_MEMORY_LIMIT
 
 
 # --- where the report lives -------------------------------------------------------------------------
@@ -334,7 +340,7 @@ def pull_cur(account: Account, billing_period: str, data_dir: Path | None = None
         manifest = latest_manifest(store, account, billing_period)
         files, fetched = fetch_files(store, manifest, work.dir)
         groups = normalize.group_files(files)
-        connection = work.connect(os.environ.get("FINOPS_CUR_MEMORY_LIMIT") or DUCKDB_MEMORY_LIMIT)
+        connection = work.connect(memory_limit())
         # One read of the files: the daily pre-aggregate into temporary tables, the totals from them.
         staged, totals = _checked(lambda: normalize.stage_and_total(connection, groups, billing_period), connection, groups, manifest, store)
 
